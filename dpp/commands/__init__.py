@@ -1,0 +1,1 @@
+"""One module per ``dpp`` sub-command; :mod:`dpp.cli` registers them."""
