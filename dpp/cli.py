@@ -13,6 +13,7 @@ import typer
 
 from dpp import __version__
 from dpp.commands import pack as _pack
+from dpp.commands import rtl as _rtl
 
 app = typer.Typer(
     name="dpp",
@@ -39,6 +40,7 @@ def main(
 
 
 app.command("pack")(_pack.pack)
+app.command("rtl")(_rtl.rtl)
 # Later issues register here: train, export, compare, rtl, sim, sweep, report, flow.
 
 

@@ -1,0 +1,55 @@
+"""``dpp rtl``: generate the Verilog of one array (kofn, dense or csr) plus its params.json, and lint it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from dpp.errors import SimulationError
+from rtl.params import ArrayParams
+
+
+def run_rtl(params: ArrayParams, out: Path, lint: bool = True) -> tuple[Path, object | None]:
+    """Write ``<out>/<top>.v`` + ``params.json``; lint it when asked (failing lint raises).
+
+    Amaranth is imported here, not at module level, so other ``dpp`` commands start fast.
+    """
+    from rtl.verilog import generate_verilog, lint_verilog
+
+    path = generate_verilog(params, out)
+    if not lint:
+        return path, None
+    result = lint_verilog(path, params.top_name)
+    if not result.ok:
+        raise SimulationError(f"verilator lint failed on {path}:\n{result.output}")
+    return path, result
+
+
+def rtl(
+    arch: str = typer.Option(..., "--arch", help="kofn (the design under study), dense or csr (baselines)."),
+    k: int = typer.Option(..., "--k", help="Multipliers per PE (and kept slots per group for kofn)."),
+    n: int = typer.Option(..., "--n", help="Slots per group (kofn); any k < n for the baselines."),
+    pes: int = typer.Option(..., "--pes", help="PEs (output rows in parallel)."),
+    weight_bits: int = typer.Option(8, "--weight-bits", help="Signed bits per weight."),
+    act_bits: int = typer.Option(8, "--act-bits", help="Signed bits per activation."),
+    out_bits: int = typer.Option(8, "--out-bits", help="Signed bits per output."),
+    block: int = typer.Option(1, "--block", help="Columns per slot (kofn only): 1, or kh*kw for kernels."),
+    acc_bits: int = typer.Option(0, "--acc-bits", help="Accumulator bits; 0 = the reference model's safe width."),
+    max_rows: int = typer.Option(64, "--max-rows", help="Largest layer: output rows."),
+    max_cols: int = typer.Option(64, "--max-cols", help="Largest layer: input columns."),
+    max_batch: int = typer.Option(4, "--max-batch", help="Largest batch of input vectors per run."),
+    max_nnz: int = typer.Option(0, "--max-nnz", help="csr: most non-zeros one PE stores (0 = full rows)."),
+    out: Path = typer.Option(..., "--out", help="Folder for <top>.v and params.json."),
+    lint: bool = typer.Option(True, "--lint/--no-lint", help="Run verilator --lint-only on the result."),
+) -> None:
+    """Generate the Verilog of one array from Amaranth (deterministic, parameters in its header)."""
+    params = ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=weight_bits, act_bits=act_bits,
+                         out_bits=out_bits, block=block, acc_bits=acc_bits, max_rows=max_rows,
+                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz)
+    path, result = run_rtl(params, out, lint)
+    typer.echo(f"wrote {path} and {path.with_name('params.json')} (top module {params.top_name})")
+    if result is not None:
+        from rtl.verilog import LINT_WAIVERS
+
+        typer.echo(f"verilator lint: clean (waived: {', '.join(LINT_WAIVERS)})")

@@ -1,0 +1,199 @@
+"""Control shared by all arrays: run FSM (start/busy/done), layer registers, counters, output banks."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dpp.checks import check_int
+from rtl.blocks import Requantiser
+from rtl.layout import COUNTER_BITS, COUNTERS, REGISTER_NAMES, SEL_BITS, SEL_REG, Layout, addr_bits
+
+
+class RunControl(wiring.Component):
+    """``start`` (ignored while busy) launches a run; ``busy`` stays high until ``drain`` cycles after the
+    sequencer's last issue (``last_issue``), then ``done`` rises and stays high until the next start."""
+
+    def __init__(self, drain: int) -> None:
+        self.drain = check_int("drain", drain, lo=1, hi=255)
+        super().__init__({
+            "start": In(1), "last_issue": In(1),
+            "launch": Out(1), "busy": Out(1), "done": Out(1),
+        })
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        countdown = Signal(range(self.drain + 1))
+        m.d.comb += self.launch.eq(self.start & ~self.busy)
+
+        with m.If(self.launch):
+            m.d.sync += [self.busy.eq(1), self.done.eq(0), countdown.eq(0)]
+        with m.Elif(self.last_issue):
+            m.d.sync += countdown.eq(self.drain)
+        with m.Elif(countdown == 1):
+            m.d.sync += [countdown.eq(0), self.busy.eq(0), self.done.eq(1)]
+        with m.Elif(countdown != 0):
+            m.d.sync += countdown.eq(countdown - 1)
+        return m
+
+
+class RegisterFile(wiring.Component):
+    """The run-time layer registers an array reads, written through the load port (``load_sel = SEL_REG``)."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        members = load_members(layout)
+        members.update({name: Out(layout.register_bits(name)) for name in layout.registers})
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        selected = self.load_en & (self.load_sel == SEL_REG)
+        for name in self.layout.registers:
+            reg = getattr(self, name)
+            with m.If(selected & (self.load_addr == REGISTER_NAMES.index(name))):
+                m.d.sync += reg.eq(self.load_data[:len(reg)])
+        return m
+
+
+class CounterBank(wiring.Component):
+    """The seven 48-bit performance counters: cleared on ``clear``, ``cycles`` counts ``busy`` cycles and
+    every other counter adds its ``inc_<name>`` each cycle."""
+
+    def __init__(self, inc_bits: dict[str, int]) -> None:
+        want = set(COUNTERS) - {"cycles"}
+        if set(inc_bits) != want:
+            raise ValueError(f"inc_bits must name exactly {sorted(want)} (got {sorted(inc_bits)})")
+        self.inc_bits = dict(inc_bits)
+        members = {"clear": In(1), "busy": In(1)}
+        members.update({f"inc_{name}": In(bits) for name, bits in inc_bits.items()})
+        members.update({name: Out(COUNTER_BITS) for name in COUNTERS})
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        with m.If(self.clear):
+            m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]
+        with m.Else():
+            m.d.sync += self.cycles.eq(self.cycles + self.busy)
+            for name in self.inc_bits:
+                counter = getattr(self, name)
+                m.d.sync += counter.eq(counter + getattr(self, f"inc_{name}"))
+        return m
+
+
+class OutputBanks(wiring.Component):
+    """One output memory bank per PE (each PE writes its own rows, so they never contend), read through
+    ``out_addr = (word << pe_bits) | pe`` with one cycle of latency."""
+
+    def __init__(self, layout: Layout) -> None:
+        self.layout = layout
+        p = layout.params
+        self.word_bits = addr_bits(layout.out_depth)
+        members = {"out_addr": In(layout.out_addr_bits), "out_data": Out(signed(p.out_bits))}
+        for pe in range(p.pes):
+            members[f"w{pe}_en"] = In(1)
+            members[f"w{pe}_addr"] = In(self.word_bits)
+            members[f"w{pe}_data"] = In(signed(p.out_bits))
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        p, pe_bits = self.layout.params, self.layout.pe_bits
+        bank = Signal(max(1, pe_bits))
+        datas = []
+        for pe in range(p.pes):
+            mem = Memory(shape=signed(p.out_bits), depth=self.layout.out_depth, init=[])
+            m.submodules[f"out{pe}"] = mem
+            wr, rd = mem.write_port(), mem.read_port()
+            m.d.comb += [
+                wr.en.eq(getattr(self, f"w{pe}_en")),
+                wr.addr.eq(getattr(self, f"w{pe}_addr")),
+                wr.data.eq(getattr(self, f"w{pe}_data")),
+                rd.addr.eq(self.out_addr[pe_bits:]),
+            ]
+            datas.append(rd.data)
+        if pe_bits:
+            m.d.sync += bank.eq(self.out_addr[:pe_bits])
+            padded = datas + [datas[-1]] * ((1 << pe_bits) - p.pes)  # addresses past the last PE: no case hole
+            m.d.comb += self.out_data.eq(Array(padded)[bank])
+        else:
+            m.d.comb += self.out_data.eq(datas[0])
+        return m
+
+
+def load_members(layout: Layout) -> dict[str, In]:
+    """The load port (arrays and the PEs that decode their own writes)."""
+    return {"load_en": In(1), "load_sel": In(SEL_BITS), "load_addr": In(layout.load_addr_bits),
+            "load_data": In(layout.load_data_bits)}
+
+
+def array_members(layout: Layout) -> dict[str, In | Out]:
+    """The ports every array has (docs/CONTRACTS.md, "Hardware"): load port, run control, output read,
+    and the seven counters."""
+    members = {
+        **load_members(layout),
+        "start": In(1), "busy": Out(1), "done": Out(1),
+        "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(layout.params.out_bits)),
+    }
+    members.update({name: Out(COUNTER_BITS) for name in COUNTERS})
+    return members
+
+
+def forward_load(m: Module, src: wiring.Component, dst: wiring.Component) -> None:
+    """Drive ``dst``'s load port from ``src``'s (the array's) load port."""
+    m.d.comb += [getattr(dst, name).eq(getattr(src, name))
+                 for name in ("load_en", "load_sel", "load_addr", "load_data")]
+
+
+def build_shell(m: Module, array: wiring.Component, layout: Layout, drain: int
+                ) -> tuple[RegisterFile, RunControl, CounterBank, OutputBanks]:
+    """Instantiate and wire the parts every array shares: registers, run control, counters, output banks.
+
+    The caller drives ``ctrl.last_issue``, the counters' ``inc_*`` and the output banks' write ports.
+    """
+    regs, ctrl, outs = RegisterFile(layout), RunControl(drain), OutputBanks(layout)
+    counters = CounterBank(increment_bits(layout))
+    m.submodules.regs, m.submodules.ctrl = regs, ctrl
+    m.submodules.counters, m.submodules.outs = counters, outs
+    forward_load(m, array, regs)
+    m.d.comb += [
+        ctrl.start.eq(array.start), array.busy.eq(ctrl.busy), array.done.eq(ctrl.done),
+        counters.clear.eq(ctrl.launch), counters.busy.eq(ctrl.busy),
+        outs.out_addr.eq(array.out_addr), array.out_data.eq(outs.out_data),
+    ]
+    m.d.comb += [getattr(array, name).eq(getattr(counters, name)) for name in COUNTERS]
+    return regs, ctrl, counters, outs
+
+
+def increment_bits(layout: Layout) -> dict[str, int]:
+    """Widths of the per-cycle counter increments (largest possible increment per cycle)."""
+    p, lanes = layout.params, layout.params.pes * layout.params.k
+    most = {
+        "mac_ops": lanes, "lane_idle_cycles": lanes,
+        "weight_bits_read": p.pes * layout.weight_value_bits,
+        "index_bits_read": p.pes * (layout.weight_index_bits + layout.rowptr_bits),
+        "act_bits_read": max(layout.act_word_bits, lanes * p.act_bits),
+        "out_bits_written": p.pes * p.out_bits,
+    }
+    return {name: max(1, top.bit_length()) for name, top in most.items()}
+
+
+def attach_requantisers(m: Module, layout: Layout, regs: RegisterFile, outs: OutputBanks,
+                        results: list[tuple[Signal, Signal, Signal]]) -> list[Signal]:
+    """One :class:`Requantiser` per PE between its ``(valid, acc, out_word)`` result and its output bank;
+    returns the per-PE write enables (for ``out_bits_written``)."""
+    p, writes = layout.params, []
+    for pe, (valid, acc, word) in enumerate(results):
+        rq = Requantiser(p.acc_bits, p.out_bits, outs.word_bits)
+        m.submodules[f"rq{pe}"] = rq
+        m.d.comb += [
+            rq.in_valid.eq(valid), rq.in_acc.eq(acc), rq.in_addr.eq(word),
+            rq.multiplier.eq(regs.multiplier), rq.shift.eq(regs.shift), rq.relu.eq(regs.relu),
+            getattr(outs, f"w{pe}_en").eq(rq.out_valid), getattr(outs, f"w{pe}_addr").eq(rq.out_addr),
+            getattr(outs, f"w{pe}_data").eq(rq.out_data),
+        ]
+        writes.append(rq.out_valid)
+    return writes

@@ -1,0 +1,196 @@
+"""``csr_array``: the unstructured (EIE-like) baseline with the same ``pes * k`` multipliers and counters.
+
+Design choices that make it a strong, fair baseline:
+
+* PE ``p`` owns rows ``j*pes + p`` (local row ``j``) and streams their non-zeros, ``k`` per cycle, from its
+  own memory (value + ``ceil(log2 max_cols)``-bit column per entry), one row pointer entry per row.
+  A row of ``nnz`` entries takes ``max(1, ceil(nnz / k))`` cycles (rows are word-aligned; an empty row still
+  spends one cycle producing its bias-only output). Idle lanes of a row's last word count as idle.
+* Every lane has its own replica of the activation memory (written once, broadcast, by the load port), so
+  random column accesses never conflict: no bank conflicts, no arbitration stalls.
+* PEs never wait for each other: each runs through all vectors and all its rows on its own and writes its
+  own output bank; the array is done when the busiest PE is. So ``cycles = batch * max_p sum_j max(1,
+  ceil(nnz_j / k)) + DRAIN_CYCLES['csr']``: exactly the load imbalance the comparison must expose.
+
+Schedule per PE (S0 = issue): S0 word + bias read (row pointers prefetched one row ahead); S1 word arrives,
+lanes beyond the row's entries are masked to 0, activation replicas are read at ``b*cols + column``;
+S2 products registered; S3 adder tree + accumulate; S4 row total on ``res``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from rtl.blocks import adder_tree
+from rtl.control import array_members, attach_requantisers, build_shell, forward_load, load_members
+from rtl.layout import DRAIN_CYCLES, SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
+from rtl.params import ArrayParams
+from rtl.pe import per_pe_write
+
+
+class CsrPE(wiring.Component):
+    """One CSR PE with its own sequencer (see the module docstring for the schedule)."""
+
+    def __init__(self, layout: Layout, index: int) -> None:
+        self.layout, self.index = layout, index
+        p = layout.params
+        if p.arch != "csr":
+            raise ValueError(f"CsrPE serves arch 'csr' (got arch={p.arch!r})")
+        members = load_members(layout)
+        members.update({
+            "launch": In(1), "batch": In(layout.register_bits("batch")),
+            "tiles": In(layout.register_bits("tiles")), "last_pes": In(layout.register_bits("last_pes")),
+            "cols": In(layout.register_bits("cols")),
+            "running": Out(1), "final": Out(1),
+            "lanes_used": Out(range(p.k + 1)), "word_read": Out(1), "ptr_read": Out(1),
+            "res_valid": Out(1), "res": Out(signed(p.acc_bits)), "res_word": Out(addr_bits(layout.out_depth)),
+        })
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        lay, p = self.layout, self.layout.params
+        weights = m.submodules.weights = Memory(shape=lay.weight_word_bits, depth=lay.weight_depth, init=[])
+        rowptr = m.submodules.rowptr = Memory(shape=lay.rowptr_bits, depth=lay.tile_depth, init=[])
+        biases = m.submodules.biases = Memory(shape=signed(p.acc_bits), depth=lay.tile_depth, init=[])
+        for mem, sel in ((weights, SEL_WEIGHT), (rowptr, SEL_ROWPTR), (biases, SEL_BIAS)):
+            per_pe_write(m, mem, self, sel, self.index, lay)
+        w_rd, rp_rd, b_rd = weights.read_port(), rowptr.read_port(), biases.read_port()
+        issue = self._sequencer(m, w_rd, rp_rd, b_rd)
+        self._datapath(m, w_rd, b_rd, issue)
+        return m
+
+    def _sequencer(self, m: Module, w_rd, rp_rd, b_rd) -> dict[str, Signal]:
+        """S0: walk (vector, local row, word); drive the memory reads and the per-cycle counts."""
+        lay, p = self.layout, self.layout.params
+        b = Signal(range(p.max_batch + 1))
+        j = Signal(addr_bits(lay.tile_depth) + 1)
+        w, end_r = Signal(lay.ptr_bits), Signal(lay.ptr_bits)
+        tail_r = Signal(range(p.k + 1))
+        starting = Signal()
+        act_base = Signal(addr_bits(lay.act_depth) + 1)
+        out_base = Signal(addr_bits(lay.out_depth) + 1)
+        local_rows = Signal.like(self.tiles)
+        row_end, row_tail = Signal(lay.ptr_bits), Signal(range(p.k + 1))
+        word = Signal(addr_bits(lay.out_depth))
+        empty, last, row_last, next_j = Signal(), Signal(), Signal(), Signal.like(j)
+
+        m.d.comb += [
+            local_rows.eq(Mux(self.last_pes > self.index, self.tiles, self.tiles - 1)),
+            row_end.eq(Mux(starting, rp_rd.data[:lay.ptr_bits], end_r)),
+            row_tail.eq(Mux(starting, rp_rd.data[lay.ptr_bits:], tail_r)),
+            empty.eq(row_end == w),
+            last.eq(empty | (w + 1 == row_end)),
+            row_last.eq(j == local_rows - 1),
+            next_j.eq(Mux(row_last, 0, j + 1)),
+            word.eq(out_base + j),
+            self.final.eq(self.running & last & row_last & (b == self.batch - 1)),
+            self.word_read.eq(self.running & ~empty),
+            self.ptr_read.eq(self.running & starting),
+            self.lanes_used.eq(Mux(~self.running | empty, 0, Mux(last, row_tail, p.k))),
+            w_rd.en.eq(self.word_read), w_rd.addr.eq(w),
+            b_rd.en.eq(self.ptr_read), b_rd.addr.eq(j),
+            rp_rd.en.eq(self.launch | self.ptr_read), rp_rd.addr.eq(Mux(self.launch, 0, next_j)),
+        ]
+
+        with m.If(self.launch):
+            m.d.sync += [self.running.eq(local_rows != 0), b.eq(0), j.eq(0), w.eq(0), starting.eq(1),
+                         act_base.eq(0), out_base.eq(0)]
+        with m.Elif(self.running):
+            m.d.sync += [starting.eq(last), w.eq(Mux(empty, w, w + 1))]
+            with m.If(starting):
+                m.d.sync += [end_r.eq(row_end), tail_r.eq(row_tail)]
+            with m.If(last):
+                m.d.sync += j.eq(next_j)
+            with m.If(last & row_last):
+                m.d.sync += [b.eq(b + 1), w.eq(0), act_base.eq(act_base + self.cols),
+                             out_base.eq(out_base + self.tiles)]
+            with m.If(self.final):
+                m.d.sync += self.running.eq(0)
+        return {"valid": self.running, "first": starting, "last": last, "lanes": self.lanes_used,
+                "act_base": act_base, "word": word}
+
+    def _datapath(self, m: Module, w_rd, b_rd, issue: dict[str, Signal]) -> None:
+        """S1..S4: masked lane values, replica reads, products, accumulate, result."""
+        lay, p = self.layout, self.layout.params
+        s1 = {name: Signal.like(sig, name=f"{name}1") for name, sig in issue.items()}
+        m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        s2 = {name: Signal.like(s1[name], name=f"{name}2") for name in ("valid", "first", "last", "word")}
+        s3 = {name: Signal.like(s2[name], name=f"{name}3") for name in s2}
+        m.d.sync += [s2[name].eq(s1[name]) for name in s2] + [s3[name].eq(s2[name]) for name in s3]
+        bias2, bias3 = Signal(signed(p.acc_bits)), Signal(signed(p.acc_bits))
+        m.d.sync += [bias2.eq(b_rd.data), bias3.eq(bias2)]
+
+        products = []
+        for lane in range(p.k):
+            acts = m.submodules[f"acts{lane}"] = Memory(shape=p.act_bits, depth=lay.act_depth, init=[])
+            wr, rd = acts.write_port(), acts.read_port()
+            col = w_rd.data[lay.index_offset(lane):lay.index_offset(lane) + lay.col_bits]
+            value = w_rd.data[lay.value_offset(lane):lay.value_offset(lane + 1)].as_signed()
+            value2 = Signal(signed(p.weight_bits), name=f"value2_{lane}")
+            prod3 = Signal(signed(p.weight_bits + p.act_bits), name=f"prod3_{lane}")
+            m.d.comb += [
+                wr.en.eq(self.load_en & (self.load_sel == SEL_ACT)),
+                wr.addr.eq(self.load_addr[:addr_bits(lay.act_depth)]), wr.data.eq(self.load_data),
+                rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
+            ]
+            m.d.sync += [value2.eq(Mux(s1["lanes"] > lane, value, 0)), prod3.eq(value2 * rd.data.as_signed())]
+            products.append(prod3)
+
+        acc, total = Signal(signed(p.acc_bits)), Signal(signed(p.acc_bits))
+        m.d.comb += total.eq(Mux(s3["first"], bias3, acc) + adder_tree(products))
+        with m.If(s3["valid"]):
+            m.d.sync += acc.eq(total)
+        m.d.sync += [self.res_valid.eq(s3["valid"] & s3["last"]), self.res.eq(total),
+                     self.res_word.eq(s3["word"])]
+
+
+class CsrArray(wiring.Component):
+    """``csr_array``: ``pes`` independent :class:`CsrPE`; ports in :func:`rtl.control.array_members`."""
+
+    def __init__(self, params: ArrayParams) -> None:
+        if params.arch != "csr":
+            raise ValueError(f"CsrArray builds arch 'csr' (got arch={params.arch!r})")
+        self.params, self.layout = params, Layout(params)
+        super().__init__(array_members(self.layout))
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        lay, p = self.layout, self.params
+        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=DRAIN_CYCLES["csr"])
+        pes = []
+        for i in range(p.pes):
+            pe = m.submodules[f"pe{i}"] = CsrPE(lay, i)
+            forward_load(m, self, pe)
+            m.d.comb += [pe.launch.eq(ctrl.launch), pe.batch.eq(regs.batch), pe.tiles.eq(regs.tiles),
+                         pe.last_pes.eq(regs.last_pes), pe.cols.eq(regs.cols)]
+            pes.append(pe)
+        any_running = Signal()
+        all_finishing = Signal()
+        m.d.comb += [any_running.eq(Cat(*[pe.running for pe in pes]).any()),
+                     all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all()),
+                     ctrl.last_issue.eq(any_running & all_finishing)]
+        writes = attach_requantisers(m, lay, regs, outs, [(pe.res_valid, pe.res, pe.res_word) for pe in pes])
+        self._count(m, pes, ctrl, counters, writes)
+        return m
+
+    def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal]) -> None:
+        lay, p = self.layout, self.params
+        macs = Signal(range(p.pes * p.k + 1))
+        words = Signal(range(p.pes + 1))
+        ptrs = Signal(range(p.pes + 1))
+        m.d.comb += [
+            macs.eq(adder_tree([pe.lanes_used for pe in pes])),
+            words.eq(adder_tree([pe.word_read.as_unsigned() for pe in pes])),
+            ptrs.eq(adder_tree([pe.ptr_read.as_unsigned() for pe in pes])),
+            counters.inc_mac_ops.eq(macs),
+            counters.inc_lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
+            counters.inc_weight_bits_read.eq(words * lay.weight_value_bits),
+            counters.inc_index_bits_read.eq(words * lay.weight_index_bits + ptrs * lay.rowptr_bits),
+            counters.inc_act_bits_read.eq(macs * p.act_bits),
+            counters.inc_out_bits_written.eq(adder_tree([wr.as_unsigned() for wr in writes]) * p.out_bits),
+        ]
+

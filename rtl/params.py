@@ -1,0 +1,132 @@
+"""Build-time parameters of one array: the only inputs of :func:`rtl.build.make_array`.
+
+Everything fixed in hardware lives here (architecture, lanes, bit widths, memory depths); the layer shape
+and requantisation are run-time registers (see :mod:`rtl.layout`). An :class:`ArrayParams` checks itself
+on construction, so a bad value fails with one clear ``ValueError`` before any hardware is built.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from dpp.checks import check_int, check_k_n
+from dpp.reference import ACT_BITS_RANGE, OUT_BITS_RANGE, accumulator_bits
+
+ARCHS = ("kofn", "dense", "csr")
+TOP_NAMES = {"kofn": "kofn_array", "dense": "dense_array", "csr": "csr_array"}
+WEIGHT_BITS_RANGE = (2, 16)
+MAX_ACC_BITS = 64
+MAX_PES = 64
+MAX_N = 64
+
+
+@dataclass(frozen=True)
+class ArrayParams:
+    """One hardware configuration. ``acc_bits=0`` means "the reference model's safe width".
+
+    ``k`` multipliers per PE and ``pes`` PEs for every architecture (``pes * k`` multipliers in all).
+    ``n`` and ``block`` describe the k-of-n format: ``n`` only shapes the kofn array (the baselines accept
+    any valid ``k < n`` so one set of numbers describes a comparison), ``block`` must be 1 for the baselines.
+    ``max_nnz`` (CSR only) is the most stored non-zeros one PE can hold; 0 means full rows.
+    """
+
+    arch: str
+    k: int
+    n: int
+    pes: int
+    weight_bits: int
+    act_bits: int
+    out_bits: int
+    block: int = 1
+    acc_bits: int = 0
+    max_rows: int = 64
+    max_cols: int = 64
+    max_batch: int = 4
+    max_nnz: int = 0
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {', '.join(ARCHS)} (got arch={self.arch!r})")
+        check_k_n(self.k, self.n)
+        check_int("n", self.n, hi=MAX_N)
+        check_int("pes", self.pes, lo=1, hi=MAX_PES)
+        check_int("block", self.block, lo=1, hi=64)
+        if self.arch != "kofn" and self.block != 1:
+            raise ValueError(f"block applies to arch='kofn' only; the baselines process columns "
+                             f"(got block={self.block} for arch={self.arch!r}, expected 1)")
+        check_int("weight_bits", self.weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
+        check_int("act_bits", self.act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
+        check_int("out_bits", self.out_bits, lo=OUT_BITS_RANGE[0], hi=OUT_BITS_RANGE[1])
+        check_int("max_rows", self.max_rows, lo=1, hi=1 << 20)
+        check_int("max_cols", self.max_cols, lo=1, hi=1 << 20)
+        check_int("max_batch", self.max_batch, lo=1, hi=1 << 16)
+        check_int("max_nnz", self.max_nnz, lo=0, hi=1 << 28)
+        if self.arch != "csr" and self.max_nnz != 0:
+            raise ValueError(f"max_nnz applies to arch='csr' only (got max_nnz={self.max_nnz} "
+                             f"for arch={self.arch!r}, expected 0)")
+        check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
+        need = self.min_acc_bits
+        if need > MAX_ACC_BITS:
+            raise ValueError(f"layer too large: the accumulator would need {need} bits (max {MAX_ACC_BITS})")
+        if self.acc_bits == 0:
+            object.__setattr__(self, "acc_bits", need)
+        elif self.acc_bits < need:
+            raise ValueError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
+                             f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in} "
+                             f"(got acc_bits={self.acc_bits})")
+        if self.arch == "csr" and self.max_nnz == 0:
+            object.__setattr__(self, "max_nnz", self.max_tiles * self.max_cols)
+
+    # ------------------------------------------------------------------ derived sizes (one source of truth)
+    @property
+    def top_name(self) -> str:
+        return TOP_NAMES[self.arch]
+
+    @property
+    def multipliers(self) -> int:
+        return self.pes * self.k
+
+    @property
+    def max_tiles(self) -> int:
+        """Row tiles of ``pes`` rows for the largest layer."""
+        return math.ceil(self.max_rows / self.pes)
+
+    @property
+    def max_groups(self) -> int:
+        return math.ceil(self.max_cols / (self.n * self.block))
+
+    @property
+    def max_fan_in(self) -> int:
+        """Most products summed into one accumulator."""
+        if self.arch == "kofn":
+            return self.max_groups * self.k * self.block
+        return self.max_cols
+
+    @property
+    def min_acc_bits(self) -> int:
+        return accumulator_bits(self.act_bits, self.weight_bits, self.max_fan_in)
+
+    # ------------------------------------------------------------------ files
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ArrayParams":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"unknown ArrayParams field(s) {unknown}; expected a subset of {sorted(names)}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArrayParams":
+        d = json.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError(f"ArrayParams JSON must be an object (got {type(d).__name__})")
+        return cls.from_dict(d)

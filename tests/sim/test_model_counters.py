@@ -1,0 +1,95 @@
+"""sim.model.predict_counters: documented closed forms, errors, speed, and the k/n design target.
+
+Exact agreement with the RTL's counters on random configurations is asserted, config by config, in
+tests/rtl/test_arrays.py (every Hypothesis example compares the Amaranth run with this model).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from rtl.layout import COUNTERS, DRAIN_CYCLES
+from rtl.params import ArrayParams
+from sim.model import predict_counters
+
+COMMON = dict(k=2, n=8, pes=4, weight_bits=4, act_bits=8, out_bits=8, max_rows=512, max_cols=1024, max_batch=8)
+
+
+def test_kofn_closed_form() -> None:
+    p = ArrayParams(arch="kofn", block=2, **COMMON)
+    c = predict_counters(p, rows=10, cols=50, batch=3)
+    groups, tiles = 4, 3  # ceil(50 / 16), ceil(10 / 4)
+    steps = 3 * tiles * groups * 2
+    assert list(c) == list(COUNTERS)
+    assert c["cycles"] == steps + DRAIN_CYCLES["kofn"]
+    assert c["mac_ops"] == 3 * 10 * groups * 2 * 2
+    assert c["lane_idle_cycles"] == 8 * c["cycles"] - c["mac_ops"]
+    assert c["weight_bits_read"] == 3 * 10 * groups * 2 * 2 * 4
+    assert c["index_bits_read"] == 3 * 10 * groups * 2 * 3
+    assert c["act_bits_read"] == steps * 8 * 8
+    assert c["out_bits_written"] == 3 * 10 * 8
+
+
+def test_dense_closed_form() -> None:
+    c = predict_counters(ArrayParams(arch="dense", **COMMON), rows=10, cols=51, batch=2)
+    chunks, tiles = 26, 3
+    assert c["cycles"] == 2 * tiles * chunks + DRAIN_CYCLES["dense"]
+    assert c["mac_ops"] == 2 * 10 * 51
+    assert c["weight_bits_read"] == 2 * 10 * chunks * 2 * 4 and c["index_bits_read"] == 0
+    assert c["act_bits_read"] == 2 * tiles * chunks * 2 * 8
+
+
+def test_csr_busiest_pe_sets_cycles() -> None:
+    p = ArrayParams(arch="csr", **COMMON)
+    nnz = np.array([7, 0, 1, 2, 8, 0])  # PE 0: rows 0, 4 -> 4 + 4 words; PE 1: rows 1, 5 -> 1 + 1 (empty)
+    c = predict_counters(p, rows=6, cols=9, batch=2, row_nnz=nnz)
+    assert c["cycles"] == 2 * 8 + DRAIN_CYCLES["csr"]
+    assert c["mac_ops"] == 2 * 18 and c["act_bits_read"] == 2 * 18 * 8
+    words = 4 + 0 + 1 + 1 + 4 + 0
+    assert c["weight_bits_read"] == 2 * words * 2 * 4
+    assert c["index_bits_read"] == 2 * (words * 2 * 10 + 6 * (17 + 2))  # col 10 bits; ptr 17 + tail 2
+
+
+@pytest.mark.parametrize("k,n", [(1, 8), (2, 8), (4, 8), (2, 4)])
+def test_kofn_over_dense_cycles_within_5_percent_of_k_over_n(k: int, n: int) -> None:
+    """Design target: a 512x1024 layer, batch 8, same pes*k multipliers."""
+    common = {**COMMON, "k": k, "n": n}
+    kofn = predict_counters(ArrayParams(arch="kofn", **common), 512, 1024, 8)["cycles"]
+    dense = predict_counters(ArrayParams(arch="dense", **common), 512, 1024, 8)["cycles"]
+    assert abs(kofn / dense / (k / n) - 1) < 0.05
+
+
+def test_bad_arguments_are_refused() -> None:
+    p = ArrayParams(arch="csr", **COMMON)
+    with pytest.raises(ValueError, match="arch 'csr' needs row_nnz"):
+        predict_counters(p, 4, 8, 1)
+    with pytest.raises(ValueError, match=r"row_nnz must have shape \(4,\)"):
+        predict_counters(p, 4, 8, 1, row_nnz=[1, 2])
+    with pytest.raises(ValueError, match=r"row_nnz must lie in \[0, 8\]"):
+        predict_counters(p, 4, 8, 1, row_nnz=[1, 2, 9, 0])
+    with pytest.raises(TypeError, match="row_nnz must be an integer array"):
+        predict_counters(p, 2, 8, 1, row_nnz=[1.5, 2.0])
+    with pytest.raises(ValueError, match="rows must be <= 512"):
+        predict_counters(p, 513, 8, 1, row_nnz=np.ones(513, int))
+    with pytest.raises(ValueError, match="batch must be >= 1"):
+        predict_counters(ArrayParams(arch="kofn", **COMMON), 4, 8, 0)
+    with pytest.raises(TypeError, match="params must be an ArrayParams"):
+        predict_counters("kofn", 4, 8, 1)  # type: ignore[arg-type]
+
+
+def test_at_least_10k_configs_per_second() -> None:
+    params = [ArrayParams(arch=a, **COMMON) for a in ("kofn", "dense")]
+    csr = ArrayParams(arch="csr", **COMMON)
+    nnz = np.random.default_rng(0).integers(0, 256, size=512)
+    count, start = 0, time.perf_counter()
+    for i in range(6000):
+        predict_counters(params[i % 2], 1 + i % 512, 1 + i % 1024, 1 + i % 8)
+        count += 1
+    for i in range(2000):
+        predict_counters(csr, 512, 1024, 1 + i % 8, nnz)
+        count += 1
+    rate = count / (time.perf_counter() - start)
+    assert rate >= 10_000, f"{rate:.0f} configs/s"
