@@ -20,6 +20,9 @@ import numpy as np
 
 from dpp.errors import FormatError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 
 def npz_and_manifest_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     """``foo``, ``foo.npz`` or ``foo.json`` → ``(foo.npz, foo.json)``."""
@@ -38,6 +41,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
