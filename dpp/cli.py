@@ -14,6 +14,8 @@ import typer
 from dpp import __version__
 from dpp.commands import pack as _pack
 from dpp.commands import rtl as _rtl
+from dpp.commands import report as _report
+from dpp.commands import sweep as _sweep
 
 app = typer.Typer(
     name="dpp",
@@ -41,6 +43,8 @@ def main(
 
 app.command("pack")(_pack.pack)
 app.command("rtl")(_rtl.rtl)
+app.command("sweep")(_sweep.sweep)
+app.command("report")(_report.report)
 # Later issues register here: train, export, compare, rtl, sim, sweep, report, flow.
 
 

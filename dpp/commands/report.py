@@ -1,0 +1,27 @@
+"""``dpp report RESULTS/ --out REPORT/``: HTML (self-contained) + Markdown report of a results folder."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+
+def report(
+    results: Path = typer.Argument(..., help="RESULTS folder (layout: see analysis/report_data.py)."),
+    out: Path = typer.Option(..., "--out", help="REPORT folder: report.html, report.md, figures/, tables/."),
+    title: str = typer.Option("DPP hardware co-design report", "--title", help="Title of the report."),
+) -> None:
+    """Write the report; sections whose inputs are missing say "no data"."""
+    from analysis.report import build_report
+
+    argv = ["dpp", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "dpp" else \
+        ["dpp", "report", str(results), "--out", str(out)]
+    res = build_report(results, out, report_command=shlex.join(argv), title=title)
+    empty = [s.title for s in res.sections if s.no_data]
+    console = Console()
+    console.print(f"wrote {res.html} and {res.markdown.name} ({len(res.sections)} sections"
+                  + (f"; no data for: {', '.join(empty)}" if empty else "") + ")")
