@@ -16,6 +16,10 @@ from dpp.commands import pack as _pack
 from dpp.commands import rtl as _rtl
 from dpp.commands import report as _report
 from dpp.commands import sweep as _sweep
+from dpp.commands import train as _train
+from dpp.commands import export as _export
+from dpp.commands import compare as _compare
+from dpp.commands import bench_train as _bench_train
 
 app = typer.Typer(
     name="dpp",
@@ -45,6 +49,10 @@ app.command("pack")(_pack.pack)
 app.command("rtl")(_rtl.rtl)
 app.command("sweep")(_sweep.sweep)
 app.command("report")(_report.report)
+app.command("train")(_train.train)
+app.command("export")(_export.export)
+app.command("compare")(_compare.compare)
+app.command("bench-train")(_bench_train.bench_train)
 # Later issues register here: train, export, compare, rtl, sim, sweep, report, flow.
 
 

@@ -1,0 +1,69 @@
+"""``dpp bench-train``: the DPP training step time as a ratio to the dense step time (same model, batch)."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+from rich.console import Console
+
+
+def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | None, batch_size: int,
+                     steps: int, seed: int = 0) -> dict[str, float]:
+    """Median seconds per optimiser step for dense and DPP training, and their ratio."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    from dpp.data import load_dataset
+    from dpp.models import DATASET_OF
+    from dpp.parametrize import masked_layers
+    from dpp.train import TrainConfig, _optimizer, build_run_model, entropy_penalty
+
+    data = load_dataset(DATASET_OF[model])
+    gen = torch.Generator().manual_seed(seed)
+    out: dict[str, float] = {}
+    for method in ("dense", "dpp"):
+        cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
+                          seed=seed, batch_size=batch_size, warmup_fraction=0.0)  # masks on from the first step
+        qnet = build_run_model(cfg)
+        if method == "dpp" and not masked_layers(qnet.net):
+            raise RuntimeError("bench-train: the DPP model has no masks attached")
+        qnet.train()
+        opt = _optimizer(qnet, cfg)
+        times = []
+        for step in range(steps + 3):  # 3 warm-up steps
+            idx = torch.randint(0, len(data.x_train), (batch_size,), generator=gen)
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(qnet(data.x_train[idx]).float(), data.y_train[idx])
+            if method == "dpp":
+                loss = loss + cfg.entropy_weight * entropy_penalty(qnet.net)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if step >= 3:
+                times.append(time.perf_counter() - t0)
+        out[f"{method}_step_seconds"] = statistics.median(times)
+    out["ratio"] = out["dpp_step_seconds"] / out["dense_step_seconds"]
+    return out
+
+
+def bench_train(
+    model: str = typer.Option("lenet300", "--model"),
+    k: int = typer.Option(1, "--k"),
+    n: int = typer.Option(8, "--n"),
+    granularity: str = typer.Option("weight", "--granularity"),
+    bits: int = typer.Option(0, "--bits", help="Weight bits (0 = full precision)."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    steps: int = typer.Option(100, "--steps", help="Timed steps per method (median reported)."),
+    threads: int = typer.Option(1, "--threads"),
+) -> None:
+    """Report DPP step time / dense step time (target <= 1.5)."""
+    import torch
+
+    torch.set_num_threads(max(1, threads))
+    r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps)
+    Console().print(f"{model} batch {batch_size}: dense {1e3 * r['dense_step_seconds']:.2f} ms/step, "
+                    f"DPP k={k} n={n} {granularity} {1e3 * r['dpp_step_seconds']:.2f} ms/step, "
+                    f"ratio {r['ratio']:.2f}x")
