@@ -57,6 +57,49 @@ def _runs_provenance(data: rd.ResultsData, runs: list[str]) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------- sections
+def section_flow(data: rd.ResultsData) -> Section:
+    s = Section("Trained network through the RTL (dpp flow)", "flow")
+    summary, layers = rd.flow_summary(data.flow), rd.flow_layers(data.flow)
+    if summary is None or layers is None:
+        s.no_data = "no data: no `flow.json` (written by `dpp flow`)."
+        return s
+    f = data.flow
+    cfg = f.get("config", {})
+    s.text.append(f"{cfg.get('model')} trained with {cfg.get('method')} at k/n = {cfg.get('k')}/{cfg.get('n')} "
+                  f"({cfg.get('granularity')} granularity, {cfg.get('bits')}-bit weights), {cfg.get('pes')} PEs x "
+                  f"k multipliers in every array. {f['images']} real test images were run through the whole "
+                  f"network layer by layer in RTL (Verilator), each layer fed the previous layer's RTL output.")
+    agree = f.get("export_agreement", {})
+    s.text.append(f"Export: the integer network predicts the same class as the fake-quantised torch model on "
+                  f"{agree.get('identical')}/{agree.get('images')} test images. Torch accuracy on the simulated "
+                  f"images: {fmt(f.get('torch_accuracy'))}; integer reference: {fmt(f.get('reference_accuracy'))}.")
+    for row in summary.itertuples():
+        s.text.append(f"{row.arch}: every layer bit-exact: {row.bit_exact}; counters equal the analytic model: "
+                      f"{row.counters_match}; RTL classes equal torch on {row.classes_equal_torch}/{f['images']} "
+                      f"images; {fmt(row.cycles_per_image)} cycles and {fmt(row.energy_per_image_pj)} pJ per image.")
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.4))
+    axes[0].bar(summary["arch"], summary["cycles_per_image"], color=["C0", "C1", "C2"][: len(summary)])
+    axes[0].set_ylabel("cycles per image (RTL)")
+    axes[1].bar(summary["arch"], summary["energy_per_image_pj"] / 1000, color=["C0", "C1", "C2"][: len(summary)])
+    axes[1].set_ylabel("energy per image (nJ)")
+    for ax in axes:
+        ax.grid(alpha=0.3, axis="y")
+    s.figures.append(Figure("flow_network", _png(fig), "Whole network per image, measured in RTL: cycles "
+                                                       "(counter `cycles`) and energy (counters priced by "
+                                                       "analysis/energy_constants.py)."))
+    s.tables.append(("flow_summary", "Whole network per architecture (RTL counters)", summary))
+    s.tables.append(("flow_layers", "Every layer on every architecture (RTL counters; model_cycles from "
+                                    "sim/model.py)", layers))
+    if f.get("area"):
+        s.tables.append(("flow_area", "Area of each design (Yosys synth_ice40)",
+                         pd.DataFrame([{"design": k, **{c: v for c, v in a.items() if not isinstance(v, dict)}}
+                                       for k, a in f["area"].items()])))
+    s.provenance = [f"Data: `flow.json`, `flow_layers.csv`; run `{f.get('run')}`, network `{f.get('network')}`."] + \
+        [f"Produced by: `{c['command']}`" for c in data.commands_of("flow")] + \
+        [f"Parameters: {', '.join(f'{k}={v}' for k, v in cfg.items())}"]
+    return s
+
+
 def section_accuracy(data: rd.ResultsData) -> Section:
     s = Section("Accuracy vs sparsity", "accuracy")
     df = rd.accuracy_vs_sparsity(data.runs)
@@ -266,7 +309,7 @@ def section_commands(data: rd.ResultsData, report_command: str) -> Section:
     return s
 
 
-SECTIONS: list[Callable[[rd.ResultsData], Section]] = [section_accuracy, section_speedup, section_storage,
+SECTIONS: list[Callable[[rd.ResultsData], Section]] = [section_flow, section_accuracy, section_speedup, section_storage,
                                                        section_energy, section_pareto, section_masks]
 
 

@@ -44,6 +44,7 @@ class ResultsData:
     metrics: dict[str, pd.DataFrame] = field(default_factory=dict)
     commands: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    flow: dict[str, Any] | None = None
 
     def commands_of(self, kind: str) -> list[dict[str, Any]]:
         return [c for c in self.commands if c.get("kind") == kind]
@@ -95,10 +96,40 @@ def load_results(root: str | os.PathLike) -> ResultsData:
     _read_sweep(root, data)
     _read_runs(root, data)
     data.commands = read_commands(root)
+    _read_flow(root, data)
     if data.sweep is not None and data.runs is not None and "accuracy" not in data.sweep.columns:
         acc = data.runs.assign(run=[str(r) for r in data.runs["run"]])
         data.sweep = join_accuracy(data.sweep, acc)
     return data
+
+
+def _read_flow(root: Path, data: ResultsData) -> None:
+    """``flow.json`` of ``dpp flow``: the whole network run in RTL on each architecture."""
+    f = root / "flow.json"
+    if not f.is_file():
+        return
+    try:
+        flow = json.loads(f.read_text("utf-8"))
+        if flow.get("schema") != "dpp.flow":
+            raise ValueError(f"schema must be 'dpp.flow' (got {flow.get('schema')!r})")
+        data.flow = flow
+    except (OSError, ValueError) as exc:
+        data.problems.append(f"flow.json unreadable: {exc}")
+
+
+def flow_layers(flow: dict[str, Any] | None) -> pd.DataFrame | None:
+    """One row per (architecture, layer) of the flow's RTL runs."""
+    if not flow or not flow.get("layers"):
+        return None
+    df = pd.DataFrame([{k: v for k, v in r.items() if k != "design"} for r in flow["layers"]])
+    return df
+
+
+def flow_summary(flow: dict[str, Any] | None) -> pd.DataFrame | None:
+    """One row per architecture: whole-network cycles, energy, bit-exactness, class agreement, speed-ups."""
+    if not flow or not flow.get("archs"):
+        return None
+    return pd.DataFrame([{"arch": a, **s} for a, s in flow["archs"].items()])
 
 
 def _points(sweep: pd.DataFrame) -> pd.DataFrame:

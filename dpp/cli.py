@@ -13,6 +13,7 @@ import typer
 
 from dpp import __version__
 from dpp.commands import pack as _pack
+from dpp.commands import bench_sim as _bench_sim, sim as _sim
 from dpp.commands import rtl as _rtl
 from dpp.commands import report as _report
 from dpp.commands import sweep as _sweep
@@ -20,6 +21,7 @@ from dpp.commands import train as _train
 from dpp.commands import export as _export
 from dpp.commands import compare as _compare
 from dpp.commands import bench_train as _bench_train
+from dpp.commands import flow as _flow
 
 app = typer.Typer(
     name="dpp",
@@ -46,6 +48,8 @@ def main(
 
 
 app.command("pack")(_pack.pack)
+app.command("sim")(_sim.sim)
+app.add_typer(_bench_sim.app, name="bench-sim")
 app.command("rtl")(_rtl.rtl)
 app.command("sweep")(_sweep.sweep)
 app.command("report")(_report.report)
@@ -53,6 +57,7 @@ app.command("train")(_train.train)
 app.command("export")(_export.export)
 app.command("compare")(_compare.compare)
 app.command("bench-train")(_bench_train.bench_train)
+app.command("flow")(_flow.flow)
 # Later issues register here: train, export, compare, rtl, sim, sweep, report, flow.
 
 

@@ -21,7 +21,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -106,6 +106,9 @@ class LayerIO:
     y: np.ndarray  #: the layer's output matrix (before pooling), int64 (rows_in, out)
 
 
+MatmulHook = Callable[[int, IntLayer, np.ndarray], np.ndarray]
+
+
 def im2col(x: np.ndarray, kh: int, kw: int, stride: int, padding: int) -> tuple[np.ndarray, int, int]:
     """NCHW ints → ``(N*OH*OW, C*kh*kw)`` in PyTorch's weight column order, plus ``(OH, OW)``."""
     xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
@@ -151,7 +154,8 @@ class IntNetwork:
         lo, hi = -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
         return np.clip(np.floor(x / self.input_scale + 0.5), lo, hi).astype(np.int64)
 
-    def _walk(self, x_int: Any, keep_io: bool) -> tuple[list[np.ndarray], list[LayerIO]]:
+    def _walk(self, x_int: Any, keep_io: bool, matmul: MatmulHook | None = None
+              ) -> tuple[list[np.ndarray], list[LayerIO]]:
         x = check_int_array("x_int", x_int, bits=self.act_bits)
         if x.shape[1:] != self.input_shape:
             raise ValueError(f"x_int must have shape (batch, {', '.join(map(str, self.input_shape))}) "
@@ -173,12 +177,12 @@ class IntNetwork:
                         raise ValueError(f"layer {op['layer']}: expected NCHW input with {g['in_channels']} "
                                          f"channels (got shape {x.shape})")
                     cols, oh, ow = im2col(x, g["kh"], g["kw"], g["stride"], g["padding"])
-                    y = layer.matmul(cols)
+                    y = matmul(op["layer"], layer, cols) if matmul else layer.matmul(cols)
                     if keep_io:
                         ios.append(self._io(layer, cols, y))
                     x = y.reshape(x.shape[0], oh, ow, layer.rows).transpose(0, 3, 1, 2)
                 else:
-                    y = layer.matmul(x)
+                    y = matmul(op["layer"], layer, x) if matmul else layer.matmul(x)
                     if keep_io:
                         ios.append(self._io(layer, x, y))
                     x = y
@@ -197,6 +201,15 @@ class IntNetwork:
     def predict(self, x_int: Any) -> np.ndarray:
         """Class of each image: argmax of the last layer's integers (first maximum on ties)."""
         return np.argmax(self.run(x_int)[-1], axis=1)
+
+    def run_with(self, x_int: Any, matmul: MatmulHook) -> tuple[list[np.ndarray], list[LayerIO]]:
+        """Run the network with every matmul done by ``matmul(index, layer, x_matrix) -> y_matrix``.
+
+        The hardware flow passes a hook that runs each layer in RTL, so the whole network is chained through
+        the simulated hardware (pooling and flatten stay exact integer ops here). Returns the per-layer
+        outputs (as :meth:`run`) and each layer's input/output matrices (as :meth:`layer_io`).
+        """
+        return self._walk(x_int, keep_io=True, matmul=matmul)
 
     def layer_io(self, x_int: Any) -> list[LayerIO]:
         """For each matmul layer, its input matrix (im2col form), weights, requantisation and output matrix."""

