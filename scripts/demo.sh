@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set everything up, then run the main job: pack a random layer as k-of-n and check it against the reference.
+# Set everything up, then run the main job: the quick end-to-end flow (train DPP LeNet-300-100 on MNIST-5k,
+# export, generate Verilog, run 100 test images through the whole network in RTL, dense + CSR baselines, report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/dpp pack --rows 256 --cols 784 --k 2 --n 8 --weight-bits 4 --seed 0 --out out/pack
+exec .venv/bin/dpp flow --quick --out results/flow "$@"
