@@ -37,7 +37,7 @@ from dpp.serialize import atomic_write_text
 ARCHS = ("kofn", "dense", "csr")
 FLOW_FILE = "flow.json"
 FLOW_SCHEMA = "dpp.flow"
-BATCH_CHUNK = 4096  #: input vectors per hardware run; larger layers (conv over many images) run in chunks
+ACT_BUDGET = 131072  #: activations one hardware run holds; larger batches (conv over many images) run in chunks
 COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
             "out_bits_written")
 
@@ -158,6 +158,12 @@ def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, batch: int,
                        max_cols=dims["cols"], max_batch=dims["batch"])
 
 
+def batch_chunk(cols: int) -> int:
+    """Input vectors per hardware run of a layer with ``cols`` inputs: a power of two within ``ACT_BUDGET``."""
+    fit = max(1, ACT_BUDGET // max(1, cols))
+    return 1 << (fit.bit_length() - 1)
+
+
 def _pow2(v: int) -> int:
     return 1 << max(0, int(v) - 1).bit_length()
 
@@ -192,11 +198,11 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
     batches = [io.x.shape[0] for io in reference_io]
     sizes: dict[tuple, dict] = {}
     for (array, matrix), layer, b in zip(mats, network.layers, batches):
-        b = min(b, BATCH_CHUNK)
         d = sizes.setdefault(_build_key(array, matrix, layer), {"rows": 1, "cols": 1, "batch": 1})
         d["rows"], d["cols"], d["batch"] = max(d["rows"], layer.rows), max(d["cols"], layer.cols), max(d["batch"], b)
     for d in sizes.values():  # round up so flows of other image counts / similar nets reuse the cached builds
         d.update({key: _pow2(v) for key, v in d.items()})
+        d["batch"] = min(d["batch"], batch_chunk(d["cols"]))  # memories hold at most ACT_BUDGET activations
     builds: dict[tuple, Any] = {}
     designs: dict[str, Any] = {}
     records: list[LayerRecord] = []
@@ -211,8 +217,9 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
             designs["/".join(map(str, key))] = params.to_dict()
         bar.update(task, description=f"{arch}: layer {index} ({layer.rows}x{layer.cols}, batch {x.shape[0]})")
         t0 = time.perf_counter()
-        chunks = [Layer(matrix, x[i:i + BATCH_CHUNK], layer.bias, layer.multiplier, layer.shift, layer.relu)
-                  for i in range(0, len(x), BATCH_CHUNK)]
+        step = sizes[key]["batch"]  # vectors per hardware run; a larger batch runs in chunks on the same build
+        chunks = [Layer(matrix, x[i:i + step], layer.bias, layer.multiplier, layer.shift, layer.relu)
+                  for i in range(0, len(x), step)]
         runs = simulate_layers(params, chunks, design=builds[key], simulator=cfg.simulator,
                                workdir=work / f"{arch}_layer{index}")
         outputs = np.concatenate([r.outputs for r in runs])
@@ -232,7 +239,7 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
         c = counters
         lane_cycles = c["mac_ops"] + c["lane_idle_cycles"]
         energy = layer_energy(c, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
-                              acc_bits=int(params.acc_bits), memory_bits=_memory_bits(matrix, layer, min(len(x), BATCH_CHUNK)),
+                              acc_bits=int(params.acc_bits), memory_bits=_memory_bits(matrix, layer, min(len(x), step)),
                               batch=x.shape[0])
         records.append(LayerRecord(
             arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,

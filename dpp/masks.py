@@ -16,6 +16,7 @@ group has fewer than k real positions, which is the padding rule of :class:`dpp.
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from dpp.checks import check_k_n
 
@@ -88,11 +89,111 @@ def relaxed_topk(perturbed: torch.Tensor, k: int, temperature: float) -> tuple[t
     return excluded.to(perturbed.dtype), soft
 
 
-class _StraightThrough(torch.autograd.Function):
-    """Forward: the hard mask, exactly. Backward: the gradient goes to the soft relaxation.
+def _perturbed_axis0(logits: torch.Tensor, noise_scale: float, generator: torch.Generator | None) -> torch.Tensor:
+    """``logits + c * g`` with the n candidates on axis 0, shape ``(n, groups)``, contiguous, no autograd.
 
-    The same as ``hard + (soft - soft.detach())`` in two fewer passes over the logits.
+    The same uniform draws and the same float operations as ``flat + c * gumbel_noise(...)``, done in place in
+    one buffer, so a generator state gives bit-identical samples to the reference path.
     """
+    n = logits.shape[-1]
+    flat = logits.detach().reshape(-1, n).t()
+    if noise_scale == 0:
+        return flat.contiguous()
+    work = torch.empty(flat.shape, dtype=logits.dtype, device=logits.device).uniform_(generator=generator)
+    work.clamp_min_(torch.finfo(logits.dtype).tiny).log_().neg_().log_()  # -g = log(-log U)
+    if noise_scale != 1:
+        work.mul_(noise_scale)
+    return torch.sub(flat, work, out=work)  # l - c * (-g) == l + c * g exactly
+
+
+def _hard_picks(perturbed: torch.Tensor, k: int, hard: torch.Tensor) -> tuple[list[torch.Tensor],
+                                                                            list[torch.Tensor] | None]:
+    """Write the exact k-hot top-k along axis 0 of ``perturbed`` into ``hard`` (float 0/1, same shape); return the
+    value of each draw's pick (shape ``(1, groups)``) and, only when ties forced the argmax path, the boolean set
+    excluded before each later draw (``None``: excluded before draw i is ``perturbed > maxes[i]``).
+    """
+    groups = perturbed.shape[1]
+    maxes = [perturbed.amax(dim=0, keepdim=True)]
+    work = perturbed
+    for _ in range(1, k):
+        work = work.masked_fill(work >= maxes[-1], float("-inf"))
+        maxes.append(work.amax(dim=0, keepdim=True))
+    # every group has >= k values >= its last max, so a total of exactly groups*k means no ties: exact top-k
+    hard_t = torch.ge(perturbed, maxes[-1], out=torch.empty_like(perturbed))  # contiguous, then one transpose:
+    exact = torch.float32 if hard_t.numel() < 2**24 else torch.float64  # a 0/1 sum, exact (count_nonzero is slow)
+    if int(hard_t.sum(dtype=exact)) == groups * k:  # faster on CPU than writing through ``hard`` directly
+        hard.copy_(hard_t)
+        return maxes, None
+    picks = _hard_topk_axis0(perturbed, k)  # a tie: redo exactly with argmax
+    maxes = [perturbed.masked_fill(~p, float("-inf")).amax(dim=0, keepdim=True) for p in picks]
+    excluded, seen = [], picks[0]
+    for p in picks[1:]:
+        excluded.append(seen)
+        seen = seen | p
+    hard.copy_(seen)
+    return maxes, excluded
+
+
+class _GumbelTopK(torch.autograd.Function):
+    """Forward: the exact k-hot Gumbel top-k mask, without building a graph. Backward: the gradient of the sum
+    of k successive tempered softmaxes (the DPS relaxation), computed analytically: for draw i with
+    probabilities s_i over the candidates not yet drawn, ``s_i * (g - <s_i, g>) / T``, summed over the draws.
+    Equal to autograd through :func:`relaxed_topk` with ``hard + soft - soft.detach()`` (tested).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, k: int, temperature: float, noise_scale: float,  # type: ignore[override]
+                generator: torch.Generator | None) -> torch.Tensor:
+        perturbed = _perturbed_axis0(logits, noise_scale, generator)
+        hard = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)  # the logits' layout
+        maxes, excluded = _hard_picks(perturbed, k, hard.view(-1, logits.shape[-1]).t())
+        ctx.save_for_backward(perturbed, *maxes)
+        ctx.excluded, ctx.temperature, ctx.shape = excluded, temperature, logits.shape
+        return hard
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        perturbed, *maxes = ctx.saved_tensors
+        n = perturbed.shape[0]
+        g = grad.reshape(-1, n).t()
+        inv_t = perturbed.new_tensor(1.0 / ctx.temperature)
+        total = None
+        for i, m in enumerate(maxes):
+            e = torch.addcmul(m * -inv_t, perturbed, inv_t).exp_()  # softmax numerators of draw i
+            if i > 0:
+                e.masked_fill_(perturbed > m if ctx.excluded is None else ctx.excluded[i - 1], 0.0)
+            z = e.sum(dim=0, keepdim=True)
+            eg = e * g
+            dot = eg.sum(dim=0, keepdim=True).div_(z)  # <s_i, g>
+            r = z.mul_(ctx.temperature).reciprocal_()
+            part = eg.mul_(r).addcmul_(e, dot.mul_(r), value=-1.0)  # s_i * (g - <s_i, g>) / T
+            total = part if total is None else total.add_(part)
+        # back to the logits' layout in one transposing copy (faster on CPU than strided writes above)
+        out = torch.empty(ctx.shape, dtype=perturbed.dtype, device=perturbed.device)
+        out.view(-1, n).copy_(total.t())
+        return out, None, None, None, None
+
+
+def gumbel_topk_mask(logits: torch.Tensor, k: int, temperature: float, *, noise_scale: float = 1.0,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Hard exact k-hot mask in the forward pass, relaxed k-of-n gradient in the backward pass.
+
+    ``noise_scale`` is the factor c on the Gumbel noise (c = 0 gives the top-k of the logits with a gradient).
+    Computed with the n candidates on axis 0, where CPU reductions are an order of magnitude faster; the
+    backward is the relaxation's gradient in closed form (:class:`_GumbelTopK`), the same as autograd through
+    :func:`gumbel_topk_mask_reference` (same draws for the same generator state).
+    """
+    k = _check(logits, k)
+    if noise_scale < 0:
+        raise ValueError(f"noise_scale must be >= 0 (got {noise_scale})")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0 (got {temperature})")
+    return _GumbelTopK.apply(logits, k, float(temperature), float(noise_scale), generator)
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the hard mask, exactly. Backward: the gradient goes to the soft relaxation."""
 
     @staticmethod
     def forward(ctx, hard: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
@@ -103,12 +204,10 @@ class _StraightThrough(torch.autograd.Function):
         return None, grad
 
 
-def gumbel_topk_mask(logits: torch.Tensor, k: int, temperature: float, *, noise_scale: float = 1.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-    """Hard exact k-hot mask in the forward pass, relaxed k-of-n gradient in the backward pass.
-
-    ``noise_scale`` is the factor c on the Gumbel noise (c = 0 gives the top-k of the logits with a gradient).
-    Computed with the n candidates on axis 0, where CPU softmax and argmax are an order of magnitude faster.
+def gumbel_topk_mask_reference(logits: torch.Tensor, k: int, temperature: float, *, noise_scale: float = 1.0,
+                               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The straightforward version of :func:`gumbel_topk_mask` (noise tensor, :func:`relaxed_topk`, autograd):
+    the same draws and mask, slower; kept as the definition the fast path is tested against.
     """
     k = _check(logits, k)
     if noise_scale < 0:
@@ -123,8 +222,46 @@ def gumbel_topk_mask(logits: torch.Tensor, k: int, temperature: float, *, noise_
     return _StraightThrough.apply(hard, soft).t().reshape(logits.shape)
 
 
+class _GroupEntropy(torch.autograd.Function):
+    """Entropy per group, candidates on axis 0 (``logits`` as ``(..., n)``): ``H = log Z - <e, x - m> / Z``; the
+    gradient ``-s * (log s + H)`` in closed form, skipped (exactly zero) when the incoming gradient is all zero
+    (regulariser weight 0).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        n = logits.shape[-1]
+        flat = logits.reshape(-1, n).t()
+        shifted = torch.empty(flat.shape, dtype=flat.dtype, device=flat.device)  # contiguous: the fast layout
+        torch.sub(flat, flat.amax(dim=0, keepdim=True), out=shifted)
+        e = shifted.exp()
+        z = e.sum(dim=0)
+        log_z = z.log()
+        h = log_z - (e * shifted).sum(dim=0).div_(z)
+        ctx.save_for_backward(shifted, e, z, log_z, h)
+        ctx.shape = logits.shape
+        return h.reshape(logits.shape[:-1])
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        if not bool(grad.any()):
+            return None
+        shifted, e, z, log_z, h = ctx.saved_tensors
+        out = torch.empty(ctx.shape, dtype=shifted.dtype, device=shifted.device)
+        scale = grad.reshape(-1).div(z).neg_()  # -grad / Z per group
+        q = torch.sub(shifted, log_z - h).mul_(e)  # e * (log s + H)
+        torch.mul(q, scale, out=out.view(-1, ctx.shape[-1]).t())
+        return out
+
+
 def group_entropy(logits: torch.Tensor) -> torch.Tensor:
     """Entropy (nats) of ``softmax(logits)`` per group, shape ``logits.shape[:-1]``: the paper's regulariser."""
-    flat = logits.reshape(-1, logits.shape[-1]).t()  # candidates on axis 0: the fast layout on CPU
+    return _GroupEntropy.apply(logits)
+
+
+def group_entropy_reference(logits: torch.Tensor) -> torch.Tensor:
+    """The autograd version of :func:`group_entropy` (tested equal)."""
+    flat = logits.reshape(-1, logits.shape[-1]).t()
     logp = torch.log_softmax(flat, dim=0)
     return -(logp.exp() * logp).sum(dim=0).reshape(logits.shape[:-1])

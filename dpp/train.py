@@ -241,7 +241,8 @@ def train(cfg: TrainConfig, data: Dataset | None = None,
                 xb, yb = data.x_train[idx], data.y_train[idx]
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb)
-                total = loss + cfg.entropy_weight * entropy_penalty(model.net) if cfg.method == "dpp" else loss
+                total = loss + cfg.entropy_weight * entropy_penalty(model.net) \
+                    if cfg.method == "dpp" and cfg.entropy_weight > 0 else loss
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()

@@ -7,10 +7,14 @@ import time
 import typer
 from rich.console import Console
 
+WARMUP_STEPS = 10  #: untimed steps per method first (allocator, optimiser state, caches)
+BLOCK_STEPS = 10  #: timed steps per method before switching to the other one
+
 
 def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | None, batch_size: int,
                      steps: int, seed: int = 0) -> dict[str, float]:
-    """Median seconds per optimiser step for dense and DPP training, and their ratio."""
+    """Median seconds per optimiser step for dense and DPP training, and their ratio (``steps`` timed steps each,
+    after :data:`WARMUP_STEPS` untimed ones, in alternating blocks of :data:`BLOCK_STEPS`)."""
     import statistics
 
     import torch
@@ -23,7 +27,7 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
 
     data = load_dataset(DATASET_OF[model])
     gen = torch.Generator().manual_seed(seed)
-    out: dict[str, float] = {}
+    runs = {}
     for method in ("dense", "dpp"):
         cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
                           seed=seed, batch_size=batch_size, warmup_fraction=0.0)  # masks on from the first step
@@ -31,20 +35,28 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
         if method == "dpp" and not masked_layers(qnet.net):
             raise RuntimeError("bench-train: the DPP model has no masks attached")
         qnet.train()
-        opt = _optimizer(qnet, cfg)
-        times = []
-        for step in range(steps + 3):  # 3 warm-up steps
-            idx = torch.randint(0, len(data.x_train), (batch_size,), generator=gen)
-            t0 = time.perf_counter()
-            loss = F.cross_entropy(qnet(data.x_train[idx]).float(), data.y_train[idx])
-            if method == "dpp":
-                loss = loss + cfg.entropy_weight * entropy_penalty(qnet.net)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step >= 3:
-                times.append(time.perf_counter() - t0)
-        out[f"{method}_step_seconds"] = statistics.median(times)
+        runs[method] = (cfg, qnet, _optimizer(qnet, cfg), [])
+
+    def step(method: str) -> float:
+        cfg, qnet, opt, _ = runs[method]
+        idx = torch.randint(0, len(data.x_train), (batch_size,), generator=gen)
+        t0 = time.perf_counter()
+        loss = F.cross_entropy(qnet(data.x_train[idx]).float(), data.y_train[idx])
+        if method == "dpp" and cfg.entropy_weight > 0:  # as in training: no regulariser work when lambda = 0
+            loss = loss + cfg.entropy_weight * entropy_penalty(qnet.net)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - t0
+
+    for method in runs:
+        for _ in range(WARMUP_STEPS):
+            step(method)
+    # alternate blocks of steps, so a shared machine's load drifts into both medians alike
+    for start in range(0, steps, BLOCK_STEPS):
+        for method, (_, _, _, times) in runs.items():
+            times.extend(step(method) for _ in range(min(BLOCK_STEPS, steps - start)))
+    out: dict[str, float] = {f"{m}_step_seconds": statistics.median(r[3]) for m, r in runs.items()}
     out["ratio"] = out["dpp_step_seconds"] / out["dense_step_seconds"]
     return out
 

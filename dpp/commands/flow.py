@@ -40,8 +40,8 @@ def flow(
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
     seed: int = typer.Option(0, "--seed"),
     pes: int = typer.Option(4, "--pes", help="PEs (output rows in parallel); each has k multipliers."),
-    images: Optional[int] = typer.Option(None, "--images", help="Test images through the RTL (quick: 100, "
-                                                                "full: 1000)."),
+    images: Optional[int] = typer.Option(None, "--images", help="Test images through the RTL (quick: 100; "
+                                                                "full: 1000 for LeNet-300, 100 for LeNet-5)."),
     area: Optional[bool] = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
                                                                        "(default: on in full mode)."),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
@@ -57,13 +57,18 @@ def flow(
     torch.set_num_threads(max(1, threads))
     base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes,
                 epochs=epochs if epochs is not None else (10 if quick else 20),
-                images=images if images is not None else (100 if quick else 1000),
                 area=area if area is not None else not quick)
-    configs = [FlowConfig(model=model or "lenet300", granularity=granularity, **base)]
+
+    def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
+        return images if images is not None else (100 if quick or name == "lenet5" else 1000)
+
+    first = model or "lenet300"
+    configs = [FlowConfig(model=first, granularity=granularity, images=n_images(first), **base)]
     if not quick and model is None:
-        configs += [FlowConfig(model="lenet5", granularity=g, **base) for g in ("weight", "kernel")]
+        configs += [FlowConfig(model="lenet5", granularity=g, images=n_images("lenet5"), **base)
+                    for g in ("weight", "kernel")]
     ok = True
-    for i, cfg in enumerate(configs):
+    for cfg in configs:
         dest = out if len(configs) == 1 else out / cfg.run_name
         result = run_flow(cfg, dest)
         _print_summary(result)

@@ -83,3 +83,17 @@ def test_bad_flow_config_is_refused() -> None:
         FlowConfig(k=4, n=4)
     with pytest.raises(ValueError, match="archs must be a non-empty subset"):
         FlowConfig(archs=("systolic",))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("granularity", ["weight", "kernel"])
+def test_lenet5_convolutions_bit_exact_in_rtl(tmp_path, granularity) -> None:
+    """Full-mode coverage: LeNet-5's convolutions lowered by im2col (kernel granularity: block = kh*kw)."""
+    cfg = FlowConfig(model="lenet5", granularity=granularity, k=1, n=4, bits=4, epochs=1, images=4)
+    result = run_flow(cfg, tmp_path, log=lambda _: None, report=False)
+    assert flow_ok(result)
+    layers = pd.read_csv(tmp_path / "flow_layers.csv")
+    assert (layers["kind"] == "conv2d").sum() == 2 * 3
+    if granularity == "kernel":
+        blocks = {d["block"] for d in result["designs"].values()}
+        assert 25 in blocks  # 5x5 kernels selected whole

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dpp.masks import gumbel_topk_mask, relaxed_topk, topk_mask
+from dpp.masks import (PAD_LOGIT, group_entropy, group_entropy_reference, gumbel_topk_mask,
+                       gumbel_topk_mask_reference, relaxed_topk, topk_mask)
 from dpp.schedules import TemperatureSchedule
 from dpp.parametrize import (KofNMask, layout_for, make_permanent, masked_layers, remove_masks, set_temperature,
                           sparsify)
@@ -90,6 +91,81 @@ def test_relaxation_without_noise_equals_successive_softmaxes():
     p2 = torch.softmax(torch.tensor([1.0, 0.0, -1.0, -1e9]), 0)  # position 3 (largest) drawn first
     assert hard.t().tolist() == [[1, 0, 0, 1]]
     assert torch.allclose(soft.t()[0], p1 + p2)
+
+
+@pytest.mark.parametrize("k, noise_scale", [(1, 1.0), (1, 0.1), (1, 0.0), (2, 1.0), (3, 0.1), (3, 0.0)])
+def test_fast_mask_equals_reference_mask_and_gradient(k, noise_scale):
+    """The closed-form backward equals autograd through the successive softmaxes; the draws are the same."""
+    for seed in range(3):
+        logits = torch.randn(4, 5, 7, generator=torch.Generator().manual_seed(seed)) * 2
+        logits[:, -1, 5:] = PAD_LOGIT  # a partial last group, as in KofNMask.padded_logits
+        upstream = torch.randn(4, 5, 7, generator=torch.Generator().manual_seed(100 + seed))
+        fast, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        m_fast = gumbel_topk_mask(fast, k, 0.7, noise_scale=noise_scale, generator=torch.Generator().manual_seed(seed))
+        m_ref = gumbel_topk_mask_reference(ref, k, 0.7, noise_scale=noise_scale,
+                                           generator=torch.Generator().manual_seed(seed))
+        assert torch.equal(m_fast, m_ref)
+        assert torch.equal(m_fast.sum(-1), torch.full((4, 5), float(k)))
+        (m_fast * upstream).sum().backward()
+        (m_ref * upstream).sum().backward()
+        assert torch.allclose(fast.grad, ref.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_mask_gradient_with_ties_matches_reference():
+    logits = torch.zeros(3, 2, 6)  # no noise: every candidate tied, the exact argmax path
+    upstream = torch.randn(3, 2, 6, generator=torch.Generator().manual_seed(0))
+    for k in (1, 2, 4):
+        fast, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+        m_fast = gumbel_topk_mask(fast, k, 1.3, noise_scale=0.0)
+        m_ref = gumbel_topk_mask_reference(ref, k, 1.3, noise_scale=0.0)
+        assert torch.equal(m_fast, m_ref) and torch.equal(m_fast.sum(-1), torch.full((3, 2), float(k)))
+        (m_fast * upstream).sum().backward()
+        (m_ref * upstream).sum().backward()
+        assert torch.allclose(fast.grad, ref.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_fast_mask_gradcheck_in_double():
+    """gradcheck of the closed form against finite differences of the relaxation (fixed draws, double)."""
+    logits = torch.randn(2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
+    for k in (1, 2):
+        def soft_fn(x, k=k):
+            # straight-through: d(mask)/d(logits) is the relaxation's Jacobian, the same draws each call
+            return gumbel_topk_mask(x, k, 0.9, noise_scale=0.5, generator=torch.Generator().manual_seed(7))
+
+        def soft_ref(x, k=k):
+            flat = x.reshape(-1, 5).t()
+            noise = -torch.log(-torch.log(torch.rand(flat.shape, generator=torch.Generator().manual_seed(7),
+                                                     dtype=torch.float64).clamp_min(torch.finfo(torch.float64).tiny)))
+            _, soft = relaxed_topk(flat + 0.5 * noise, k, 0.9)
+            return soft.t().reshape(x.shape)
+
+        upstream = torch.randn(2, 3, 5, dtype=torch.float64)
+        jac_fast = torch.autograd.grad((soft_fn(logits) * upstream).sum(), logits)[0]
+        jac_ref = torch.autograd.grad((soft_ref(logits) * upstream).sum(), logits)[0]
+        assert torch.allclose(jac_fast, jac_ref, rtol=1e-9, atol=1e-12)
+
+
+def test_fast_mask_same_generator_seed_same_draws():
+    logits = torch.randn(6, 4, 8, generator=torch.Generator().manual_seed(2))
+    a = [gumbel_topk_mask(logits, 2, 0.5, generator=g) for g in [torch.Generator().manual_seed(9)] for _ in range(3)]
+    b = [gumbel_topk_mask(logits, 2, 0.5, generator=g) for g in [torch.Generator().manual_seed(9)] for _ in range(3)]
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not torch.equal(a[0], a[1])
+
+
+def test_group_entropy_equals_reference_value_and_gradient():
+    logits = torch.randn(5, 3, 8, generator=torch.Generator().manual_seed(4)) * 3
+    logits[:, -1, 6:] = PAD_LOGIT
+    upstream = torch.randn(5, 3, generator=torch.Generator().manual_seed(5))
+    fast, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    h_fast, h_ref = group_entropy(fast), group_entropy_reference(ref)
+    assert torch.allclose(h_fast, h_ref, atol=1e-5)
+    (h_fast * upstream).sum().backward()
+    (h_ref * upstream).sum().backward()
+    assert torch.allclose(fast.grad, ref.grad, rtol=1e-4, atol=1e-6)
+    fast.grad = None
+    (0.0 * group_entropy(fast).sum()).backward()  # weight 0: the gradient is exactly zero (skipped)
+    assert fast.grad is None or not fast.grad.any()
 
 
 def test_gradients_reach_weights_and_logits():
