@@ -29,7 +29,7 @@ from dpp.checks import check_int, check_int_array
 from dpp.errors import FormatError
 from dpp.kofn import KofNMatrix
 from dpp.reference import linear_int
-from dpp.serialize import atomic_write_text, load_arrays, require_keys, save_arrays
+from dpp.serialize import atomic_write_text, load_arrays, read_manifest, require_keys, save_arrays
 
 NETWORK_SCHEMA = "dpp.network"
 DENSE_SCHEMA = "dpp.dense_int"
@@ -249,16 +249,7 @@ class IntNetwork:
         """Read a network written by :meth:`save`, re-validating every matrix."""
         d = Path(directory)
         path = d / "network.json"
-        if not path.is_file():
-            raise FormatError(f"network manifest {path} not found")
-        try:
-            man = json.loads(path.read_text("utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise FormatError(f"{path} is not valid JSON: {exc}") from None
-        if not isinstance(man, dict) or man.get("schema") != NETWORK_SCHEMA:
-            raise FormatError(f"{path}: schema must be {NETWORK_SCHEMA!r} (got {man.get('schema')!r})")
-        if man.get("schema_version") != SCHEMA_VERSION:
-            raise FormatError(f"{path}: schema_version must be {SCHEMA_VERSION} (got {man.get('schema_version')!r})")
+        man = read_manifest(path, schema=NETWORK_SCHEMA, schema_version=SCHEMA_VERSION)
         require_keys(man, ["input_shape", "input_scale", "act_bits", "ops", "layers"], str(path))
         layers = []
         for i, e in enumerate(man["layers"]):

@@ -67,11 +67,8 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], manif
     return json_path
 
 
-def load_arrays(
-    path: str | os.PathLike, *, schema: str, schema_version: int
-) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """Load a pair written by :func:`save_arrays`, refusing another schema, version or a corrupt ``.npz``."""
-    npz_path, json_path = npz_and_manifest_paths(path)
+def read_manifest(json_path: Path, *, schema: str, schema_version: int) -> dict[str, Any]:
+    """Read a JSON manifest, refusing a missing file, bad JSON, or another schema or schema version."""
     if not json_path.is_file():
         raise FormatError(f"manifest {json_path} not found")
     try:
@@ -86,6 +83,15 @@ def load_arrays(
         raise FormatError(
             f"{json_path}: schema_version must be {schema_version} (got {manifest.get('schema_version')!r})"
         )
+    return manifest
+
+
+def load_arrays(
+    path: str | os.PathLike, *, schema: str, schema_version: int
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Load a pair written by :func:`save_arrays`, refusing another schema, version or a corrupt ``.npz``."""
+    npz_path, json_path = npz_and_manifest_paths(path)
+    manifest = read_manifest(json_path, schema=schema, schema_version=schema_version)
     if not npz_path.is_file():
         raise FormatError(f"array file {npz_path} not found")
     data = npz_path.read_bytes()
