@@ -29,6 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.commands_log import record_command
+from analysis.energy import COUNTERS, layer_energy
 from dpp.checks import check_int, check_k_n
 from dpp.errors import SimulationError
 from dpp.kofn import CSRMatrix, KofNMatrix, dense_storage_bits
@@ -38,8 +39,6 @@ ARCHS = ("kofn", "dense", "csr")
 FLOW_FILE = "flow.json"
 FLOW_SCHEMA = "dpp.flow"
 ACT_BUDGET = 131072  #: activations one hardware run holds; larger batches (conv over many images) run in chunks
-COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
-            "out_bits_written")
 
 
 @dataclass
@@ -145,13 +144,13 @@ def layer_matrix(arch: str, layer: Any) -> tuple[str, Any]:
     return "csr", CSRMatrix.from_dense(layer.dense_weights(), weight_bits=layer.weight_bits)
 
 
-def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, batch: int, sizes: dict[tuple, dict]) -> Any:
+def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, sizes: dict[tuple, dict]) -> Any:
     """``ArrayParams`` of the build serving ``layer`` (sized to the largest layer sharing that build)."""
     from rtl.params import ArrayParams
 
-    block = matrix.block if isinstance(matrix, KofNMatrix) else 1
+    key = _build_key(array, matrix, layer)
+    _, block, _ = key
     n = matrix.n if isinstance(matrix, KofNMatrix) else cfg.n
-    key = (array, block, layer.out_bits)
     dims = sizes[key]
     return ArrayParams(arch=array, k=cfg.k, n=n, pes=cfg.pes, weight_bits=layer.weight_bits,
                        act_bits=layer.act_bits, out_bits=layer.out_bits, block=block, max_rows=dims["rows"],
@@ -191,7 +190,6 @@ def _memory_bits(matrix: Any, layer: Any, batch: int) -> dict[str, int]:
 def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any],
                      work: Path, bar: Any) -> tuple[list[LayerRecord], np.ndarray, dict[str, Any]]:
     """Run every matmul of ``network`` in RTL on ``arch``'s design, chaining each layer's RTL output onward."""
-    from analysis.energy import layer_energy
     from sim.run import Layer, build_array, simulate_layers
 
     mats = [layer_matrix(arch, layer) for layer in network.layers]
@@ -209,7 +207,7 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
 
     def hook(index: int, layer: Any, x: np.ndarray) -> np.ndarray:
         array, matrix = mats[index]
-        params = design_for(array, cfg, layer, matrix, x.shape[0], sizes)
+        params = design_for(array, cfg, layer, matrix, sizes)
         key = _build_key(array, matrix, layer)
         if key not in builds:
             bar.update(task, description=f"{arch}: build {params.top_name} (out_bits={layer.out_bits})")
@@ -236,16 +234,16 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
             bad = [f"{k}: model {model[k]}, RTL {counters[k]}" for k in COUNTERS if counters[k] != model[k]]
             raise SimulationError(f"{arch} design, layer {index}: counters differ from the analytic model: "
                                   f"{'; '.join(bad)}")
-        c = counters
-        lane_cycles = c["mac_ops"] + c["lane_idle_cycles"]
-        energy = layer_energy(c, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
+        lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
+        energy = layer_energy(counters, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
                               acc_bits=int(params.acc_bits), memory_bits=_memory_bits(matrix, layer, min(len(x), step)),
                               batch=x.shape[0])
         records.append(LayerRecord(
             arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,
-            batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"], utilisation=c["mac_ops"] / lane_cycles if lane_cycles
-            else 0.0, energy_pj=energy.total_pj, storage_bits=_storage_bits(matrix, layer),
-            sim_seconds=time.perf_counter() - t0, design=params.to_dict(), **c))
+            batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"],
+            utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0, energy_pj=energy.total_pj,
+            storage_bits=_storage_bits(matrix, layer), sim_seconds=time.perf_counter() - t0,
+            design=params.to_dict(), **counters))
         bar.advance(task)
         return outputs
 
@@ -295,8 +293,8 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
     with torch.no_grad():
         torch_pred = qnet(x).argmax(dim=1).numpy()
     x_int = network.quantize_input(x.numpy())
-    reference_io = network.layer_io(x_int)
-    ref_pred = network.predict(x_int)
+    ref_outs, reference_io = network.run_with(x_int, lambda _i, layer, x: layer.matmul(x))
+    ref_pred = np.argmax(ref_outs[-1], axis=1)  # as IntNetwork.predict, without a second pass
 
     work = results / "flow_work"
     summary_arch: dict[str, Any] = {}
