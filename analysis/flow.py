@@ -171,7 +171,8 @@ def _build_key(array: str, matrix: Any, layer: Any) -> tuple:
     return (array, matrix.block if isinstance(matrix, KofNMatrix) else 1, layer.out_bits)
 
 
-def _storage_bits(matrix: Any, layer: Any) -> int:
+def storage_bits_of(matrix: Any, layer: Any) -> int:
+    """Stored bits of a layer in its array's format (values, indices, pointers; dense: values only)."""
     if isinstance(matrix, (KofNMatrix, CSRMatrix)):
         return matrix.storage_bits().total_bits
     return dense_storage_bits(layer.rows, layer.cols, layer.weight_bits).total_bits
@@ -242,7 +243,7 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
             arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,
             batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"],
             utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0, energy_pj=energy.total_pj,
-            storage_bits=_storage_bits(matrix, layer), sim_seconds=time.perf_counter() - t0,
+            storage_bits=storage_bits_of(matrix, layer), sim_seconds=time.perf_counter() - t0,
             design=params.to_dict(), **counters))
         bar.advance(task)
         return outputs

@@ -1,0 +1,120 @@
+"""k-of-n vs dense vs CSR on real trained networks: each array runs the network trained for it.
+
+The synthetic layer of ``dpp bench-sim arch`` fixes one weight distribution; here the k-of-n array runs a
+DPP-trained network (exactly k of n per group), the CSR array runs an *unstructured*-trained network of the
+same model at the same density (its own trained sparsity pattern and row imbalance), and the dense array
+runs the model's shapes densely. Cycles and traffic come from the analytic model :func:`sim.model.predict_counters`
+(equal to the RTL counters, tested); with ``simulate=True`` every layer is also run in RTL on its real
+input (the reference chain of test images) and checked bit-exact with counters equal to the model.
+
+Both networks come from ``dpp export`` (:class:`dpp.network.IntNetwork`); their matmul layers must have the
+same shapes. A convolution runs as its im2col matrix, one input vector per output position.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from analysis.flow import batch_chunk, layer_matrix, storage_bits_of
+from dpp.checks import check_int
+from dpp.errors import SimulationError
+from dpp.kofn import CSRMatrix, KofNMatrix
+from dpp.network import IntNetwork
+
+ARRAYS = ("kofn", "dense", "csr")
+
+
+def _check_pair(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
+    """``(k, n)`` of the DPP network; a clear error when the two networks do not describe one model."""
+    if len(kofn_net.layers) != len(csr_net.layers):
+        raise ValueError(f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs "
+                         f"{len(csr_net.layers)} (CSR)")
+    for i, (a, b) in enumerate(zip(kofn_net.layers, csr_net.layers)):
+        if (a.rows, a.cols) != (b.rows, b.cols):
+            raise ValueError(f"layer {i}: shapes differ, {a.rows}x{a.cols} (k-of-n) vs {b.rows}x{b.cols} (CSR)")
+    kofn = [layer.weights for layer in kofn_net.layers if isinstance(layer.weights, KofNMatrix)]
+    if not kofn:
+        raise ValueError("the k-of-n network has no k-of-n layer (export a DPP run: dpp export RUN --out NET)")
+    ks = {(m.k, m.n) for m in kofn}
+    if len(ks) != 1:
+        raise ValueError(f"the k-of-n network mixes k/n values {sorted(ks)}; expected one")
+    return ks.pop()
+
+
+def _params(array: str, k: int, n: int, pes: int, layer: Any, matrix: Any, batch: int) -> Any:
+    from sim.workloads import array_params
+
+    block = matrix.block if isinstance(matrix, KofNMatrix) else 1
+    n_of = matrix.n if isinstance(matrix, KofNMatrix) else n
+    return array_params(array, k, n_of, pes, layer.rows, layer.cols, batch, block=block,
+                        weight_bits=layer.weight_bits, act_bits=layer.act_bits, out_bits=layer.out_bits)
+
+
+def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray, *, pes: int,
+                    simulate: bool = False, on_layer: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """One row per matmul layer (and a ``"total"`` row): cycles of the three designs and their ratios.
+
+    ``x_int``: quantised input images (``IntNetwork.quantize_input``); each layer's batch is its number of
+    input vectors (images, times output positions for a convolution). ``simulate``: also run every layer in
+    RTL (Verilator) and raise :class:`~dpp.errors.SimulationError` unless it is bit-exact with counters equal
+    to the model.
+    """
+    from sim.model import predict_counters
+
+    pes = check_int("pes", pes, lo=1)
+    k, n = _check_pair(kofn_net, csr_net)
+    ios = {"kofn": kofn_net.layer_io(x_int), "csr": csr_net.layer_io(x_int)}
+    rows: list[dict[str, Any]] = []
+    for i, (kl, cl) in enumerate(zip(kofn_net.layers, csr_net.layers)):
+        mats = {"kofn": layer_matrix("kofn", kl), "dense": layer_matrix("dense", kl), "csr": layer_matrix("csr", cl)}
+        row: dict[str, Any] = {"layer": i, "kind": kl.kind, "rows": kl.rows, "cols": kl.cols}
+        for design, (array, matrix) in mats.items():
+            io = ios["csr" if design == "csr" else "kofn"][i]
+            batch = int(io.x.shape[0])
+            params = _params(array, k, n, pes, kl if design != "csr" else cl, matrix, batch)
+            nnz = matrix.row_lengths() if isinstance(matrix, CSRMatrix) else None
+            counters = predict_counters(params, kl.rows, kl.cols, batch, row_nnz=nnz)
+            if simulate:
+                if on_layer is not None:
+                    on_layer(f"layer {i}: {design} design on the {array} array, batch {batch}")
+                _simulate_checked(params, matrix, io, f"{design} design, layer {i}")
+            row["batch"] = batch
+            row[f"{design}_array"] = array
+            row[f"{design}_cycles"] = counters["cycles"]
+            row[f"{design}_mac_ops"] = counters["mac_ops"]
+            row[f"{design}_storage_bits"] = storage_bits_of(matrix, kl)
+        row["csr_density"] = mats["csr"][1].nnz / (kl.rows * kl.cols)
+        lengths = mats["csr"][1].row_lengths()
+        row["csr_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean()) if lengths.mean() > 0 else 0.0
+        rows.append(_with_ratios(row))
+    total: dict[str, Any] = {"layer": "total"}
+    for key in ("kofn_cycles", "dense_cycles", "csr_cycles", "kofn_storage_bits", "csr_storage_bits",
+                "dense_storage_bits"):
+        total[key] = sum(r[key] for r in rows)
+    rows.append(_with_ratios(total))
+    return rows
+
+
+def _with_ratios(row: dict[str, Any]) -> dict[str, Any]:
+    row["dense_over_kofn"] = row["dense_cycles"] / row["kofn_cycles"]
+    row["csr_over_kofn"] = row["csr_cycles"] / row["kofn_cycles"]
+    return row
+
+
+def _simulate_checked(params: Any, matrix: Any, io: Any, what: str) -> None:
+    """Run the layer in RTL (in chunks of at most ``batch_chunk`` vectors, as the flow does); raise unless
+    every chunk is bit-exact, its counters equal the model and the outputs equal the network's reference."""
+    from dataclasses import replace
+
+    from sim.run import Layer, simulate_layers
+
+    step = min(params.max_batch, batch_chunk(params.max_cols))
+    chunk_params = replace(params, max_batch=step)
+    runs = simulate_layers(chunk_params, [Layer(matrix, io.x[i:i + step], io.bias, io.multiplier, io.shift,
+                                                io.relu) for i in range(0, len(io.x), step)])
+    for res in runs:
+        res.check(what)
+    if not np.array_equal(np.concatenate([r.outputs for r in runs]), io.y):
+        raise SimulationError(f"{what}: RTL output differs from the network's reference output")
