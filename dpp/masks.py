@@ -3,7 +3,9 @@
 Logits have shape ``(..., n)``: one categorical distribution per group of n candidates. Following the paper's
 public code (Deep Probabilistic Subsampling, Huijben et al. 2020, as used by DPP, arXiv 2105.12686):
 
-* forward: hard, exact k-hot mask = top-k of ``logits + c * g`` with Gumbel noise ``g = -log(-log U)``;
+* forward: hard, exact k-hot mask = top-k of ``logits + c * g`` with Gumbel noise ``g = -log(-log U)``
+  (:mod:`dpp.noise`: counter-based, a function of one 64-bit seed drawn from the generator per call and of the
+  logit's flat index, so the fused kernel of :mod:`dpp.fused_mask` draws the very same noise);
 * backward: the k successive softmaxes without replacement, draw i being
   ``softmax((logits + c*g + PAD * hard_before_i) / T)`` (earlier hard draws excluded, same noise reused),
   summed over the k draws; straight-through: the forward value is ``hard`` exactly, the gradient is the
@@ -15,10 +17,14 @@ group has fewer than k real positions, which is the padding rule of :class:`dpp.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch.autograd.function import once_differentiable
 
 from dpp.checks import check_k_n
+from dpp.fused_mask import gumbel_noise as _fast_gumbel
+from dpp.noise import draw_seed, gumbel_noise_reference
 
 PAD_LOGIT = -1.0e4  #: logit of a padded (non-existent) position; finite so softmaxes never give NaN
 _EXCLUDE = -1.0e9  #: added to a position already drawn, removing it from the later softmaxes
@@ -42,13 +48,16 @@ def topk_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
-                 dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Standard Gumbel samples ``-log(-log U)``, ``U ~ Uniform[0, 1)`` drawn from ``generator``.
-
-    U is clamped to the smallest positive float so the noise stays finite (a real slot must always beat a pad).
+                 dtype: torch.dtype = torch.float32, *, reference: bool = False) -> torch.Tensor:
+    """Standard Gumbel samples ``-log(-log U)`` of ``shape`` (row-major element i is :mod:`dpp.noise` element i)
+    from one seed drawn from ``generator``; U lies strictly inside (0, 1), so the noise is finite (a real slot
+    always beats a pad). Computed in float32 (by the C kernel when available, else in torch; ``reference``:
+    always torch; the same bits either way), then cast to ``dtype``.
     """
-    u = torch.rand(shape, generator=generator, dtype=dtype).clamp_min_(torch.finfo(dtype).tiny)
-    return u.log_().neg_().log_().neg_()
+    numel = math.prod(shape)
+    seed = draw_seed(generator)
+    noise = gumbel_noise_reference(seed, numel) if reference else _fast_gumbel(seed, numel)
+    return noise.reshape(shape).to(dtype)
 
 
 def _hard_topk_axis0(perturbed: torch.Tensor, k: int) -> list[torch.Tensor]:
@@ -92,18 +101,16 @@ def relaxed_topk(perturbed: torch.Tensor, k: int, temperature: float) -> tuple[t
 def _perturbed_axis0(logits: torch.Tensor, noise_scale: float, generator: torch.Generator | None) -> torch.Tensor:
     """``logits + c * g`` with the n candidates on axis 0, shape ``(n, groups)``, contiguous, no autograd.
 
-    The same uniform draws and the same float operations as ``flat + c * gumbel_noise(...)``, done in place in
-    one buffer, so a generator state gives bit-identical samples to the reference path.
+    The same noise and the same float operations as the reference's ``flat + c * noise``, so a generator state
+    gives bit-identical samples to the reference path.
     """
     n = logits.shape[-1]
     flat = logits.detach().reshape(-1, n).t()
     if noise_scale == 0:
         return flat.contiguous()
-    work = torch.empty(flat.shape, dtype=logits.dtype, device=logits.device).uniform_(generator=generator)
-    work.clamp_min_(torch.finfo(logits.dtype).tiny).log_().neg_().log_()  # -g = log(-log U)
-    if noise_scale != 1:
-        work.mul_(noise_scale)
-    return torch.sub(flat, work, out=work)  # l - c * (-g) == l + c * g exactly
+    noise = gumbel_noise(logits.shape, generator, logits.dtype).to(logits.device).reshape(-1, n).t()
+    work = torch.mul(noise, noise_scale, out=torch.empty(flat.shape, dtype=logits.dtype, device=logits.device))
+    return work.add_(flat)  # c * g + l == l + c * g exactly
 
 
 def _hard_picks(perturbed: torch.Tensor, k: int, hard: torch.Tensor) -> tuple[list[torch.Tensor],
@@ -216,7 +223,8 @@ def gumbel_topk_mask_reference(logits: torch.Tensor, k: int, temperature: float,
     flat = logits.reshape(-1, n).t()
     if noise_scale > 0:
         with torch.no_grad():
-            noise = gumbel_noise(flat.shape, generator, logits.dtype)
+            noise = gumbel_noise(logits.shape, generator, logits.dtype, reference=True).to(logits.device)
+            noise = noise.reshape(-1, n).t()
         flat = flat + noise_scale * noise
     hard, soft = relaxed_topk(flat.contiguous(), k, temperature)
     return _StraightThrough.apply(hard, soft).t().reshape(logits.shape)

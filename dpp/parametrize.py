@@ -14,6 +14,10 @@ PyTorch's ``weight.reshape(out, -1)``):
 
 For ``weight`` and ``kernel`` a last, partial group (slots not a multiple of n) is allowed and follows the
 padding rule of :class:`dpp.kofn.KofNMatrix`: it keeps ``min(k, real slots)`` real slots.
+
+In training, :class:`KofNMask` computes ``W * mask`` (all three granularities) in one fused C call each way
+(:mod:`dpp.fused_mask`) when the kernel is built and the tensors are float32 on CPU; otherwise through the torch
+functions of :mod:`dpp.masks`. Both draw the same noise from the mask's generator and give the same masks.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from dpp import fused_mask
 from dpp.checks import check_k_n
 from dpp.masks import PAD_LOGIT, group_entropy, gumbel_topk_mask, topk_mask
+from dpp.noise import draw_seed
 
 GRANULARITIES = ("weight", "kernel", "filter")
 INIT_KINDS = ("normal", "magnitude")
@@ -140,6 +146,8 @@ class KofNMask(MaskBase):
         self.logits = nn.Parameter(logits)
         self.register_buffer("pad", layout.pad_positions().clone(), persistent=False)
         self.has_pad = bool(self.pad.any())
+        self._kernel_dims = fused_mask.kernel_dims(layout.logit_shape, math.prod(layout.weight_shape), layout.k,
+                                                   layout.real_slots, layout.block)
 
     def padded_logits(self) -> torch.Tensor:
         """Logits with padded slots forced to :data:`PAD_LOGIT`."""
@@ -149,11 +157,15 @@ class KofNMask(MaskBase):
         return topk_mask(self.padded_logits(), self.layout.k)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            m = gumbel_topk_mask(self.padded_logits(), self.layout.k, self.temperature,
-                                 noise_scale=self.noise_scale, generator=self.generator)
-        else:
-            m = self.slot_mask()
+        if not self.training:
+            return weight * self.weight_mask()
+        if fused_mask.supports(weight, self.logits):  # one C call each way: noise, exact top-k, W * mask
+            seed = draw_seed(self.generator) if self.noise_scale > 0 else 0
+            return fused_mask.masked_weight(weight, self.logits, self._kernel_dims, self.temperature,
+                                            self.noise_scale, seed)
+        # torch path (DPP_FUSED_MASK=0, no compiler, other dtypes): the same noise for the same generator state
+        m = gumbel_topk_mask(self.padded_logits(), self.layout.k, self.temperature,
+                             noise_scale=self.noise_scale, generator=self.generator)
         return weight * self.layout.expand(m)
 
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dpp.masks import (PAD_LOGIT, group_entropy, group_entropy_reference, gumbel_topk_mask,
+from dpp.masks import (PAD_LOGIT, group_entropy, group_entropy_reference, gumbel_noise, gumbel_topk_mask,
                        gumbel_topk_mask_reference, relaxed_topk, topk_mask)
 from dpp.schedules import TemperatureSchedule
 from dpp.parametrize import (KofNMask, layout_for, make_permanent, masked_layers, remove_masks, set_temperature,
@@ -134,8 +134,7 @@ def test_fast_mask_gradcheck_in_double():
 
         def soft_ref(x, k=k):
             flat = x.reshape(-1, 5).t()
-            noise = -torch.log(-torch.log(torch.rand(flat.shape, generator=torch.Generator().manual_seed(7),
-                                                     dtype=torch.float64).clamp_min(torch.finfo(torch.float64).tiny)))
+            noise = gumbel_noise(x.shape, torch.Generator().manual_seed(7), torch.float64).reshape(-1, 5).t()
             _, soft = relaxed_topk(flat + 0.5 * noise, k, 0.9)
             return soft.t().reshape(x.shape)
 
