@@ -81,6 +81,19 @@ class Requantiser(wiring.Component):
         return m
 
 
+def or_tree(values: list[Value]) -> Value:
+    """Balanced OR of 1-bit values: a plain expression (Verilator evaluates ``Cat(...).any()`` bit by bit)."""
+    if not values:
+        raise ValueError("or_tree needs at least one value (got an empty list)")
+    level = list(values)
+    while len(level) > 1:
+        nxt = [level[i] | level[i + 1] for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
 def popcount_tree(bits: list[Value]) -> Value:
     """Number of set bits, as an adder tree."""
     return adder_tree([b.as_unsigned() for b in bits])

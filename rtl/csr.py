@@ -15,18 +15,25 @@ Design choices that make it a strong, fair baseline:
 Schedule per PE (S0 = issue): S0 word + bias read (row pointers prefetched one row ahead); S1 word arrives,
 lanes beyond the row's entries are masked to 0, activation replicas are read at ``b*cols + column``;
 S2 products registered; S3 adder tree + accumulate; S4 row total on ``res``.
+
+``act_banks = B > 0`` (the equal-memory variant, :mod:`rtl.csr_banked`): the replicas are replaced by ONE
+activation memory in ``B`` banks. The PEs keep exactly the streams above but advance in lock-step: S0 and S1
+move only on ``advance``, S1 holds a slot while its lanes wait for their banks (words held, not re-read),
+then a bank-read stage SB precedes S2. ``cycles = sum over slots of the slot's cycles +
+DRAIN_CYCLES_BANKED``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl.blocks import adder_tree
 from rtl.control import array_members, attach_requantisers, build_shell, forward_load, load_members
-from rtl.layout import DRAIN_CYCLES, SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
+from rtl.csr_banked import ActivationBanks
+from rtl.layout import BANKED_SERVICE_DRAIN, DRAIN_CYCLES, SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import per_pe_write
 
@@ -39,6 +46,7 @@ class CsrPE(wiring.Component):
         p = layout.params
         if p.arch != "csr":
             raise ValueError(f"CsrPE serves arch 'csr' (got arch={p.arch!r})")
+        self.banked = p.act_banks > 0
         members = load_members(layout)
         members.update({
             "launch": In(1), "batch": In(layout.register_bits("batch")),
@@ -48,6 +56,11 @@ class CsrPE(wiring.Component):
             "lanes_used": Out(range(p.k + 1)), "word_read": Out(1), "ptr_read": Out(1),
             "res_valid": Out(1), "res": Out(signed(p.acc_bits)), "res_word": Out(addr_bits(layout.out_depth)),
         })
+        if self.banked:  # the shared banked activation memory (rtl.csr_banked) serves the lanes
+            members["advance"] = In(1)
+            for lane in range(p.k):
+                members.update({f"req{lane}": Out(1), f"addr{lane}": Out(layout.act_addr_bits),
+                                f"act{lane}": In(p.act_bits)})
         super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
@@ -77,6 +90,7 @@ class CsrPE(wiring.Component):
         row_end, row_tail = Signal(lay.ptr_bits), Signal(range(p.k + 1))
         word = Signal(addr_bits(lay.out_depth))
         empty, last, row_last, next_j = Signal(), Signal(), Signal(), Signal.like(j)
+        step = self.running & self.advance if self.banked else self.running  # banked: frozen while stalled
 
         m.d.comb += [
             local_rows.eq(Mux(self.last_pes > self.index, self.tiles, self.tiles - 1)),
@@ -88,9 +102,9 @@ class CsrPE(wiring.Component):
             next_j.eq(Mux(row_last, 0, j + 1)),
             word.eq(out_base + j),
             self.final.eq(self.running & last & row_last & (b == self.batch - 1)),
-            self.word_read.eq(self.running & ~empty),
-            self.ptr_read.eq(self.running & starting),
-            self.lanes_used.eq(Mux(~self.running | empty, 0, Mux(last, row_tail, p.k))),
+            self.word_read.eq(step & ~empty),
+            self.ptr_read.eq(step & starting),
+            self.lanes_used.eq(Mux(~step | empty, 0, Mux(last, row_tail, p.k))),
             w_rd.en.eq(self.word_read), w_rd.addr.eq(w),
             b_rd.en.eq(self.ptr_read), b_rd.addr.eq(j),
             rp_rd.en.eq(self.launch | self.ptr_read), rp_rd.addr.eq(Mux(self.launch, 0, next_j)),
@@ -99,7 +113,7 @@ class CsrPE(wiring.Component):
         with m.If(self.launch):
             m.d.sync += [self.running.eq(local_rows != 0), b.eq(0), j.eq(0), w.eq(0), starting.eq(1),
                          act_base.eq(0), out_base.eq(0)]
-        with m.Elif(self.running):
+        with m.Elif(step):
             m.d.sync += [starting.eq(last), w.eq(Mux(empty, w, w + 1))]
             with m.If(starting):
                 m.d.sync += [end_r.eq(row_end), tail_r.eq(row_tail)]
@@ -114,30 +128,36 @@ class CsrPE(wiring.Component):
                 "act_base": act_base, "word": word}
 
     def _datapath(self, m: Module, w_rd, b_rd, issue: dict[str, Signal]) -> None:
-        """S1..S4: masked lane values, replica reads, products, accumulate, result."""
+        """S1..S4: masked lane values, replica reads, products, accumulate, result (banked: S1 lasts until
+        every lane is granted, then one bank-read stage SB before S2)."""
         lay, p = self.layout, self.layout.params
         s1 = {name: Signal.like(sig, name=f"{name}1") for name, sig in issue.items()}
-        m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        if not self.banked:
+            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
         s2 = {name: Signal.like(s1[name], name=f"{name}2") for name in ("valid", "first", "last", "word")}
         s3 = {name: Signal.like(s2[name], name=f"{name}3") for name in s2}
-        m.d.sync += [s2[name].eq(s1[name]) for name in s2] + [s3[name].eq(s2[name]) for name in s3]
+        into_s2, bias_in = s1, b_rd.data
+        if self.banked:
+            into_s2, bias_in = self._banked_stages(m, issue, s1, b_rd)
+        m.d.sync += [s2[name].eq(into_s2[name]) for name in s2] + [s3[name].eq(s2[name]) for name in s3]
         bias2, bias3 = Signal(signed(p.acc_bits)), Signal(signed(p.acc_bits))
-        m.d.sync += [bias2.eq(b_rd.data), bias3.eq(bias2)]
+        m.d.sync += [bias2.eq(bias_in), bias3.eq(bias2)]
 
         products = []
         for lane in range(p.k):
-            acts = m.submodules[f"acts{lane}"] = Memory(shape=p.act_bits, depth=lay.act_depth, init=[])
-            wr, rd = acts.write_port(), acts.read_port()
             col = w_rd.data[lay.index_offset(lane):lay.index_offset(lane) + lay.col_bits]
             value = w_rd.data[lay.value_offset(lane):lay.value_offset(lane + 1)].as_signed()
             value2 = Signal(signed(p.weight_bits), name=f"value2_{lane}")
             prod3 = Signal(signed(p.weight_bits + p.act_bits), name=f"prod3_{lane}")
-            m.d.comb += [
-                wr.en.eq(self.load_en & (self.load_sel == SEL_ACT)),
-                wr.addr.eq(self.load_addr[:addr_bits(lay.act_depth)]), wr.data.eq(self.load_data),
-                rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
-            ]
-            m.d.sync += [value2.eq(Mux(s1["lanes"] > lane, value, 0)), prod3.eq(value2 * rd.data.as_signed())]
+            masked = Mux(s1["lanes"] > lane, value, 0)
+            if self.banked:
+                act = self._banked_lane(m, lane, s1, col)
+                valueb = Signal(signed(p.weight_bits), name=f"valueb_{lane}", reset_less=True)
+                m.d.sync += valueb.eq(masked)
+                masked = valueb
+            else:
+                act = self._replica(m, lane, s1, col)
+            m.d.sync += [value2.eq(masked), prod3.eq(value2 * act.as_signed())]
             products.append(prod3)
 
         acc, total = Signal(signed(p.acc_bits)), Signal(signed(p.acc_bits))
@@ -146,6 +166,39 @@ class CsrPE(wiring.Component):
             m.d.sync += acc.eq(total)
         m.d.sync += [self.res_valid.eq(s3["valid"] & s3["last"]), self.res.eq(total),
                      self.res_word.eq(s3["word"])]
+
+    def _banked_stages(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
+                       ) -> tuple[dict[str, Signal], Signal]:
+        """Banked schedule: S0 and S1 advance only on ``advance`` (S1 lasts until every lane is granted); then
+        SB (bank read) and S2 follow one cycle apart, with bubbles entering SB while S1 waits."""
+        p = self.layout.params
+        names = ("valid", "first", "last", "word")
+        sb = {name: Signal.like(s1[name], name=f"{name}b") for name in names}
+        bias_b = Signal(signed(p.acc_bits), name="biasb", reset_less=True)
+        with m.If(self.advance):
+            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        m.d.sync += [sb[name].eq(s1[name]) for name in names] + [bias_b.eq(b_rd.data)]
+        m.d.sync += sb["valid"].eq(s1["valid"] & self.advance)
+        return sb, bias_b
+
+    def _replica(self, m: Module, lane: int, s1: dict[str, Signal], col: Value) -> Value:
+        """``act_banks = 0``: the lane's own activation replica, read in S1, data in S2."""
+        lay, p = self.layout, self.layout.params
+        acts = m.submodules[f"acts{lane}"] = Memory(shape=p.act_bits, depth=lay.act_depth, init=[])
+        wr, rd = acts.write_port(), acts.read_port()
+        m.d.comb += [
+            wr.en.eq(self.load_en & (self.load_sel == SEL_ACT)),
+            wr.addr.eq(self.load_addr[:addr_bits(lay.act_depth)]), wr.data.eq(self.load_data),
+            rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
+        ]
+        return rd.data
+
+    def _banked_lane(self, m: Module, lane: int, s1: dict[str, Signal], col: Value) -> Value:
+        """``act_banks > 0``: request address ``b*cols + column`` in S1 (while the lane is busy); the shared
+        banks hand the activation back in S2 (``act<lane>``), after the bank-read stage SB."""
+        m.d.comb += [getattr(self, f"req{lane}").eq(s1["lanes"] > lane),
+                     getattr(self, f"addr{lane}").eq(s1["act_base"] + col)]
+        return getattr(self, f"act{lane}")
 
 
 class CsrArray(wiring.Component):
@@ -160,7 +213,8 @@ class CsrArray(wiring.Component):
     def elaborate(self, platform: object) -> Module:
         m = Module()
         lay, p = self.layout, self.params
-        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=DRAIN_CYCLES["csr"])
+        drain = BANKED_SERVICE_DRAIN if p.act_banks else DRAIN_CYCLES["csr"]
+        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=drain)
         pes = []
         for i in range(p.pes):
             pe = m.submodules[f"pe{i}"] = CsrPE(lay, i)
@@ -171,13 +225,37 @@ class CsrArray(wiring.Component):
         any_running = Signal()
         all_finishing = Signal()
         m.d.comb += [any_running.eq(Cat(*[pe.running for pe in pes]).any()),
-                     all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all()),
-                     ctrl.last_issue.eq(any_running & all_finishing)]
+                     all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all())]
+        if p.act_banks:
+            banks = self._banked(m, pes)
+            last_slot = Signal()  # S1 holds the final slot: last_issue when its last lane is granted
+            with m.If(banks.advance):
+                m.d.sync += last_slot.eq(any_running & all_finishing)
+            m.d.comb += ctrl.last_issue.eq(last_slot & banks.advance)
+            act_reads = banks.reads
+        else:
+            m.d.comb += ctrl.last_issue.eq(any_running & all_finishing)
+            act_reads = None
         writes = attach_requantisers(m, lay, regs, outs, [(pe.res_valid, pe.res, pe.res_word) for pe in pes])
-        self._count(m, pes, ctrl, counters, writes)
+        self._count(m, pes, ctrl, counters, writes, act_reads)
         return m
 
-    def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal]) -> None:
+    def _banked(self, m: Module, pes: list[CsrPE]) -> ActivationBanks:
+        """``act_banks > 0``: one shared banked activation memory; global lane ``pe*k + lane``."""
+        k = self.params.k
+        banks = m.submodules.acts = ActivationBanks(self.layout, len(pes) * k)
+        forward_load(m, self, banks)
+        for i, pe in enumerate(pes):
+            m.d.comb += pe.advance.eq(banks.advance)
+            for j in range(k):
+                lane = i * k + j
+                m.d.comb += [getattr(banks, f"req{lane}").eq(getattr(pe, f"req{j}")),
+                             getattr(banks, f"addr{lane}").eq(getattr(pe, f"addr{j}")),
+                             getattr(pe, f"act{j}").eq(getattr(banks, f"act{lane}"))]
+        return banks
+
+    def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal],
+               act_reads: Signal | None = None) -> None:
         lay, p = self.layout, self.params
         macs = Signal(range(p.pes * p.k + 1))
         words = Signal(range(p.pes + 1))
@@ -190,7 +268,7 @@ class CsrArray(wiring.Component):
             counters.inc_lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
             counters.inc_weight_bits_read.eq(words * lay.weight_value_bits),
             counters.inc_index_bits_read.eq(words * lay.weight_index_bits + ptrs * lay.rowptr_bits),
-            counters.inc_act_bits_read.eq(macs * p.act_bits),
+            counters.inc_act_bits_read.eq((macs if act_reads is None else act_reads) * p.act_bits),
             counters.inc_out_bits_written.eq(adder_tree([wr.as_unsigned() for wr in writes]) * p.out_bits),
         ]
 

@@ -6,7 +6,8 @@ The RTL slices words with the offsets given here, :mod:`rtl.program` packs words
 Load port (all arrays): while ``load_en`` is high, ``load_data`` is written at the rising clock edge into the
 memory chosen by ``load_sel`` at ``load_addr`` (one word per cycle). Per-PE memories (weights, bias, CSR row
 pointers) are addressed ``(pe << word_addr_bits) | word``; the activation memory by word; registers by the
-``REG_*`` numbers below. CSR activations are written into every lane's replica at once.
+``REG_*`` numbers below. CSR activations are written into every lane's replica at once (``act_banks = 0``) or
+into their one bank (``act_banks > 0``).
 
 Word layouts (bit 0 = LSB, every value two's complement):
 
@@ -21,7 +22,10 @@ Word layouts (bit 0 = LSB, every value two's complement):
   ``k*weight_bits + j*col_bits``. A row's entries fill ``ceil(nnz/k)`` words, the last padded with (0, 0).
   Row pointer entry ``j`` of PE ``p`` (its local row ``j`` = row ``j*pes + p``): ``word_end`` (one past the
   row's last word) in the low ``ptr_bits``, then ``tail`` = entries in the last word (0 for an empty row).
-  csr activation word: one activation, word ``b*cols + c``.
+  csr activation word: one activation, word ``b*cols + c`` (the activation address ``a``). With
+  ``act_banks = B > 0`` the one activation memory of the array is split into ``B`` banks by the low address
+  bits: ``a`` lives in bank ``a % B`` at word ``a // B`` (:meth:`Layout.act_bank`, :meth:`Layout.act_bank_word`);
+  the load port still takes ``load_addr = a`` and writes the word into its bank only.
 * bias word (all arrays): one ``acc_bits`` value per row, PE ``p`` word ``t``.
 
 Output memory: result of (vector ``b``, row ``r``) at ``((b*tiles + r // pes) << pe_bits) | (r % pes)``,
@@ -64,6 +68,13 @@ SHIFT_BITS = 6
 #: requantise in 2 stages, output write; csr has one more: the activation read after the column read).
 #: ``busy`` rises with the first issued step, so ``cycles`` = steps issued + ``DRAIN_CYCLES[arch]``.
 DRAIN_CYCLES = {"kofn": 5, "dense": 5, "csr": 6}
+#: Banked CSR (``act_banks > 0``, :mod:`rtl.csr_banked`): ``cycles = sum over slots of the slot's cycles +
+#: DRAIN_CYCLES_BANKED``: 1 cycle issuing slot 0 (S0, weight word read), every slot's S1 arbitration cycles,
+#: then 6 stages after the last grant (bank read, products, accumulate, result, 2 requantise stages with
+#: the write). Its run control is told "last issue" when the last slot's last grant is made, so it counts
+#: down ``BANKED_SERVICE_DRAIN`` = 6 cycles.
+DRAIN_CYCLES_BANKED = 7
+BANKED_SERVICE_DRAIN = DRAIN_CYCLES_BANKED - 1
 
 
 def addr_bits(depth: int) -> int:
@@ -159,6 +170,39 @@ class Layout:
         per_vector = {"kofn": p.max_groups * p.block, "dense": self.max_chunks, "csr": p.max_cols}[p.arch]
         return mem_depth(p.max_batch * per_vector)
 
+    # ------------------------------------------------------------------ banked CSR activations (act_banks > 0)
+    @property
+    def act_banks(self) -> int:
+        """Banks of the one shared CSR activation memory; 0 = per-lane replicas."""
+        return self.params.act_banks
+
+    @property
+    def act_bank_bits(self) -> int:
+        """Low address bits that pick the bank (``log2 act_banks``; 0 for one bank or replicas)."""
+        return max(0, self.act_banks - 1).bit_length()
+
+    @property
+    def act_bank_depth(self) -> int:
+        """Words per bank: ``ceil(max_batch * max_cols / act_banks)`` (at least 2)."""
+        if not self.act_banks:
+            raise ValueError("act_bank_depth applies to act_banks > 0 (got act_banks=0)")
+        return mem_depth(math.ceil(self.params.max_batch * self.params.max_cols / self.act_banks))
+
+    @property
+    def act_addr_bits(self) -> int:
+        """Bits of an activation address ``a = b*cols + c`` as the lanes issue it (bank bits + word bits)."""
+        if not self.act_banks:
+            return addr_bits(self.act_depth)
+        return self.act_bank_bits + addr_bits(self.act_bank_depth)
+
+    def act_bank(self, addr: Any) -> Any:
+        """Bank of activation address ``addr`` (ints or integer arrays): ``addr % act_banks``."""
+        return addr & (self.act_banks - 1)
+
+    def act_bank_word(self, addr: Any) -> Any:
+        """Word of activation address ``addr`` inside its bank: ``addr // act_banks``."""
+        return addr >> self.act_bank_bits
+
     # ------------------------------------------------------------------ bias, row pointers, output
     @property
     def tile_depth(self) -> int:
@@ -198,7 +242,7 @@ class Layout:
     @property
     def load_addr_bits(self) -> int:
         per_pe = max(addr_bits(self.weight_depth), addr_bits(self.tile_depth))
-        return max(self.pe_bits + per_pe, addr_bits(self.act_depth), addr_bits(len(REGISTER_NAMES)))
+        return max(self.pe_bits + per_pe, self.act_addr_bits, addr_bits(len(REGISTER_NAMES)))
 
     @property
     def load_data_bits(self) -> int:

@@ -21,6 +21,7 @@ WEIGHT_BITS_RANGE = (2, 16)
 MAX_ACC_BITS = 64
 MAX_PES = 64
 MAX_N = 64
+MAX_ACT_BANKS = 1024
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,10 @@ class ArrayParams:
     ``n`` and ``block`` describe the k-of-n format: ``n`` only shapes the kofn array (the baselines accept
     any valid ``k < n`` so one set of numbers describes a comparison), ``block`` must be 1 for the baselines.
     ``max_nnz`` (CSR only) is the most stored non-zeros one PE can hold; 0 means full rows.
+    ``act_banks`` (CSR only): 0 = every lane has its own replica of the activation memory (the strong,
+    conflict-free baseline); ``B`` (a power of two) = ONE activation memory for the whole array in ``B``
+    banks interleaved by the low address bits, all PEs in lock-step, bank conflicts stall the array
+    (:mod:`rtl.csr_banked`).
     """
 
     arch: str
@@ -46,6 +51,7 @@ class ArrayParams:
     max_cols: int = 64
     max_batch: int = 4
     max_nnz: int = 0
+    act_banks: int = 0
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -67,6 +73,13 @@ class ArrayParams:
         if self.arch != "csr" and self.max_nnz != 0:
             raise ValueError(f"max_nnz applies to arch='csr' only (got max_nnz={self.max_nnz} "
                              f"for arch={self.arch!r}, expected 0)")
+        check_int("act_banks", self.act_banks, lo=0, hi=MAX_ACT_BANKS)
+        if self.arch != "csr" and self.act_banks != 0:
+            raise ValueError(f"act_banks applies to arch='csr' only (got act_banks={self.act_banks} "
+                             f"for arch={self.arch!r}, expected 0)")
+        if self.act_banks & (self.act_banks - 1):
+            raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two "
+                             f"(got act_banks={self.act_banks})")
         check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
         need = self.min_acc_bits
         if need > MAX_ACC_BITS:

@@ -59,16 +59,20 @@ def memory_paths(params: ArrayParams) -> dict[str, str]:
     """Logical memory name (the keys of ``LayerProgram.memories``, plus the output banks ``out<pe>``) ->
     its path below the top module in the generated Verilog, e.g. ``dut.pe0.weights[i].value = word``."""
     paths = {}
+    replicas = params.arch == "csr" and not params.act_banks
     for pe in range(params.pes):
         paths[f"weights{pe}"] = f"pe{pe}.weights"
         paths[f"biases{pe}"] = f"pe{pe}.biases"
         if params.arch == "csr":
             paths[f"rowptr{pe}"] = f"pe{pe}.rowptr"
+        if replicas:
             for lane in range(params.k):
                 paths[f"acts{pe}_{lane}"] = f"pe{pe}.acts{lane}"
         paths[f"out{pe}"] = f"outs.out{pe}"
     if params.arch != "csr":
         paths["acts"] = "acts"
+    for bank in range(params.act_banks):  # banked CSR: rtl.csr_banked.ActivationBanks is submodule "acts"
+        paths[f"act_bank{bank}"] = f"acts.bank{bank}"
     return paths
 
 
@@ -194,13 +198,31 @@ def _csr_memories(lay: Layout, W: CSRMatrix, x: np.ndarray, mems: dict) -> None:
         c = np.concatenate(cols) if cols else np.zeros((0, p.k), np.int64)
         mems[f"weights{pe}"] = lay.pack_csr_words(v, c)
         mems[f"rowptr{pe}"] = lay.pack_rowptr(np.array(ends, np.int64), np.array(tails, np.int64))
-        acts = lay.pack_act_words(x.reshape(-1, 1))
-        for lane in range(p.k):
-            mems[f"acts{pe}_{lane}"] = acts
+    acts = lay.pack_act_words(x.reshape(-1, 1))  # address a = b*cols + c
+    if p.act_banks:  # one memory in banks: address a in bank a % B, word a // B
+        addrs = np.arange(acts.size)
+        for bank in range(p.act_banks):
+            mems[f"act_bank{bank}"] = acts[lay.act_bank(addrs) == bank]
+    else:
+        for pe in range(p.pes):
+            for lane in range(p.k):
+                mems[f"acts{pe}_{lane}"] = acts
+
+
+def activation_words(prog: LayerProgram) -> list[int]:
+    """The activation words in load-address order (``b*cols + c`` for csr), whatever memories hold them."""
+    p, lay = prog.params, prog.layout
+    if p.arch != "csr":
+        return prog.memories["acts"]
+    if not p.act_banks:
+        return prog.memories["acts0_0"]
+    banks = [prog.memories[f"act_bank{b}"] for b in range(p.act_banks)]
+    return [banks[lay.act_bank(a)][lay.act_bank_word(a)] for a in range(sum(map(len, banks)))]
 
 
 def _writes(lay: Layout, prog: LayerProgram) -> list[tuple[int, int, int]]:
-    """The load-port writes: registers, then every memory word (CSR activations once, broadcast)."""
+    """The load-port writes: registers, then every memory word (CSR activations once: broadcast into every
+    replica, or into their one bank)."""
     writes = [(SEL_REG, REGISTER_NAMES.index(name), value) for name, value in prog.registers.items()]
     p = lay.params
     per_pe = [("weights", SEL_WEIGHT, lay.weight_depth), ("biases", SEL_BIAS, lay.tile_depth)]
@@ -210,6 +232,5 @@ def _writes(lay: Layout, prog: LayerProgram) -> list[tuple[int, int, int]]:
         for name, sel, depth in per_pe:
             words = prog.memories[f"{name}{pe}"]
             writes += [(sel, lay.per_pe_address(pe, i, depth), w) for i, w in enumerate(words)]
-    acts = prog.memories["acts" if p.arch != "csr" else "acts0_0"]
-    writes += [(SEL_ACT, i, w) for i, w in enumerate(acts)]
+    writes += [(SEL_ACT, i, w) for i, w in enumerate(activation_words(prog))]
     return writes

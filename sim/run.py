@@ -126,7 +126,8 @@ def _job_for(params: ArrayParams, layer: Layer,
     from sim.model import predict_counters
 
     prog = program_layer(params, layer.W, layer.x, layer.bias, layer.multiplier, layer.shift, layer.relu)
-    model = predict_counters(params, prog.rows, prog.cols, prog.batch, row_nnz=prog.row_nnz)
+    csr = layer.W if params.arch == "csr" else None  # the columns set the banked array's conflicts
+    model = predict_counters(params, prog.rows, prog.cols, prog.batch, row_nnz=prog.row_nnz, csr=csr)
     addrs = prog.output_addresses()
     limit = cycle_limit(model["cycles"]) if max_cycles is None else max_cycles
     return Job(prog.writes, int(addrs.max()) + 1, limit), prog, dict(model), addrs

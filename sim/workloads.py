@@ -20,15 +20,35 @@ from sim.run import Layer
 
 
 def array_params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
-                 weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8) -> ArrayParams:
+                 weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8, act_banks: int = 0) -> ArrayParams:
     """A build sized to one layer, at the same ``pes * k`` multipliers whatever the architecture.
 
     The dense and CSR arrays do not depend on ``n`` (density is a property of their weights), so they get
     the canonical ``n = k + 1``: comparisons at 2/8 and 2/4 share one dense and one CSR build.
+    ``act_banks`` (csr only): 0 = per-lane activation replicas, B = one activation memory in B banks.
     """
     return ArrayParams(arch=arch, k=k, n=n if arch == "kofn" else k + 1, pes=pes, weight_bits=weight_bits,
                        act_bits=act_bits, out_bits=out_bits, block=block if arch == "kofn" else 1,
-                       max_rows=rows, max_cols=cols, max_batch=batch)
+                       max_rows=rows, max_cols=cols, max_batch=batch, act_banks=act_banks)
+
+
+def parse_act_banks(text: str, lanes: int) -> int:
+    """``--act-banks``: ``"0"`` (per-lane replicas), a power of two ``"32"``, or ``"Nx"`` = the smallest power
+    of two >= ``N * lanes`` (``lanes = pes * k``; exact for power-of-two lanes, e.g. 8 PEs)."""
+    spec = str(text).strip().lower()
+    try:
+        if spec.endswith("x"):
+            factor = float(spec[:-1])
+            if not factor > 0:
+                raise ValueError
+            return 1 << max(0, math.ceil(math.log2(factor * lanes)))
+        banks = int(spec)
+    except ValueError:
+        raise ValueError(f"act_banks must be 0, a power of two or a multiple of the lanes such as 2x "
+                         f"(got act_banks={text!r})") from None
+    if banks < 0 or banks & (banks - 1):
+        raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={banks})")
+    return banks
 
 
 def realistic_weights(rng: np.random.Generator, rows: int, cols: int, weight_bits: int,

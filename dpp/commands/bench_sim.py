@@ -1,7 +1,9 @@
 """``dpp bench-sim``: benchmarks that print measured ratios (simulation speed, architectures, model speed).
 
 * ``speed``: simulated cycles per wall-second for one large layer (build time reported separately).
-* ``arch``: cycles of k-of-n vs dense vs CSR on one layer at several k/n, same density and multipliers.
+* ``arch``: cycles of k-of-n vs dense vs CSR on one layer at several k/n, same density and multipliers; the
+  CSR array both with per-lane activation replicas (``csr``, the strong baseline) and with ONE activation
+  memory in ``--act-banks`` banks (``csr_banked``, the same activation SRAM as k-of-n).
 * ``model``: configurations per second of the analytic counter model :func:`sim.model.predict_counters`.
 
 Every simulated layer is also checked (bit-exact, counters equal to the model); a failure raises
@@ -31,12 +33,20 @@ SPEED_TARGET = 1_000_000  #: simulated cycles per second
 MODEL_TARGET = 10_000  #: model configurations per second
 KOFN_DENSE_TOLERANCE = 0.05  #: k-of-n / dense cycles within 5 % of k/n
 CSR_SLOWDOWN_TARGET = 1.3  #: CSR at least 1.3x the k-of-n cycles
+#: default banks of the equal-memory CSR in ``arch``: twice the lanes (the smallest power of two >= 2*pes*k)
+DEFAULT_ACT_BANKS = "2x"
 
 
-def _params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int) -> Any:
+def _params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, act_banks: int = 0) -> Any:
     from sim.workloads import array_params
 
-    return array_params(arch, k, n, pes, rows, cols, batch)
+    return array_params(arch, k, n, pes, rows, cols, batch, act_banks=act_banks)
+
+
+def _banks(spec: str, pes: int, k: int) -> int:
+    from sim.workloads import parse_act_banks
+
+    return parse_act_banks(spec, pes * k)
 
 
 def _run_checked(params: Any, layer: Any, what: str, repeat: int = 1) -> tuple[Any, list[Any]]:
@@ -50,11 +60,11 @@ def _run_checked(params: Any, layer: Any, what: str, repeat: int = 1) -> tuple[A
 
 
 def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int,
-                  seed: int, repeat: int = 3) -> dict[str, Any]:
+                  seed: int, repeat: int = 3, act_banks: int = 0) -> dict[str, Any]:
     """Build (timed apart), run one layer ``repeat`` times in one process; return cycles per second."""
     from sim.workloads import layer_for, realistic_weights
 
-    params = _params(arch, k, n, pes, rows, cols, batch)
+    params = _params(arch, k, n, pes, rows, cols, batch, act_banks)
     rng = np.random.default_rng(seed)
     layer = layer_for(params, realistic_weights(rng, rows, cols, params.weight_bits), rng, batch, n=n)
     t0 = time.perf_counter()
@@ -64,7 +74,8 @@ def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, bat
     run_cyc, run_wall = sum(r.run_sim_cycles for r in results), sum(r.run_wall_seconds for r in results)
     job_cyc, job_wall = sum(r.sim_cycles for r in results), sum(r.wall_seconds for r in results)
     return {
-        "arch": arch, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n, "pes": pes, "repeat": repeat,
+        "arch": arch, "act_banks": act_banks, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n,
+        "pes": pes, "repeat": repeat,
         "build_seconds": design.build_seconds, "build_cached": design.cached,
         "array_cycles": res.counters["cycles"], "bit_exact": all(r.bit_exact for r in results),
         "counters_match": all(r.counters_match for r in results),
@@ -77,7 +88,8 @@ def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, bat
 
 
 def _speed_table(r: dict[str, Any]) -> Table:
-    t = Table(title=f"simulation speed: {r['arch']} k={r['k']} n={r['n']} pes={r['pes']}, "
+    banks = f" with {r['act_banks']} activation banks" if r.get("act_banks") else ""
+    t = Table(title=f"simulation speed: {r['arch']}{banks} k={r['k']} n={r['n']} pes={r['pes']}, "
                     f"{r['rows']}x{r['cols']} batch {r['batch']}, {r['repeat']} runs in one process, Verilator")
     t.add_column("phase")
     for c in ("simulated cycles", "wall s", "cycles / s", f"/ target {SPEED_TARGET:,}"):
@@ -96,12 +108,15 @@ def speed(
     rows: int = typer.Option(512, "--rows"), cols: int = typer.Option(512, "--cols"),
     batch: int = typer.Option(8, "--batch"), seed: int = typer.Option(0, "--seed"),
     repeat: int = typer.Option(3, "--repeat", help="Runs of the layer in the one simulator process."),
+    act_banks: str = typer.Option("0", "--act-banks", help="csr: 0 = per-lane activation replicas; B (power "
+                                  "of two) or Nx (N times pes*k, rounded up to a power of two) banks."),
     json_path: Path = typer.Option(None, "--json", help="Also write the numbers as JSON here."),
 ) -> None:
     """Simulated cycles per wall-second on one large layer (target >= 1,000,000)."""
     check_k_n(k, n)
+    banks = _banks(act_banks, pes, k)
     r = measure_speed(arch, k, n, pes, check_int("rows", rows, lo=1), check_int("cols", cols, lo=1),
-                      check_int("batch", batch, lo=1), seed, check_int("repeat", repeat, lo=1))
+                      check_int("batch", batch, lo=1), seed, check_int("repeat", repeat, lo=1), banks)
     console = Console(width=max(Console().width, 110))
     console.print(_speed_table(r))
     when = "cached, not rebuilt now" if r["build_cached"] else "this run"
@@ -128,27 +143,38 @@ def parse_ratios(text: str) -> list[tuple[int, int]]:
 
 
 def measure_arch(rows: int, cols: int, batch: int, pes: int, ratios: list[tuple[int, int]], seed: int,
-                 row_spread: float) -> list[dict[str, Any]]:
-    """Cycles of the three arrays on one realistic layer per k/n (same density, ``pes * k`` multipliers)."""
+                 row_spread: float, act_banks: str = "0") -> list[dict[str, Any]]:
+    """Cycles of the arrays on one realistic layer per k/n (same density, ``pes * k`` multipliers).
+
+    ``act_banks`` (see :func:`sim.workloads.parse_act_banks`, resolved per k/n): not "0" adds the
+    equal-memory CSR (``csr_banked``: one activation memory in that many banks) next to the replicated one.
+    """
     from sim.workloads import layer_for, realistic_weights
 
+    banks = {(k, n): _banks(act_banks, pes, k) for k, n in ratios}  # a bad spec fails before any run
     w = realistic_weights(np.random.default_rng(seed), rows, cols, 8, row_spread=row_spread)
     out = []
     for k, n in ratios:
         row: dict[str, Any] = {"k": k, "n": n, "density": k / n}
-        for arch in ("kofn", "dense", "csr"):
-            params = _params(arch, k, n, pes, rows, cols, batch)
+        runs = [("kofn", "kofn", 0), ("dense", "dense", 0), ("csr", "csr", 0)]
+        if banks[k, n]:
+            row["act_banks"] = banks[k, n]
+            runs.append(("csr_banked", "csr", banks[k, n]))
+        for label, arch, nb in runs:
+            params = _params(arch, k, n, pes, rows, cols, batch, nb)
             layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n)
-            _, (res,) = _run_checked(params, layer, f"{arch} at k/n={k}/{n}")
-            row[arch] = res.counters["cycles"]
-            row[f"{arch}_model"] = res.model_counters["cycles"]
-            row[f"{arch}_util"] = res.counters["mac_ops"] / (res.counters["cycles"] * params.multipliers)
-            if arch == "csr":
+            _, (res,) = _run_checked(params, layer, f"{label} at k/n={k}/{n}")
+            row[label] = res.counters["cycles"]
+            row[f"{label}_model"] = res.model_counters["cycles"]
+            row[f"{label}_util"] = res.counters["mac_ops"] / (res.counters["cycles"] * params.multipliers)
+            if label == "csr":
                 lengths = layer.W.row_lengths()
                 row["csr_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean())
         row["kofn_over_dense"] = row["kofn"] / row["dense"]
         row["kofn_dense_error"] = row["kofn_over_dense"] / (k / n) - 1.0
         row["csr_over_kofn"] = row["csr"] / row["kofn"]
+        if banks[k, n]:
+            row["csr_banked_over_kofn"] = row["csr_banked"] / row["kofn"]
         out.append(row)
     return out
 
@@ -160,29 +186,70 @@ def arch(
     ratios: str = typer.Option("1/8,2/8,4/8,2/4", "--ratios", help="k/n values, comma separated."),
     seed: int = typer.Option(0, "--seed"),
     row_spread: float = typer.Option(0.5, "--row-spread", help="Sigma of log row scale of the weights."),
+    act_banks: str = typer.Option(DEFAULT_ACT_BANKS, "--act-banks",
+                                  help="Banks of the equal-memory CSR (csr_banked columns): Nx = N times the "
+                                       "pes*k lanes rounded up to a power of two, or a power of two; 0 = omit."),
     json_path: Path = typer.Option(None, "--json", help="Also write the table as JSON here."),
 ) -> None:
     """Cycles of k-of-n vs dense vs CSR at the same density and multipliers (RTL, checked)."""
     table_rows = measure_arch(check_int("rows", rows, lo=1), check_int("cols", cols, lo=1),
-                              check_int("batch", batch, lo=1), pes, parse_ratios(ratios), seed, row_spread)
+                              check_int("batch", batch, lo=1), pes, parse_ratios(ratios), seed, row_spread,
+                              act_banks)
+    banked = all("act_banks" in r for r in table_rows)
     t = Table(title=f"{rows}x{cols} layer, batch {batch}, {pes} PEs x k multipliers; weights with per-row "
-                    f"log-normal scales (sigma {row_spread}); CSR = global magnitude pruning at density k/n")
-    for c in ("k/n", "kofn cyc", "dense cyc", "csr cyc", "kofn/dense", "err", "<= 5 %", "csr/kofn", ">= 1.3",
-              "csr rows max/mean"):
-        t.add_column(c, justify="right")
+                    f"log-normal scales (sigma {row_spread}); CSR = global magnitude pruning at density k/n"
+                    + (f"; csr banked = ONE activation memory in {_banks_text(act_banks)} banks" if banked else ""))
+    cols_ = ["k/n", "kofn cyc", "dense cyc", "csr cyc", "kofn/dense", "err", "<= 5 %", "csr/kofn", ">= 1.3",
+             "csr rows max/mean"]
+    if banked:
+        cols_ += ["banks", "csr banked cycles", "csr_banked/kofn", ">= 1.3 "]
+    for c in cols_:
+        t.add_column(c, justify="right", no_wrap=banked)
     for r in table_rows:
         dense_ok = abs(r["kofn_dense_error"]) <= KOFN_DENSE_TOLERANCE
         csr_ok = r["csr_over_kofn"] >= CSR_SLOWDOWN_TARGET
-        t.add_row(f"{r['k']}/{r['n']}", f"{r['kofn']:,}", f"{r['dense']:,}", f"{r['csr']:,}",
-                  f"{r['kofn_over_dense']:.4f}", f"{100 * r['kofn_dense_error']:+.2f}%",
-                  "met" if dense_ok else "NOT met",
-                  f"{r['csr_over_kofn']:.3f}", "met" if csr_ok else "NOT met", f"{r['csr_row_nnz_max_over_mean']:.2f}")
-    console = Console(width=max(Console().width, 110))  # the table needs ~105 columns; logs are often 80
+        cells = [f"{r['k']}/{r['n']}", f"{r['kofn']:,}", f"{r['dense']:,}", f"{r['csr']:,}",
+                 f"{r['kofn_over_dense']:.4f}", f"{100 * r['kofn_dense_error']:+.2f}%",
+                 "met" if dense_ok else "NOT met",
+                 f"{r['csr_over_kofn']:.3f}", "met" if csr_ok else "NOT met", f"{r['csr_row_nnz_max_over_mean']:.2f}"]
+        if banked:
+            cells += [f"{r['act_banks']}", f"{r['csr_banked']:,}", f"{r['csr_banked_over_kofn']:.3f}",
+                      "met" if r["csr_banked_over_kofn"] >= CSR_SLOWDOWN_TARGET else "NOT met"]
+        t.add_row(*cells)
+    console = Console(width=max(Console().width, 180 if banked else 110))  # logs are often 80 columns
     console.print(t)
     console.print(f"err = (kofn/dense) / (k/n) - 1, target within {KOFN_DENSE_TOLERANCE:.0%}; csr/kofn target >= "
-                  f"{CSR_SLOWDOWN_TARGET}; every run bit-exact and all 7 counters equal to sim.model")
+                  f"{CSR_SLOWDOWN_TARGET}; every run bit-exact and all 7 counters equal to sim.model"
+                  + ("; csr = a private activation replica per lane (pes*k copies), csr banked = the single "
+                     "activation buffer of k-of-n, banked" if banked else ""))
     if json_path is not None:
         atomic_write_text(Path(json_path), json.dumps(table_rows, indent=2) + "\n")
+
+
+def _banks_text(spec: str) -> str:
+    spec = spec.strip().lower()
+    return f"{spec[:-1]} x pes*k (power of two)" if spec.endswith("x") else spec
+
+
+def measure_banked_model(configs: int, seed: int) -> dict[str, Any]:
+    """Time the banked-CSR model (needs the column indices) on realistic 512x1024 layers, 8 PEs."""
+    from dpp.kofn import CSRMatrix
+    from sim.model import predict_counters
+    from sim.workloads import realistic_weights
+
+    rng = np.random.default_rng(seed)
+    w = realistic_weights(rng, 512, 1024, 8)
+    layers = {kn: CSRMatrix.prune_magnitude(w, kn[0] / kn[1], weight_bits=8) for kn in ((1, 8), (2, 8), (4, 8))}
+    cases = []
+    for _ in range(configs):
+        k, n = list(layers)[int(rng.integers(len(layers)))]
+        banks = 8 * k << int(rng.integers(0, 3))  # 1x, 2x, 4x the lanes
+        cases.append((_params("csr", k, n, 8, 512, 1024, 1, banks), layers[k, n]))
+    t0 = time.perf_counter()
+    for p, W in cases:
+        predict_counters(p, 512, 1024, 1, csr=W)
+    wall = time.perf_counter() - t0
+    return {"configs": configs, "seconds": wall, "configs_per_second": configs / wall}
 
 
 def measure_model(configs: int, seed: int) -> dict[str, Any]:
@@ -208,10 +275,19 @@ def measure_model(configs: int, seed: int) -> dict[str, Any]:
 @app.command("model")
 def model(
     configs: int = typer.Option(20_000, "--configs", help="Random configurations to evaluate."),
+    banked_configs: int = typer.Option(200, "--banked-configs",
+                                       help="Banked-CSR configurations (512x1024 layers) to evaluate; 0 = skip."),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Configurations per second of the analytic counter model (target >= 10,000)."""
     r = measure_model(check_int("configs", configs, lo=1), seed)
-    Console().print(f"analytic model: {r['configs']:,} configurations (kofn/dense/csr, csr with per-row nnz) in "
-                    f"{r['seconds']:.3f} s = {r['configs_per_second']:,.0f} configs/s "
-                    f"({r['configs_per_second'] / MODEL_TARGET:.1f}x the {MODEL_TARGET:,}/s target)")
+    console = Console()
+    console.print(f"analytic model: {r['configs']:,} configurations (kofn/dense/csr, csr with per-row nnz) in "
+                  f"{r['seconds']:.3f} s = {r['configs_per_second']:,.0f} configs/s "
+                  f"({r['configs_per_second'] / MODEL_TARGET:.1f}x the {MODEL_TARGET:,}/s target)")
+    if check_int("banked_configs", banked_configs, lo=0):
+        b = measure_banked_model(banked_configs, seed)
+        console.print(f"banked CSR model (per-slot bank conflicts from the column indices): {b['configs']:,} "
+                      f"configurations of a 512x1024 layer, batch 1, 8 PEs, k/n 1/8..4/8, banks 1x..4x the lanes, "
+                      f"in {b['seconds']:.3f} s = {b['configs_per_second']:,.0f} configs/s; 1-min load average "
+                      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")

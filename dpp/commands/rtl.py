@@ -40,13 +40,15 @@ def rtl(
     max_cols: int = typer.Option(64, "--max-cols", help="Largest layer: input columns."),
     max_batch: int = typer.Option(4, "--max-batch", help="Largest batch of input vectors per run."),
     max_nnz: int = typer.Option(0, "--max-nnz", help="csr: most non-zeros one PE stores (0 = full rows)."),
+    act_banks: int = typer.Option(0, "--act-banks", help="csr: 0 = a private activation replica per lane; "
+                                  "B (power of two) = ONE activation memory in B banks, bank conflicts stall."),
     out: Path = typer.Option(..., "--out", help="Folder for <top>.v and params.json."),
     lint: bool = typer.Option(True, "--lint/--no-lint", help="Run verilator --lint-only on the result."),
 ) -> None:
     """Generate the Verilog of one array from Amaranth (deterministic, parameters in its header)."""
     params = ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=weight_bits, act_bits=act_bits,
                          out_bits=out_bits, block=block, acc_bits=acc_bits, max_rows=max_rows,
-                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz)
+                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz, act_banks=act_banks)
     path, result = run_rtl(params, out, lint)
     typer.echo(f"wrote {path} and {path.with_name('params.json')} (top module {params.top_name})")
     if result is not None:

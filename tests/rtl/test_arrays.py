@@ -18,11 +18,15 @@ from sim.model import predict_counters
 
 def _layer(arch: str, rng: np.random.Generator, rows: int, cols: int, k: int, n: int, block: int,
            weight_bits: int, density: float):
-    """A random weight matrix in the format ``arch`` takes."""
+    """A random weight matrix in the format ``arch`` takes (csr with ``density < 0``: a random density per
+    row, some rows empty)."""
     lim = 1 << (weight_bits - 1)
     w = rng.integers(-lim, lim, size=(rows, cols))
     if arch == "kofn":
         return KofNMatrix.prune_magnitude(w, k, n, block=block, weight_bits=weight_bits)
+    if arch == "csr" and density < 0:
+        keep = rng.random((rows, 1)) * (rng.random((rows, 1)) > 0.3)
+        return CSRMatrix.from_dense(w, rng.random((rows, cols)) < keep, weight_bits)
     if arch == "csr":
         return CSRMatrix.prune_magnitude(w, density, weight_bits)
     return w
@@ -40,14 +44,15 @@ def run_and_check(params: ArrayParams, rows: int, cols: int, batch: int, seed: i
     prog = program_layer(params, W, x, bias, multiplier, shift, relu)
     run = run_program(prog)
     np.testing.assert_array_equal(run.outputs, prog.expected)
+    csr = W if params.arch == "csr" else None
     row_nnz = W.row_lengths() if params.arch == "csr" else None
-    assert run.counters == predict_counters(params, rows, cols, batch, row_nnz)
+    assert run.counters == predict_counters(params, rows, cols, batch, row_nnz, csr=csr)
     return run.counters
 
 
 @st.composite
-def configs(draw, arch: str):
-    n = draw(st.integers(2, 16))
+def configs(draw, arch: str, banked: bool = False):
+    n = draw(st.integers(2, 8 if banked else 16))
     k = draw(st.integers(1, n - 1))
     block = draw(st.integers(1, 3)) if arch == "kofn" else 1
     pes = draw(st.integers(1, 4))
@@ -58,12 +63,13 @@ def configs(draw, arch: str):
         weight_bits=draw(st.integers(2, 8)), act_bits=draw(st.integers(2, 8)),
         out_bits=draw(st.integers(2, 16)),
         max_rows=rows + draw(st.integers(0, 3)), max_cols=cols + draw(st.integers(0, 5)),
-        max_batch=3,
+        max_batch=3, act_banks=draw(st.sampled_from([1, 2, 4, 8])) if banked else 0,
     )
+    densities = [0.1, 0.3, 0.5, 0.9] + ([-1.0] if arch == "csr" else [])
     run = dict(rows=rows, cols=cols, batch=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)),
                multiplier=draw(st.integers(1, 2**15 - 1)),
                shift=draw(st.one_of(st.integers(1, 20), st.integers(21, 48))), relu=draw(st.booleans()),
-               density=draw(st.sampled_from([0.1, 0.3, 0.5, 0.9])))
+               density=draw(st.sampled_from(densities)))
     return params, run
 
 
@@ -76,6 +82,65 @@ SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[Healt
 def test_random_layers_match_reference_and_model(arch: str, data) -> None:
     params, run = data.draw(configs(arch))
     run_and_check(params, **run)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_banked_csr_random_layers_match_reference_and_model(data) -> None:
+    """One activation memory in 1..8 banks: bit-exact, and all 7 counters equal to the model's slot count."""
+    params, run = data.draw(configs("csr", banked=True))
+    run_and_check(params, **run)
+
+
+def _banked_run(params: ArrayParams, rows_cols: list[list[int]], cols: int, batch: int = 1):
+    """Run a layer whose row ``r`` keeps exactly the columns ``rows_cols[r]``; return (run, program)."""
+    rng = np.random.default_rng(len(rows_cols) * 100 + cols)
+    mask = np.zeros((len(rows_cols), cols), dtype=bool)
+    for r, kept in enumerate(rows_cols):
+        mask[r, kept] = True
+    W = CSRMatrix.from_dense(rng.integers(1, 8, size=mask.shape), mask, weight_bits=4)
+    x = rng.integers(-8, 8, size=(batch, cols))
+    prog = program_layer(params, W, x, rng.integers(-40, 40, size=len(rows_cols)), 3000, 10, False)
+    run = run_program(prog)
+    np.testing.assert_array_equal(run.outputs, prog.expected)
+    assert run.counters == predict_counters(params, W.rows, cols, batch, csr=W)
+    return run.counters
+
+
+BANKED = dict(arch="csr", n=4, weight_bits=4, act_bits=4, out_bits=8, max_rows=4, max_cols=8, max_batch=2)
+
+
+def test_banked_same_bank_columns_take_one_cycle_each() -> None:
+    """pes=1, k=2, B=2: columns {0, 2} share bank 0 (2 cycles), {0, 1} do not (1 cycle); +7 drain."""
+    params = ArrayParams(k=2, pes=1, act_banks=2, **BANKED)
+    same = _banked_run(params, [[0, 2]], 4)
+    apart = _banked_run(params, [[0, 1]], 4)
+    assert same["cycles"] == 2 + 7 and apart["cycles"] == 1 + 7
+    assert same["act_bits_read"] == apart["act_bits_read"] == 2 * 4
+    assert same["lane_idle_cycles"] == 2 * same["cycles"] - 2
+    # two words of one row, all in bank 0, two vectors (vector 1 at address 8 + c, bank 0 again): 4 slots x 2
+    assert _banked_run(params, [[0, 2, 4, 6]], 8, batch=2)["cycles"] == 4 * 2 + 7
+
+
+def test_banked_merges_equal_addresses_of_different_pes() -> None:
+    """pes=2, k=1, B=2: both PEs asking for column 3 merge into one read (1 cycle); columns 1 and 3 share
+    bank 1 (2 cycles, 2 reads); columns 0 and 1 are in different banks (1 cycle, 2 reads)."""
+    params = ArrayParams(k=1, pes=2, act_banks=2, **BANKED)
+    merged = _banked_run(params, [[3], [3]], 4)
+    assert merged["cycles"] == 1 + 7 and merged["act_bits_read"] == 1 * 4
+    conflict = _banked_run(params, [[1], [3]], 4)
+    assert conflict["cycles"] == 2 + 7 and conflict["act_bits_read"] == 2 * 4
+    apart = _banked_run(params, [[0], [1]], 4)
+    assert apart["cycles"] == 1 + 7 and apart["act_bits_read"] == 2 * 4
+    # an empty row still takes one slot; PE 1's stream (rows 1, 3) ends after 2 slots, PE 0 needs 3
+    assert _banked_run(params, [[0, 2], [5], [], [1]], 8)["cycles"] == (2 + 1) + 7
+
+
+def test_replicated_csr_counts_every_lane_read() -> None:
+    """act_banks=0 is unchanged: merged addresses still cost one replica read per lane."""
+    params = ArrayParams(k=1, pes=2, **BANKED)
+    c = _banked_run(params, [[3], [3]], 4)
+    assert c["cycles"] == 1 + 6 and c["act_bits_read"] == 2 * 4
 
 
 def test_kofn_cycles_are_k_over_n_of_dense() -> None:
@@ -116,22 +181,22 @@ def test_extreme_values_saturate_exactly() -> None:
         np.testing.assert_array_equal(run_program(prog).outputs, prog.expected)
 
 
-@pytest.mark.parametrize("arch", ["kofn", "dense", "csr"])
-def test_one_build_runs_many_layers_back_to_back(arch: str) -> None:
+@pytest.mark.parametrize("arch,banks", [("kofn", 0), ("dense", 0), ("csr", 0), ("csr", 4)])
+def test_one_build_runs_many_layers_back_to_back(arch: str, banks: int) -> None:
     """Shape and requantisation are run-time registers: several layers, one build, one simulation."""
     block = 2 if arch == "kofn" else 1
     params = ArrayParams(arch=arch, k=1, n=4, block=block, pes=3, weight_bits=4, act_bits=4, out_bits=8,
-                         max_rows=7, max_cols=20, max_batch=2)
+                         max_rows=7, max_cols=20, max_batch=2, act_banks=banks)
     rng = np.random.default_rng(7)
-    progs, nnz = [], []
+    progs, mats = [], []
     for rows, cols, batch, relu in ((7, 20, 2, True), (1, 1, 1, False), (4, 9, 2, True), (7, 20, 1, False)):
         W = _layer(arch, rng, rows, cols, 1, 4, block, 4, 0.4)
         x = rng.integers(-8, 8, size=(batch, cols))
         progs.append(program_layer(params, W, x, rng.integers(-50, 50, size=rows), 9000, 12, relu))
-        nnz.append(W.row_lengths() if arch == "csr" else None)
-    for prog, run, row_nnz in zip(progs, run_programs(progs), nnz):
+        mats.append(W if arch == "csr" else None)
+    for prog, run, W in zip(progs, run_programs(progs), mats):
         np.testing.assert_array_equal(run.outputs, prog.expected)
-        assert run.counters == predict_counters(params, prog.rows, prog.cols, prog.batch, row_nnz)
+        assert run.counters == predict_counters(params, prog.rows, prog.cols, prog.batch, prog.row_nnz, csr=W)
 
 
 def test_csr_all_rows_empty_gives_bias_only_outputs() -> None:
@@ -153,9 +218,9 @@ def test_kofn_kernel_granularity_block_9() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["kofn", "dense", "csr"])
+@pytest.mark.parametrize("arch,banked", [("kofn", False), ("dense", False), ("csr", False), ("csr", True)])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_many_random_layers_slow(arch: str, data) -> None:
-    params, run = data.draw(configs(arch))
+def test_many_random_layers_slow(arch: str, banked: bool, data) -> None:
+    params, run = data.draw(configs(arch, banked))
     run_and_check(params, **run)

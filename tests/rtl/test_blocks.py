@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpp.reference import requantize
-from rtl.blocks import IndexMux, Requantiser, adder_tree
+from rtl.blocks import IndexMux, Requantiser, adder_tree, or_tree
 from rtl.control import CounterBank, RunControl
 
 
@@ -71,6 +71,24 @@ def test_adder_tree_sums_signed_values(count: int) -> None:
 def test_adder_tree_refuses_empty() -> None:
     with pytest.raises(ValueError, match="at least one value"):
         adder_tree([])
+    with pytest.raises(ValueError, match="at least one value"):
+        or_tree([])
+
+
+@pytest.mark.parametrize("count", [1, 2, 5])
+def test_or_tree_is_any(count: int) -> None:
+    bits = [Signal(name=f"b{i}") for i in range(count)]
+    total = or_tree(bits)
+
+    async def bench(ctx) -> None:
+        for pattern in range(1 << count):
+            for i, bit in enumerate(bits):
+                ctx.set(bit, (pattern >> i) & 1)
+            assert ctx.get(total) == (pattern != 0)
+
+    sim = Simulator(Module())
+    sim.add_testbench(bench)
+    sim.run()
 
 
 @settings(max_examples=10, deadline=None)

@@ -121,3 +121,62 @@ def test_program_refuses_format_mismatch_and_oversize() -> None:
                       False)
     with pytest.raises(TypeError, match="arch 'dense' needs W as a dense integer array"):
         program_layer(ArrayParams(**{**BASE, "arch": "dense"}), W, x, bias, 1, 1, False)
+
+
+CSR = dict(arch="csr", k=2, n=3, pes=3, weight_bits=4, act_bits=8, out_bits=8, max_rows=7, max_cols=10, max_batch=2)
+
+
+@pytest.mark.parametrize("change,exc,message", [
+    (dict(act_banks=3), ValueError, "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
+    (dict(act_banks=12), ValueError, "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=12)"),
+    (dict(act_banks=-2), ValueError, "act_banks must be >= 0 (got act_banks=-2)"),
+    (dict(act_banks=2048), ValueError, "act_banks must be <= 1024 (got act_banks=2048)"),
+    (dict(act_banks=4, arch="kofn", n=8), ValueError,
+     "act_banks applies to arch='csr' only (got act_banks=4 for arch='kofn', expected 0)"),
+    (dict(act_banks=4, arch="dense"), ValueError,
+     "act_banks applies to arch='csr' only (got act_banks=4 for arch='dense', expected 0)"),
+    (dict(act_banks=2.0), TypeError, "act_banks must be an integer"),
+])
+def test_bad_act_banks_are_refused(change: dict, exc: type, message: str) -> None:
+    with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ArrayParams(**{**CSR, **change})
+
+
+def test_banked_layout_memories_and_paths() -> None:
+    """Address a = b*cols + c: bank a % B, word a // B; one image per bank, written once by the load port."""
+    params = ArrayParams(**CSR, act_banks=4)
+    lay = Layout(params)
+    assert (lay.act_bank_bits, lay.act_bank_depth) == (2, 5)  # ceil(2*10 / 4)
+    assert lay.act_addr_bits == 2 + 3 and lay.load_addr_bits >= lay.act_addr_bits
+    assert lay.act_bank(np.array([0, 5, 7, 19])).tolist() == [0, 1, 3, 3]
+    assert lay.act_bank_word(np.array([0, 5, 7, 19])).tolist() == [0, 1, 1, 4]
+    rng = np.random.default_rng(1)
+    W = CSRMatrix.prune_magnitude(rng.integers(-8, 8, size=(7, 9)), 0.5, 4)
+    x = rng.integers(-128, 128, size=(2, 9))
+    prog = program_layer(params, W, x, np.zeros(7, int), 100, 9, False)
+    paths = memory_paths(params)
+    assert set(prog.memories) <= set(paths)
+    assert not any(key.startswith("acts") for key in paths) and paths["act_bank3"] == "acts.bank3"
+    flat = [int(v) & 0xFF for v in x.ravel()]
+    for bank in range(4):
+        assert prog.memories[f"act_bank{bank}"] == flat[bank::4]
+    acts = [(a, d) for s, a, d in prog.writes if s == SEL_ACT]
+    assert acts == list(enumerate(flat))  # each activation written once, at its address
+    replicated = ArrayParams(**CSR)
+    assert memory_paths(replicated)["acts2_1"] == "pe2.acts1" and "act_bank0" not in memory_paths(replicated)
+
+
+def test_memory_paths_name_memories_of_the_generated_verilog() -> None:
+    """Every path of memory_paths is a memory declared in the module of its parent (back-door loading)."""
+    import re
+
+    from rtl.verilog import verilog_source
+
+    for params in (ArrayParams(**CSR, act_banks=2), ArrayParams(**CSR), ArrayParams(**BASE)):
+        text = verilog_source(params)
+        for path in memory_paths(params).values():
+            parent, _, mem = path.rpartition(".")
+            module = params.top_name + (f".{parent}" if parent else "")
+            body = re.search(rf"^module \\?{re.escape(module)} ?\(.*?^endmodule", text, re.S | re.M)
+            assert body, module
+            assert re.search(rf"^\s*reg (signed )?\[\d+:0\] {re.escape(mem)} \[\d+:0\];", body.group(0), re.M), path

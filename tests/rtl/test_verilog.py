@@ -17,6 +17,7 @@ CONFIGS = [
     ArrayParams(arch="kofn", k=2, n=8, block=3, pes=3, weight_bits=4, act_bits=8, out_bits=8, max_rows=20),
     ArrayParams(arch="dense", k=2, n=8, pes=4, weight_bits=4, act_bits=8, out_bits=8),
     ArrayParams(arch="csr", k=3, n=8, pes=2, weight_bits=6, act_bits=5, out_bits=12, max_nnz=100),
+    ArrayParams(arch="csr", k=3, n=8, pes=2, weight_bits=6, act_bits=5, out_bits=12, max_nnz=100, act_banks=8),
 ]
 EDGE = dict(weight_bits=2, act_bits=16, out_bits=32, max_rows=3, max_cols=5, max_batch=1)
 EDGE_CONFIGS = [  # widest lanes, one-word memories, odd PE counts, block 9, single lane
@@ -24,10 +25,12 @@ EDGE_CONFIGS = [  # widest lanes, one-word memories, odd PE counts, block 9, sin
     ArrayParams(arch="kofn", k=1, n=2, pes=2, block=9, **EDGE),
     ArrayParams(arch="dense", k=3, n=5, pes=7, **EDGE),
     ArrayParams(arch="csr", k=1, n=3, pes=1, **EDGE),
+    ArrayParams(arch="csr", k=1, n=3, pes=1, act_banks=1, **EDGE),  # one bank: no bank bits at all
+    ArrayParams(arch="csr", k=2, n=3, pes=3, act_banks=64, **EDGE),  # more banks than activations
 ]
 
 
-@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: p.arch)
+@pytest.mark.parametrize("params", CONFIGS, ids=lambda p: f"{p.arch}-banks{p.act_banks}")
 def test_generate_is_deterministic_and_lints_clean(params: ArrayParams, tmp_path: Path) -> None:
     path = generate_verilog(params, tmp_path)
     text = path.read_text()
@@ -43,7 +46,8 @@ def test_generate_is_deterministic_and_lints_clean(params: ArrayParams, tmp_path
     assert all(f"-Wno-{name}" in result.command for name in LINT_WAIVERS)
 
 
-@pytest.mark.parametrize("params", EDGE_CONFIGS, ids=lambda p: f"{p.arch}-k{p.k}-n{p.n}-pes{p.pes}-b{p.block}")
+@pytest.mark.parametrize("params", EDGE_CONFIGS,
+                         ids=lambda p: f"{p.arch}-k{p.k}-n{p.n}-pes{p.pes}-b{p.block}-banks{p.act_banks}")
 def test_edge_configs_lint_clean(params: ArrayParams, tmp_path: Path) -> None:
     result = lint_verilog(generate_verilog(params, tmp_path), params.top_name)
     assert result.ok, result.output
@@ -73,3 +77,27 @@ def test_cli_rtl_bad_parameter_is_one_line(tmp_path: Path) -> None:
     r = _dpp("rtl", "--arch", "kofn", "--k", "8", "--n", "8", "--pes", "4", "--out", str(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip() == "error: k must be < n (got k=8, n=8)"
+
+
+def test_cli_rtl_banked_csr(tmp_path: Path) -> None:
+    r = _dpp("rtl", "--arch", "csr", "--k", "2", "--n", "8", "--pes", "2", "--max-rows", "8", "--max-cols", "16",
+             "--act-banks", "4", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    assert "verilator lint: clean" in r.stdout
+    assert json.loads((tmp_path / "params.json").read_text())["act_banks"] == 4
+    text = (tmp_path / "csr_array.v").read_text()
+    assert "//   act_banks = 4\n" in text and "module \\csr_array.acts" in text
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--arch", "csr", "--act-banks", "6"], "error: act_banks must be 0 (per-lane replicas) or a power of two "
+                                            "(got act_banks=6)"),
+    (["--arch", "kofn", "--act-banks", "4"], "error: act_banks applies to arch='csr' only (got act_banks=4 for "
+                                             "arch='kofn', expected 0)"),
+])
+def test_cli_rtl_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "out"
+    r = _dpp("rtl", *args, "--k", "2", "--n", "8", "--pes", "2", "--out", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip() == message
+    assert not out.exists()

@@ -100,4 +100,14 @@ def edge_layers(params: ArrayParams, rng: np.random.Generator) -> dict[str, Laye
         cases["csr_empty_and_full_rows"] = Layer(_weights(params, w, mask), rng.integers(alo, ahi + 1, size=(B, C)),
                                                  rng.integers(-99, 99, size=R), 4000,
                                                  _shift_for(params, C, 4000, rng), True)
+    if params.act_banks:  # banked activations: every row on the same columns (all reads merge), and every
+        # kept column in bank 0 of vector 0 (every read of a slot conflicts)
+        w = rng.integers(wlo, whi + 1, size=(R, C))
+        same = np.zeros((R, C), bool)
+        same[:, rng.choice(C, size=max(1, C // 3), replace=False)] = True
+        one_bank = np.zeros((R, C), bool)
+        one_bank[:, ::params.act_banks] = True
+        for name, mask in (("banked_all_rows_same_columns", same), ("banked_one_bank_only", one_bank)):
+            cases[name] = Layer(_weights(params, w, mask), rng.integers(alo, ahi + 1, size=(B, C)),
+                                rng.integers(-99, 99, size=R), 5000, _shift_for(params, C, 5000, rng), False)
     return cases

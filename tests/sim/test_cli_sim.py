@@ -85,15 +85,79 @@ def test_bench_sim_speed_and_arch_small(tmp_path: Path) -> None:
     # per run: the cycles counter + the harness's registered start + the cycle in which it sees done
     assert s["run_sim_cycles"] == 2 * (s["array_cycles"] + 2)
     r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--batch", "3", "--pes", "3",
-             "--ratios", "2/4", "--json", str(tmp_path / "a.json"))
+             "--ratios", "2/4", "--act-banks", "0", "--json", str(tmp_path / "a.json"))
     assert r.returncode == 0, r.stderr
     (row,) = json.loads((tmp_path / "a.json").read_text())
+    assert "csr_banked" not in row and "act_banks" not in row and "csr banked" not in r.stdout
     assert row["kofn"] == row["kofn_model"] and row["dense"] == row["dense_model"]
     assert row["csr"] == row["csr_model"]
     assert row["kofn_over_dense"] == pytest.approx(row["kofn"] / row["dense"])
 
 
 def test_bench_sim_model() -> None:
-    r = _dpp("bench-sim", "model", "--configs", "3000")
+    r = _dpp("bench-sim", "model", "--configs", "3000", "--banked-configs", "20")
     assert r.returncode == 0, r.stderr
-    assert "configs/s" in r.stdout
+    assert "configs/s" in r.stdout and "banked CSR model" in r.stdout
+
+
+def test_sim_compare_with_banked_csr(tmp_path: Path) -> None:
+    """--act-banks with --compare adds csr_banked next to the replicated csr (builds of tests/sim/test_arrays.py)."""
+    out = tmp_path / "res.json"
+    r = _dpp("sim", "--arch", "kofn", *LAYER, "--seed", "2", "--compare", "--act-banks", "4", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "csr_banked (4 banks)" in r.stdout
+    res = json.loads(out.read_text())
+    assert set(res["compare"]) == {"dense", "csr", "csr_banked"} and res["act_banks"] == 0
+    banked, csr = res["compare"]["csr_banked"], res["compare"]["csr"]
+    assert banked["params"]["act_banks"] == 4 and csr["params"]["act_banks"] == 0
+    assert banked["bit_exact"] and banked["counters"] == banked["model_counters"]
+    assert banked["cycles"] >= csr["cycles"]  # same streams, plus bank-conflict stalls
+    assert banked["mac_ops"] == csr["mac_ops"] and banked["act_bits_read"] <= csr["act_bits_read"]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--arch", "csr", "--act-banks", "3"], "error: act_banks must be 0 (per-lane replicas) or a power of two "
+                                            "(got act_banks=3)"),
+    (["--arch", "kofn", "--act-banks", "4"], "error: act_banks applies to the CSR array: use --arch csr, or "
+                                             "--compare to run the banked CSR next to kofn (got act_banks=4 for "
+                                             "arch='kofn')"),
+    (["--arch", "kofn", "--compare", "--act-banks", "-4"], "error: act_banks must be >= 0 (got act_banks=-4)"),
+])
+def test_sim_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "res.json"
+    r = _dpp("sim", *args, *LAYER, "--json", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip() == message
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_bench_sim_arch_banked_columns(tmp_path: Path) -> None:
+    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--batch", "3", "--pes", "3",
+             "--ratios", "2/4", "--act-banks", "4", "--json", str(tmp_path / "a.json"))
+    assert r.returncode == 0, r.stderr
+    assert "csr banked cycles" in r.stdout and "csr_banked/kofn" in r.stdout
+    (row,) = json.loads((tmp_path / "a.json").read_text())
+    assert row["act_banks"] == 4 and row["csr_banked"] == row["csr_banked_model"]
+    assert row["csr_banked_over_kofn"] == pytest.approx(row["csr_banked"] / row["kofn"])
+    for key in ("kofn", "dense", "csr", "csr_over_kofn", "kofn_over_dense", "csr_row_nnz_max_over_mean"):
+        assert key in row
+
+
+@pytest.mark.parametrize("spec,message", [
+    ("3", "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
+    ("lots", "error: act_banks must be 0, a power of two or a multiple of the lanes such as 2x (got act_banks='lots')"),
+])
+def test_bench_sim_bad_act_banks_is_one_line(tmp_path: Path, spec: str, message: str) -> None:
+    out = tmp_path / "a.json"
+    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--pes", "3", "--act-banks", spec,
+             "--json", str(out))
+    assert r.returncode == 2
+    assert r.stderr.strip() == message
+    assert not out.exists()
+
+
+def test_parse_act_banks() -> None:
+    from sim.workloads import parse_act_banks
+
+    assert [parse_act_banks(s, 16) for s in ("0", "32", "1x", "2x", "4X", " 2x ")] == [0, 32, 16, 32, 64, 32]
+    assert parse_act_banks("2x", 6) == 16  # rounded up to a power of two

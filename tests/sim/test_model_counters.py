@@ -93,3 +93,66 @@ def test_at_least_10k_configs_per_second() -> None:
         count += 1
     rate = count / (time.perf_counter() - start)
     assert rate >= 10_000, f"{rate:.0f} configs/s"
+
+
+def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[int, int]:
+    """(slot cycles, bank reads) of the banked CSR schedule, slot by slot in plain Python (independent of
+    sim.model's vectorised version): lock-step streams, merged equal addresses, one address per bank per cycle."""
+    k, pes, banks = params.k, params.pes, params.act_banks
+    streams = []
+    for p in range(pes):
+        items = []
+        for b in range(batch):
+            for r in range(p, W.rows, pes):
+                cols = [int(c) for c in W.col_indices[W.row_ptr[r]:W.row_ptr[r + 1]]]
+                for w in range(max(1, -(-len(cols) // k))):
+                    items.append([b * W.cols + c for c in cols[w * k:(w + 1) * k]])
+        streams.append(items)
+    cycles = reads = 0
+    for s in range(max(len(items) for items in streams)):
+        addrs = {a for items in streams if s < len(items) for a in items[s]}
+        per_bank = [0] * banks
+        for a in addrs:
+            per_bank[a % banks] += 1
+        cycles += max(1, max(per_bank))
+        reads += len(addrs)
+    return cycles, reads
+
+
+def test_banked_model_equals_a_slot_by_slot_reference() -> None:
+    from dpp.kofn import CSRMatrix
+    from rtl.layout import DRAIN_CYCLES_BANKED
+
+    rng = np.random.default_rng(3)
+    for _ in range(150):
+        k, pes, banks = int(rng.integers(1, 5)), int(rng.integers(1, 6)), 1 << int(rng.integers(0, 6))
+        rows, cols, batch = int(rng.integers(1, 20)), int(rng.integers(1, 30)), int(rng.integers(1, 4))
+        mask = rng.random((rows, cols)) < rng.random((rows, 1)) * (rng.random((rows, 1)) > 0.2)
+        W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
+        p = ArrayParams(arch="csr", k=k, n=k + 1, pes=pes, weight_bits=4, act_bits=8, out_bits=8, max_rows=rows,
+                        max_cols=cols, max_batch=batch, act_banks=banks)
+        cycles, reads = _banked_reference(p, W, batch)
+        c = predict_counters(p, rows, cols, batch, csr=W)
+        assert c["cycles"] == cycles + DRAIN_CYCLES_BANKED and c["act_bits_read"] == reads * 8
+        same = predict_counters(ArrayParams(**{**p.to_dict(), "act_banks": 0}), rows, cols, batch, W.row_lengths())
+        for name in ("mac_ops", "weight_bits_read", "index_bits_read", "out_bits_written"):
+            assert c[name] == same[name], name  # only cycles, idle lanes and activation reads change
+        assert c["lane_idle_cycles"] == pes * k * c["cycles"] - c["mac_ops"]
+        assert c["cycles"] - DRAIN_CYCLES_BANKED >= same["cycles"] - DRAIN_CYCLES["csr"]  # never faster
+
+
+def test_banked_model_accepts_a_pair_and_refuses_missing_columns() -> None:
+    from dpp.kofn import CSRMatrix
+
+    p = ArrayParams(arch="csr", **{**COMMON, "act_banks": 16})
+    W = CSRMatrix.prune_magnitude(np.random.default_rng(0).integers(-8, 8, size=(6, 9)), 0.4, weight_bits=4)
+    c = predict_counters(p, 6, 9, 2, csr=W)
+    assert predict_counters(p, 6, 9, 2, W.row_lengths(), csr=(W.row_ptr, W.col_indices)) == c
+    with pytest.raises(ValueError, match=r"act_banks=16 needs csr= \(the CSRMatrix or \(row_ptr, col_indices\)\)"):
+        predict_counters(p, 6, 9, 2, row_nnz=W.row_lengths())
+    with pytest.raises(ValueError, match="row_nnz disagrees with the row lengths of csr"):
+        predict_counters(p, 6, 9, 2, row_nnz=W.row_lengths() + 1, csr=W)
+    with pytest.raises(ValueError, match=r"csr column indices must lie in \[0, 5\)"):
+        predict_counters(p, 6, 5, 2, csr=W)
+    with pytest.raises(TypeError, match="csr must be a CSRMatrix or \\(row_ptr, col_indices\\)"):
+        predict_counters(p, 6, 9, 2, csr=5)

@@ -1,0 +1,139 @@
+"""``ActivationBanks``: the ONE activation memory of an equal-memory CSR array (``act_banks = B > 0``).
+
+The k-of-n array keeps one activation buffer and broadcasts it; the default CSR baseline gives each of its
+``pes * k`` lanes a private replica (``pes * k`` times the SRAM) so random columns never conflict. With
+``act_banks = B`` the CSR array instead has a single activation memory split into ``B`` banks by the low
+address bits (address ``a = b*cols + c`` lives in bank ``a % B``, word ``a // B``; :mod:`rtl.layout`), and
+pays for random access with bank conflicts:
+
+* Lock-step slots. All PEs advance together, one weight word per PE per *slot* (PE ``p``'s slot ``s`` is the
+  ``s``-th word of its usual stream; see :mod:`rtl.csr`). In S1 every busy lane of every PE requests its
+  activation address. Requests for the same address are merged: one bank read serves all of them.
+* Arbiter (S1, combinational). Each bank serves one distinct address per cycle: the address of its
+  lowest-numbered pending lane (global lane ``pe*k + lane``; a prefix of "banks already wanted" picks it),
+  granting every pending lane with that same address (``lanes*(lanes-1)/2`` address comparators, CAM-like).
+  A slot therefore takes ``max(1, max over banks of the distinct addresses requested in that bank)``
+  cycles; until its last lane is granted ``advance`` stays low and the whole array stalls (sequencers
+  frozen, weight words held, not re-read).
+* SB (bank read, the cycle after a grant). Each winning lane wrote its bank's read address into
+  ``bank_addr`` (a ``B``-entry register file: the request crossbar); every requested bank reads the word
+  at that address into its output register ``bank_out[b]`` (``B`` entries: the response crossbar). This is
+  a synchronous SRAM read with a registered address; a bank with no request is not read.
+* S2 (the cycle after SB). A lane granted two cycles ago takes ``bank_out[its bank]``; one granted earlier in
+  the slot kept its activation in ``held``. So the slot's operands reach the multipliers two cycles after its
+  last service cycle, and a run takes ``sum of slot cycles + DRAIN_CYCLES_BANKED`` (:mod:`rtl.layout`).
+
+The crossbars are memories (arrays indexed by bank) rather than ``B``-way multiplexers per lane: the same
+hardware, and Verilator simulates an indexed array in constant time where it would evaluate every arm of a
+per-lane multiplexer. ``reads`` (banks read this cycle) drives ``act_bits_read``: merged requests count once.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import C, Module, Mux, Signal, Value
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from dpp.checks import check_int
+from rtl.blocks import or_tree, popcount_tree
+from rtl.control import load_members
+from rtl.layout import SEL_ACT, Layout, addr_bits, mem_depth
+
+
+class ActivationBanks(wiring.Component):
+    """``B`` activation banks behind a per-bank, lowest-lane-first arbiter for ``lanes`` requesters."""
+
+    def __init__(self, layout: Layout, lanes: int) -> None:
+        if layout.act_banks < 1:
+            raise ValueError(f"ActivationBanks needs act_banks >= 1 (got act_banks={layout.act_banks})")
+        self.layout, self.lanes = layout, check_int("lanes", lanes, lo=1)
+        members = load_members(layout)
+        for i in range(lanes):
+            members.update({f"req{i}": In(1), f"addr{i}": In(layout.act_addr_bits),
+                            f"act{i}": Out(layout.params.act_bits)})
+        members.update({"advance": Out(1), "reads": Out(range(min(lanes, layout.act_banks) + 1))})
+        super().__init__(members)
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        lay, p = self.layout, self.layout.params
+        nb, wbits = lay.act_banks, addr_bits(lay.act_bank_depth)
+        # the two crossbars as bank-indexed register files (depth >= 2: no zero-width address)
+        m.submodules.bank_addr = bank_addr = Memory(shape=wbits, depth=mem_depth(nb), init=[])
+        m.submodules.bank_out = bank_out = Memory(shape=p.act_bits, depth=mem_depth(nb), init=[])
+        requested = Signal(nb)  # banks with a request in the previous cycle (read in SB)
+        grants, banks = self._arbiter(m, bank_addr, requested)
+        self._banks(m, bank_addr, bank_out, requested)
+        self._return_path(m, bank_out, grants, banks)
+        return m
+
+    def _lane_bank(self, addr: Value) -> Value:
+        bb = self.layout.act_bank_bits
+        return addr[:bb] if bb else C(0, 1)
+
+    def _arbiter(self, m: Module, bank_addr: Memory, requested: Signal) -> tuple[list[Signal], list[Value]]:
+        """S1, each cycle: lane ``i`` wins its bank if no lower lane wants that bank (``seen``: banks wanted so
+        far); it is granted if a winner (itself or a lower lane) asks for its address."""
+        lay, nb, bb = self.layout, self.layout.act_banks, self.layout.act_bank_bits
+        fresh = Signal(init=1)  # S1 holds a slot that has not been served at all yet
+        seen = Signal(nb, name="seen0")
+        wins, grants, banks, left = [], [], [], []
+        for i in range(self.lanes):
+            req, addr = getattr(self, f"req{i}"), getattr(self, f"addr{i}")
+            pending = Signal(name=f"pending{i}", reset_less=True)  # read only when not fresh
+            want, win, grant = Signal(name=f"want{i}"), Signal(name=f"win{i}"), Signal(name=f"grant{i}")
+            bank, nxt = self._lane_bank(addr), Signal(nb, name=f"seen{i + 1}")
+            merged = [wins[j] & (getattr(self, f"addr{j}") == addr) for j in range(i)]
+            m.d.comb += [
+                want.eq(Mux(fresh, req, pending)),
+                win.eq(want & ~(seen >> bank)[0]),
+                nxt.eq(seen | (want.as_unsigned() << bank)),
+                grant.eq(want & or_tree([win, *merged])),
+            ]
+            wr = bank_addr.write_port()
+            m.d.comb += [wr.en.eq(win), wr.addr.eq(bank), wr.data.eq(addr[bb:])]
+            m.d.sync += pending.eq(want & ~grant)
+            wins.append(win)
+            grants.append(grant)
+            banks.append(bank)
+            left.append(want & ~grant)
+            seen = nxt
+        # one read per bank with a request = one per winning lane: count whichever list is shorter
+        reads = [seen[b] for b in range(nb)] if nb <= self.lanes else wins
+        m.d.comb += [self.advance.eq(~or_tree(left)), self.reads.eq(popcount_tree(reads))]
+        m.d.sync += [fresh.eq(self.advance), requested.eq(seen)]
+        return grants, banks
+
+    def _banks(self, m: Module, bank_addr: Memory, bank_out: Memory, requested: Signal) -> None:
+        """The ``B`` memories. Load port: activation ``a`` into bank ``a % B`` at word ``a // B``. SB: every
+        bank requested last cycle reads the word its winner named into ``bank_out``."""
+        lay, p = self.layout, self.layout.params
+        bb, wbits = lay.act_bank_bits, addr_bits(lay.act_bank_depth)
+        load = Signal(lay.act_banks)  # one-hot: the bank the load port writes this cycle
+        hit = self.load_en & (self.load_sel == SEL_ACT)
+        m.d.comb += load.eq(hit.as_unsigned() << self.load_addr[:bb] if bb else hit)
+        for b in range(lay.act_banks):
+            mem = m.submodules[f"bank{b}"] = Memory(shape=p.act_bits, depth=lay.act_bank_depth, init=[])
+            wr, rd = mem.write_port(), mem.read_port(domain="comb")
+            where, out = bank_addr.read_port(domain="comb"), bank_out.write_port()
+            m.d.comb += [
+                wr.en.eq(load[b]), wr.addr.eq(self.load_addr[bb:bb + wbits]), wr.data.eq(self.load_data),
+                where.addr.eq(b), rd.addr.eq(where.data),
+                out.en.eq(requested[b]), out.addr.eq(b), out.data.eq(rd.data),
+            ]
+
+    def _return_path(self, m: Module, bank_out: Memory, grants: list[Signal], banks: list[Value]) -> None:
+        """S2: a lane granted two cycles ago takes its bank's word; earlier grants were kept in ``held``."""
+        p = self.layout.params
+        for i, (grant, bank) in enumerate(zip(grants, banks)):
+            granted, granted2 = Signal(name=f"granted{i}"), Signal(name=f"granted2_{i}")
+            # data registers: used only when granted, so no reset
+            bank1 = Signal(len(bank), name=f"bank1_{i}", reset_less=True)
+            bank2 = Signal(len(bank), name=f"bank2_{i}", reset_less=True)
+            held = Signal(p.act_bits, name=f"held{i}", reset_less=True)
+            act, rd = getattr(self, f"act{i}"), bank_out.read_port(domain="comb")
+            m.d.sync += [granted.eq(grant), granted2.eq(granted), bank1.eq(bank), bank2.eq(bank1),
+                         held.eq(act)]
+            m.d.comb += [rd.addr.eq(bank2), act.eq(Mux(granted2, rd.data, held))]
+
