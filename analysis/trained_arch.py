@@ -43,18 +43,23 @@ def _check_pair(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
     return ks.pop()
 
 
-def _params(array: str, k: int, n: int, pes: int, layer: Any, matrix: Any, batch: int) -> Any:
+def _params(array: str, k: int, n: int, pes: int, layer: Any, matrix: Any, batch: int, act_banks: int = 0) -> Any:
     from sim.workloads import array_params
 
     block = matrix.block if isinstance(matrix, KofNMatrix) else 1
     n_of = matrix.n if isinstance(matrix, KofNMatrix) else n
     return array_params(array, k, n_of, pes, layer.rows, layer.cols, batch, block=block,
-                        weight_bits=layer.weight_bits, act_bits=layer.act_bits, out_bits=layer.out_bits)
+                        weight_bits=layer.weight_bits, act_bits=layer.act_bits, out_bits=layer.out_bits,
+                        act_banks=act_banks)
 
 
 def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray, *, pes: int,
-                    simulate: bool = False, on_layer: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+                    act_banks: int = 0, simulate: bool = False,
+                    on_layer: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """One row per matmul layer (and a ``"total"`` row): cycles of the three designs and their ratios.
+
+    ``act_banks`` > 0 adds the CSR array with one activation memory in that many banks (``csr_banked``,
+    :mod:`rtl.csr_banked`) on the same unstructured network.
 
     ``x_int``: quantised input images (``IntNetwork.quantize_input``); each layer's batch is its number of
     input vectors (images, times output positions for a convolution). ``simulate``: also run every layer in
@@ -66,16 +71,21 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
     pes = check_int("pes", pes, lo=1)
     k, n = _check_pair(kofn_net, csr_net)
     ios = {"kofn": kofn_net.layer_io(x_int), "csr": csr_net.layer_io(x_int)}
+    act_banks = check_int("act_banks", act_banks, lo=0)
     rows: list[dict[str, Any]] = []
     for i, (kl, cl) in enumerate(zip(kofn_net.layers, csr_net.layers)):
         mats = {"kofn": layer_matrix("kofn", kl), "dense": layer_matrix("dense", kl), "csr": layer_matrix("csr", cl)}
+        if act_banks:
+            mats["csr_banked"] = mats["csr"]
         row: dict[str, Any] = {"layer": i, "kind": kl.kind, "rows": kl.rows, "cols": kl.cols}
         for design, (array, matrix) in mats.items():
-            io = ios["csr" if design == "csr" else "kofn"][i]
+            unstructured = design.startswith("csr")
+            io = ios["csr" if unstructured else "kofn"][i]
             batch = int(io.x.shape[0])
-            params = _params(array, k, n, pes, kl if design != "csr" else cl, matrix, batch)
-            nnz = matrix.row_lengths() if isinstance(matrix, CSRMatrix) else None
-            counters = predict_counters(params, kl.rows, kl.cols, batch, row_nnz=nnz)
+            params = _params(array, k, n, pes, cl if unstructured else kl, matrix, batch,
+                             act_banks if design == "csr_banked" else 0)
+            sparse = isinstance(matrix, CSRMatrix)
+            counters = predict_counters(params, kl.rows, kl.cols, batch, csr=matrix if sparse else None)
             if simulate:
                 if on_layer is not None:
                     on_layer(f"layer {i}: {design} design on the {array} array, batch {batch}")
@@ -90,16 +100,17 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
         row["csr_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean()) if lengths.mean() > 0 else 0.0
         rows.append(_with_ratios(row))
     total: dict[str, Any] = {"layer": "total"}
-    for key in ("kofn_cycles", "dense_cycles", "csr_cycles", "kofn_storage_bits", "csr_storage_bits",
-                "dense_storage_bits"):
-        total[key] = sum(r[key] for r in rows)
+    for key in rows[0]:
+        if key.endswith(("_cycles", "_storage_bits")):
+            total[key] = sum(r[key] for r in rows)
     rows.append(_with_ratios(total))
     return rows
 
 
 def _with_ratios(row: dict[str, Any]) -> dict[str, Any]:
-    row["dense_over_kofn"] = row["dense_cycles"] / row["kofn_cycles"]
-    row["csr_over_kofn"] = row["csr_cycles"] / row["kofn_cycles"]
+    for design in ("dense", "csr", "csr_banked"):
+        if f"{design}_cycles" in row:
+            row[f"{design}_over_kofn"] = row[f"{design}_cycles"] / row["kofn_cycles"]
     return row
 
 

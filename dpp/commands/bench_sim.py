@@ -291,3 +291,53 @@ def model(
                       f"configurations of a 512x1024 layer, batch 1, 8 PEs, k/n 1/8..4/8, banks 1x..4x the lanes, "
                       f"in {b['seconds']:.3f} s = {b['configs_per_second']:,.0f} configs/s; 1-min load average "
                       f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+
+
+@app.command("trained")
+def trained(
+    kofn_net: Path = typer.Option(..., "--kofn-net", help="A DPP network from dpp export (runs on k-of-n)."),
+    csr_net: Path = typer.Option(..., "--csr-net", help="The same model trained --method unstructured at the "
+                                                        "same density, from dpp export (runs on CSR)."),
+    pes: int = typer.Option(8, "--pes"),
+    images: int = typer.Option(1, "--images", help="Test images per layer run (a conv layer's batch is images "
+                                                   "x output positions)."),
+    act_banks: str = typer.Option("0", "--act-banks", help="Also the equal-memory CSR with this many activation "
+                                                          "banks (Nx = N x pes*k lanes); 0 = omit."),
+    simulate: bool = typer.Option(False, "--simulate", help="Also run every layer in RTL and check it."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the table as JSON here."),
+) -> None:
+    """k-of-n vs dense vs CSR cycles on real trained networks: each array runs the network trained for it."""
+    from analysis.trained_arch import compare_trained
+    from dpp.data import load_dataset
+    from dpp.models import DATASET_OF
+    from dpp.network import IntNetwork
+
+    nets = [IntNetwork.load(p) for p in (kofn_net, csr_net)]
+    model = nets[0].meta.get("model", "lenet300")
+    data = load_dataset(DATASET_OF.get(model, "mnist5k"))
+    x = nets[0].quantize_input(data.x_test[: check_int("images", images, lo=1)].numpy())
+    kofn_k = next(layer.weights.k for layer in nets[0].layers if hasattr(layer.weights, "k"))
+    banks = _banks(act_banks, check_int("pes", pes, lo=1), kofn_k)
+    console = Console(width=max(Console().width, 150))
+    rows = compare_trained(nets[0], nets[1], x, pes=pes, act_banks=banks, simulate=simulate,
+                           on_layer=lambda text: console.print(f"RTL {text}"))
+    t = Table(title=f"{kofn_net} (k-of-n) vs {csr_net} (CSR), {pes} PEs x k multipliers, {images} image(s)")
+    heads = ["layer", "shape", "batch", "kofn cyc", "dense cyc", "csr cyc", "csr density", "rows max/mean",
+             "dense/kofn", "csr/kofn"] + (["csr banked cyc", "csr_banked/kofn"] if banks else [])
+    for h in heads:
+        t.add_column(h, justify="right")
+    for r in rows:
+        total = r["layer"] == "total"
+        cells = [str(r["layer"]), "" if total else f"{r['rows']}x{r['cols']}", "" if total else str(r["batch"]),
+                 f"{r['kofn_cycles']:,}", f"{r['dense_cycles']:,}", f"{r['csr_cycles']:,}",
+                 "" if total else f"{r['csr_density']:.4f}", "" if total else f"{r['csr_row_nnz_max_over_mean']:.2f}",
+                 f"{r['dense_over_kofn']:.3f}", f"{r['csr_over_kofn']:.3f}"]
+        if banks:
+            cells += [f"{r['csr_banked_cycles']:,}", f"{r['csr_banked_over_kofn']:.3f}"]
+        t.add_row(*cells)
+    console.print(t)
+    console.print("cycles from sim.model (equal to the RTL counters)" +
+                  ("; every layer also run in RTL: bit-exact, counters equal" if simulate else
+                   "; --simulate also runs every layer in RTL"))
+    if json_path is not None:
+        atomic_write_text(Path(json_path), json.dumps(rows, indent=2) + "\n")

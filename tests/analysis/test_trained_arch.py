@@ -76,3 +76,42 @@ def test_every_layer_in_rtl_is_bit_exact() -> None:
     seen: list[str] = []
     rows = compare_trained(a, b, rng.integers(0, 100, size=(2, 40)), pes=4, simulate=True, on_layer=seen.append)
     assert len(seen) == 6 and rows[-1]["kofn_cycles"] > 0
+
+
+def test_banked_csr_pays_for_bank_conflicts() -> None:
+    rng = np.random.default_rng(4)
+    a, b, _ = _pair(rng)
+    x = rng.integers(0, 100, size=(2, 40))
+    plain = compare_trained(a, b, x, pes=4)
+    one, many = (compare_trained(a, b, x, pes=4, act_banks=banks) for banks in (1, 64))
+    for p, r1, r64 in zip(plain, one, many):
+        assert r1["csr_cycles"] == p["csr_cycles"] and "csr_banked_cycles" not in p
+        # lock-step slots cost at least one cycle each: never faster than the replicated CSR (+1 drain cycle)
+        assert r1["csr_banked_cycles"] >= r64["csr_banked_cycles"] >= p["csr_cycles"] + 1
+        assert r1["csr_banked_over_kofn"] == pytest.approx(r1["csr_banked_cycles"] / r1["kofn_cycles"])
+    assert one[-1]["csr_banked_cycles"] > many[-1]["csr_banked_cycles"]  # one bank serialises every slot
+
+
+def test_cli_prints_and_writes_the_table(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from dpp.cli import app
+
+    rng = np.random.default_rng(6)
+    dense = [rng.integers(-7, 8, size=(12, 64)), rng.integers(-7, 8, size=(10, 12))]
+    kofn = _net([KofNMatrix.prune_magnitude(w, 1, 4, weight_bits=4) for w in dense])
+    unstructured = _net([np.where(rng.random(w.shape) < 0.25, w, 0) for w in dense])
+    for net, name in ((kofn, "k"), (unstructured, "u")):
+        net.meta["model"] = "digits"
+        net.save(tmp_path / name)
+    out = tmp_path / "t.json"
+    res = CliRunner().invoke(app, ["bench-sim", "trained", "--kofn-net", str(tmp_path / "k"), "--csr-net",
+                                   str(tmp_path / "u"), "--pes", "4", "--images", "3", "--act-banks", "2x",
+                                   "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(out.read_text())
+    assert [r["layer"] for r in rows] == [0, 1, "total"] and rows[0]["batch"] == 3
+    assert rows[0]["csr_banked_cycles"] >= rows[0]["csr_cycles"] + 1
+    assert rows[-1]["kofn_cycles"] == rows[0]["kofn_cycles"] + rows[1]["kofn_cycles"]
