@@ -115,3 +115,15 @@ def test_cli_prints_and_writes_the_table(tmp_path) -> None:
     assert [r["layer"] for r in rows] == [0, 1, "total"] and rows[0]["batch"] == 3
     assert rows[0]["csr_banked_cycles"] >= rows[0]["csr_cycles"] + 1
     assert rows[-1]["kofn_cycles"] == rows[0]["kofn_cycles"] + rows[1]["kofn_cycles"]
+
+
+def test_cli_missing_network_is_one_line_error(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "t.json"
+    r = subprocess.run([sys.executable, "-m", "dpp.cli", "bench-sim", "trained", "--kofn-net", str(tmp_path / "no"),
+                        "--csr-net", str(tmp_path / "no"), "--json", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == f"error: manifest {tmp_path / 'no' / 'network.json'} not found"
+    assert not out.exists()
