@@ -23,10 +23,8 @@ from dpp.errors import SimulationError
 from dpp.kofn import CSRMatrix, KofNMatrix
 from dpp.network import IntNetwork
 
-ARRAYS = ("kofn", "dense", "csr")
 
-
-def _check_pair(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
+def pair_k_n(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
     """``(k, n)`` of the DPP network; a clear error when the two networks do not describe one model."""
     if len(kofn_net.layers) != len(csr_net.layers):
         raise ValueError(f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs "
@@ -69,7 +67,7 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
     from sim.model import predict_counters
 
     pes = check_int("pes", pes, lo=1)
-    k, n = _check_pair(kofn_net, csr_net)
+    k, n = pair_k_n(kofn_net, csr_net)
     ios = {"kofn": kofn_net.layer_io(x_int), "csr": csr_net.layer_io(x_int)}
     act_banks = check_int("act_banks", act_banks, lo=0)
     rows: list[dict[str, Any]] = []

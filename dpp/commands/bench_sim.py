@@ -307,7 +307,7 @@ def trained(
     json_path: Path = typer.Option(None, "--json", help="Also write the table as JSON here."),
 ) -> None:
     """k-of-n vs dense vs CSR cycles on real trained networks: each array runs the network trained for it."""
-    from analysis.trained_arch import compare_trained
+    from analysis.trained_arch import compare_trained, pair_k_n
     from dpp.data import load_dataset
     from dpp.models import DATASET_OF
     from dpp.network import IntNetwork
@@ -316,8 +316,8 @@ def trained(
     model = nets[0].meta.get("model", "lenet300")
     data = load_dataset(DATASET_OF.get(model, "mnist5k"))
     x = nets[0].quantize_input(data.x_test[: check_int("images", images, lo=1)].numpy())
-    kofn_k = next(layer.weights.k for layer in nets[0].layers if hasattr(layer.weights, "k"))
-    banks = _banks(act_banks, check_int("pes", pes, lo=1), kofn_k)
+    k, _ = pair_k_n(*nets)  # checks the pair before anything runs
+    banks = _banks(act_banks, check_int("pes", pes, lo=1), k)
     console = Console(width=max(Console().width, 150))
     rows = compare_trained(nets[0], nets[1], x, pes=pes, act_banks=banks, simulate=simulate,
                            on_layer=lambda text: console.print(f"RTL {text}"))
