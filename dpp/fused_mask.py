@@ -33,6 +33,7 @@ ENV_SWITCH = "DPP_FUSED_MASK"  #: set to 0 to force the torch path
 
 _I64, _F32, _U64, _PTR = ctypes.c_int64, ctypes.c_float, ctypes.c_uint64, ctypes.c_void_p
 _CONSTANTS_PTR = NOISE_CONSTANTS.data_ptr()  # the module keeps the tensor alive
+_FLOAT32 = torch.float32
 
 
 KERNEL_ABI = 3  #: must match dpp_kernel_abi() in kofn_mask.c
@@ -40,7 +41,8 @@ KERNEL_ABI = 3  #: must match dpp_kernel_abi() in kofn_mask.c
 
 def enabled() -> bool:
     """False when ``DPP_FUSED_MASK=0`` (read at each call, so tests and users can switch paths)."""
-    return os.environ.get(ENV_SWITCH, "1").strip() != "0"
+    value = os.environ.get(ENV_SWITCH)
+    return value is None or value.strip() != "0"
 
 
 def _library() -> ctypes.CDLL | None:
@@ -97,8 +99,8 @@ def noise_words_c(seed: int, numel: int, start: int = 0) -> torch.Tensor:
 
 def supports(weight: torch.Tensor, logits: torch.Tensor) -> bool:
     """Whether the fused kernel can run on these tensors (float32, CPU) and is enabled and built."""
-    return (weight.dtype == torch.float32 and logits.dtype == torch.float32 and weight.device.type == "cpu"
-            and logits.device.type == "cpu" and kernel() is not None)
+    return (weight.dtype is _FLOAT32 and logits.dtype is _FLOAT32 and weight.is_cpu and logits.is_cpu
+            and kernel() is not None)
 
 
 def kernel_dims(logit_shape: tuple[int, ...], weight_numel: int, k: int, real_slots: int,
@@ -130,9 +132,12 @@ def _row_parts(rows: int, slots: int) -> list[tuple[int, int]]:
 def _run(fn: Callable[..., int], head: tuple, dims: tuple[int, ...], tail: tuple) -> int:
     """``fn(*head, rows, row0, row1, *dims[1:], *tail)`` over :func:`_row_parts`, the first part on this thread
     (ctypes releases the GIL). Each element's noise depends on its global index only, so any split gives the
-    same bits."""
+    same bits. The one-part case (small layers, one thread) takes no detour: it runs at every training step."""
     global _pool
-    rows, rest = dims[0], dims[1:]
+    rows = dims[0]
+    if rows * dims[1] * dims[2] < PARALLEL_MIN_SLOTS or torch.get_num_threads() < 2:
+        return fn(*head, rows, 0, rows, *dims[1:], *tail)
+    rest = dims[1:]
     parts = _row_parts(rows, dims[1] * dims[2])
     if len(parts) == 1:
         return fn(*head, rows, 0, rows, *rest, *tail)

@@ -17,12 +17,16 @@ from rich.console import Console
 
 WARMUP_STEPS = 10  #: untimed steps per method first (allocator, optimiser state, caches)
 BLOCK_STEPS = 10  #: timed steps per method before switching to the other one
+PHASES = ("forward", "backward", "optimizer")  #: the parts of a step timed separately (medians of each)
 
 
 def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | None, batch_size: int,
-                     steps: int, seed: int = 0) -> dict[str, float]:
+                     steps: int, seed: int = 0, warmup: int = WARMUP_STEPS,
+                     flush_denormals: bool = True) -> dict[str, float]:
     """Median seconds per optimiser step for dense and DPP training, and their ratio (``steps`` timed steps each,
-    after :data:`WARMUP_STEPS` untimed ones, in alternating blocks of :data:`BLOCK_STEPS`)."""
+    after ``warmup`` untimed ones, in alternating blocks of :data:`BLOCK_STEPS`), plus the median of each of
+    :data:`PHASES` per method. ``flush_denormals`` as :attr:`dpp.train.TrainConfig.flush_denormals` (a long
+    ``warmup`` without it shows why training flushes them: see :mod:`dpp.numerics`)."""
     import statistics
 
     import torch
@@ -30,6 +34,7 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
 
     from dpp.data import load_dataset
     from dpp.models import DATASET_OF
+    from dpp.numerics import flush_denormals as flush_mode
     from dpp.parametrize import masked_layers
     from dpp.train import TrainConfig, _optimizer, build_run_model, entropy_penalty
 
@@ -38,12 +43,15 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
     runs = {}
     for method in ("dense", "dpp"):
         cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
-                          seed=seed, batch_size=batch_size, warmup_fraction=0.0)  # masks on from the first step
+                          seed=seed, batch_size=batch_size, warmup_fraction=0.0,  # masks on from the first step
+                          flush_denormals=flush_denormals)
         qnet = build_run_model(cfg)
         if method == "dpp" and not masked_layers(qnet.net):
             raise RuntimeError("bench-train: the DPP model has no masks attached")
         qnet.train()
         runs[method] = (cfg, qnet, _optimizer(qnet, cfg), [])
+
+    phases: dict[str, dict[str, list[float]]] = {m: {p: [] for p in PHASES} for m in runs}
 
     def step(method: str) -> float:
         cfg, qnet, opt, _ = runs[method]
@@ -52,19 +60,27 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
         loss = F.cross_entropy(qnet(data.x_train[idx]).float(), data.y_train[idx])
         if method == "dpp" and cfg.entropy_weight > 0:  # as in training: no regulariser work when lambda = 0
             loss = loss + cfg.entropy_weight * entropy_penalty(qnet.net)
+        t1 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        t2 = time.perf_counter()
         opt.step()
-        return time.perf_counter() - t0
+        t3 = time.perf_counter()
+        for name, seconds in zip(PHASES, (t1 - t0, t2 - t1, t3 - t2)):
+            phases[method][name].append(seconds)
+        return t3 - t0
 
-    for method in runs:
-        for _ in range(WARMUP_STEPS):
-            step(method)
-    # alternate blocks of steps, so a shared machine's load drifts into both medians alike
-    for start in range(0, steps, BLOCK_STEPS):
-        for method, (_, _, _, times) in runs.items():
-            times.extend(step(method) for _ in range(min(BLOCK_STEPS, steps - start)))
+    with flush_mode(flush_denormals):  # as train() does, for both methods
+        for method in runs:
+            for _ in range(warmup):
+                step(method)
+        # alternate blocks of steps, so a shared machine's load drifts into both medians alike
+        for start in range(0, steps, BLOCK_STEPS):
+            for method, (_, _, _, times) in runs.items():
+                times.extend(step(method) for _ in range(min(BLOCK_STEPS, steps - start)))
     out: dict[str, float] = {f"{m}_step_seconds": statistics.median(r[3]) for m, r in runs.items()}
+    for m in runs:  # the timed steps only (the warm-up ones are the first entries)
+        out.update({f"{m}_{p}_seconds": statistics.median(v[warmup:]) for p, v in phases[m].items()})
     out["ratio"] = out["dpp_step_seconds"] / out["dense_step_seconds"]
     return out
 
@@ -78,6 +94,11 @@ def bench_train(
     batch_size: int = typer.Option(64, "--batch-size"),
     steps: int = typer.Option(100, "--steps", help="Timed steps per method (median reported)."),
     threads: int = typer.Option(1, "--threads"),
+    warmup: int = typer.Option(WARMUP_STEPS, "--warmup", min=0, help="Untimed steps per method first."),
+    flush_denormals: bool = typer.Option(True, "--flush-denormals/--no-flush-denormals",
+                                         help="Flush subnormal floats to zero, as training does (dpp.numerics)."),
+    breakdown: bool = typer.Option(False, "--breakdown", help="Also print the median forward, backward and "
+                                   "optimiser time of each method."),
 ) -> None:
     """Report DPP step time / dense step time (target <= 1.5), both with the same optimiser (fused Adam)."""
     import os
@@ -87,10 +108,16 @@ def bench_train(
     from dpp import fused_mask
 
     torch.set_num_threads(max(1, threads))
-    r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps)
+    r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps, warmup=warmup,
+                         flush_denormals=flush_denormals)
     path = "fused C kernel" if fused_mask.kernel() is not None else "torch path"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     Console().print(f"{model} batch {batch_size}, {threads} thread(s), bits {bits or 'fp32'}: "
                     f"dense {1e3 * r['dense_step_seconds']:.2f} ms/step, "
                     f"DPP k={k} n={n} {granularity} ({path}) {1e3 * r['dpp_step_seconds']:.2f} ms/step, "
-                    f"ratio {r['ratio']:.2f}x (both fused Adam; load average {load})", soft_wrap=True)
+                    f"ratio {r['ratio']:.2f}x (both fused Adam, {warmup} warm-up steps, "
+                    f"denormals {'flushed' if flush_denormals else 'kept'}; load average {load})", soft_wrap=True)
+    if breakdown:
+        for m in ("dense", "dpp"):
+            parts = ", ".join(f"{p} {1e3 * r[f'{m}_{p}_seconds']:.2f}" for p in PHASES)
+            Console().print(f"  {m}: {parts} ms (medians; they need not add up to the step's median)", soft_wrap=True)

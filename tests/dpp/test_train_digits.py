@@ -120,6 +120,9 @@ def test_bench_train_reports_both_step_times():
     assert r["dense_step_seconds"] > 0 and r["dpp_step_seconds"] > 0
     assert r["ratio"] > 1.0  # sampling masks costs something: the DPP model really has masks
     assert r["ratio"] == pytest.approx(r["dpp_step_seconds"] / r["dense_step_seconds"])
+    for method in ("dense", "dpp"):  # the --breakdown phases: each a positive part of that method's step
+        parts = [r[f"{method}_{p}_seconds"] for p in ("forward", "backward", "optimizer")]
+        assert all(0 < x < 10 * r[f"{method}_step_seconds"] for x in parts)
 
 
 def test_full_precision_run_exports_after_post_training_quantisation(tmp_path, digits):
