@@ -2,15 +2,18 @@
 
 Steps (each with a progress bar):
 
-1. **train** (or reuse ``RESULTS/runs/<run>/`` when its ``config.json`` equals the requested config);
-2. **export** the integer network to ``RESULTS/nets/<run>/`` and measure its agreement with the torch model;
+1. **train** (or reuse ``RESULTS/runs/<run>/`` when its ``config.json`` equals the requested config) the DPP
+   network and, for the CSR baseline, a network of the same model pruned unstructured at the same density k/n
+   (``csr_net="unstructured"``, the default: CSR is the design for unstructured sparsity, so it runs a network
+   trained for it, with that network's own row imbalance; ``csr_net="same"`` runs the DPP network on it);
+2. **export** each integer network to ``RESULTS/nets/<run>/`` and measure its agreement with its torch model;
 3. for each architecture (k-of-n, then the dense and CSR baselines, same ``pes * k`` multipliers), **generate
    and build** one array per distinct (block, out_bits) the network needs (layer shape and requantisation are
    run-time registers, so one build serves several layers);
 4. **simulate the whole network layer by layer in RTL** on real test images: each layer's input is the previous
    layer's RTL output (pooling / flatten are exact integer ops between layers); each layer's output is checked
    bit for bit against the integer reference model (on the reference chain) and its seven counters against the
-   analytic model; the classes predicted from the RTL logits are compared with the torch model's;
+   analytic model; the classes predicted from the RTL logits are compared with that network's torch model's;
 5. price the counters with the energy model (and, unless ``--no-area``, synthesise each design with Yosys);
 6. write ``RESULTS/flow.json`` + ``RESULTS/flow_layers.csv`` and the report (``RESULTS/report/``).
 
@@ -36,6 +39,7 @@ from dpp.kofn import CSRMatrix, KofNMatrix, dense_storage_bits
 from dpp.serialize import atomic_write_text
 
 ARCHS = ("kofn", "dense", "csr")
+CSR_NETS = ("unstructured", "same")  #: what the CSR baseline runs: its own unstructured-trained net, or the DPP one
 FLOW_FILE = "flow.json"
 FLOW_SCHEMA = "dpp.flow"
 ACT_BUDGET = 131072  #: activations one hardware run holds; larger batches (conv over many images) run in chunks
@@ -58,6 +62,7 @@ class FlowConfig:
     archs: tuple[str, ...] = ARCHS
     area: bool = False
     simulator: str = "verilator"
+    csr_net: str = "unstructured"  #: see :data:`CSR_NETS`
 
     def __post_init__(self) -> None:
         check_k_n(self.k, self.n)
@@ -68,6 +73,18 @@ class FlowConfig:
         bad = [a for a in self.archs if a not in ARCHS]
         if bad or not self.archs:
             raise ValueError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
+        if self.csr_net not in CSR_NETS:
+            raise ValueError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
+
+    def network_config(self, arch: str) -> "FlowConfig":
+        """The config whose trained network ``arch`` runs: the CSR baseline runs a network pruned unstructured
+        at the same density k/n (same model, bits, epochs, seed) unless ``csr_net="same"``; the others run
+        this config's network."""
+        from dataclasses import replace
+
+        if arch == "csr" and self.csr_net == "unstructured" and self.method != "unstructured":
+            return replace(self, method="unstructured", granularity="weight")
+        return self
 
     @property
     def run_name(self) -> str:
@@ -266,20 +283,30 @@ def area_of_designs(designs: dict[str, dict[str, Any]], work: Path) -> dict[str,
 
 
 # ------------------------------------------------------------------------------------------ the flow
-def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print,
-             report: bool = True) -> dict[str, Any]:
-    """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
+@dataclass
+class PreparedNetwork:
+    """One trained, exported network with everything the RTL runs are checked against."""
+
+    method: str
+    run_dir: Path
+    net_dir: Path
+    agreement: dict[str, Any]
+    network: Any  #: dpp.network.IntNetwork
+    x_int: np.ndarray  #: the quantised test images
+    reference_io: list[Any]  #: each matmul layer's input and output on the integer reference chain
+    torch_pred: np.ndarray
+    ref_pred: np.ndarray
+
+
+def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
+                    log: Callable[[str], None]) -> PreparedNetwork:
+    """Train (or reuse) ``cfg``'s run, export it, and run its torch model and integer reference on the images."""
     import torch
 
     from dpp.commands.export import run_export
-    from dpp.data import load_dataset
-    from dpp.models import DATASET_OF
     from dpp.network import IntNetwork
     from dpp.train import load_run
 
-    t_start = time.perf_counter()
-    results = Path(results)
-    results.mkdir(parents=True, exist_ok=True)
     run_dir = train_or_reuse(cfg, results, log)
     net_dir = results / "nets" / cfg.run_name
     agreement = run_export(run_dir, net_dir)
@@ -287,31 +314,56 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
         f"{agreement['images']} test images ({100 * agreement['agreement']:.2f} %)")
     network = IntNetwork.load(net_dir)
     _, qnet = load_run(run_dir)
-    data = load_dataset(DATASET_OF[cfg.model])
-    images = min(cfg.images, len(data.x_test))
     x = data.x_test[:images]
-    labels = data.y_test[:images].numpy()
     with torch.no_grad():
         torch_pred = qnet(x).argmax(dim=1).numpy()
     x_int = network.quantize_input(x.numpy())
     ref_outs, reference_io = network.run_with(x_int, lambda _i, layer, x: layer.matmul(x))
-    ref_pred = np.argmax(ref_outs[-1], axis=1)  # as IntNetwork.predict, without a second pass
+    return PreparedNetwork(cfg.method, run_dir, net_dir, agreement, network, x_int, reference_io, torch_pred,
+                           np.argmax(ref_outs[-1], axis=1))  # as IntNetwork.predict, without a second pass
 
+
+def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print,
+             report: bool = True) -> dict[str, Any]:
+    """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
+    from dpp.data import load_dataset
+    from dpp.models import DATASET_OF
+
+    t_start = time.perf_counter()
+    results = Path(results)
+    results.mkdir(parents=True, exist_ok=True)
+    data = load_dataset(DATASET_OF[cfg.model])
+    images = min(cfg.images, len(data.x_test))
+    labels = data.y_test[:images].numpy()
+    prepared: dict[str, PreparedNetwork] = {}  # by run name: the DPP net, and the CSR baseline's own
+
+    def network_for(arch: str) -> PreparedNetwork:
+        ncfg = cfg.network_config(arch)
+        if ncfg.run_name not in prepared:
+            prepared[ncfg.run_name] = prepare_network(ncfg, results, data, images, log)
+        return prepared[ncfg.run_name]
+
+    main = network_for("kofn")
     work = results / "flow_work"
     summary_arch: dict[str, Any] = {}
     records: list[LayerRecord] = []
     designs: dict[str, dict[str, Any]] = {}
+    for arch in cfg.archs:
+        network_for(arch)  # train and export before the progress bars start
     with _progress() as bar:
         for arch in cfg.archs:
-            recs, pred, des = simulate_network(cfg, network, x_int, arch, reference_io, work, bar)
+            net = network_for(arch)
+            recs, pred, des = simulate_network(cfg, net.network, net.x_int, arch, net.reference_io, work, bar)
             records += recs
             designs.update({f"{arch}:{k}": v for k, v in des.items()})
             summary_arch[arch] = dict(
                 cycles=sum(r.cycles for r in recs), energy_pj=sum(r.energy_pj for r in recs),
                 mac_ops=sum(r.mac_ops for r in recs), storage_bits=sum(r.storage_bits for r in recs),
                 bit_exact=all(r.bit_exact for r in recs), counters_match=all(r.counters_match for r in recs),
-                classes_equal_torch=int((pred == torch_pred).sum()), classes_equal_reference=int((pred == ref_pred).sum()),
-                rtl_accuracy=float((pred == labels).mean()))
+                classes_equal_torch=int((pred == net.torch_pred).sum()),
+                classes_equal_reference=int((pred == net.ref_pred).sum()),
+                rtl_accuracy=float((pred == labels).mean()), trained_method=net.method, network=str(net.net_dir),
+                torch_accuracy=float((net.torch_pred == labels).mean()))
     for arch, s in summary_arch.items():
         s["cycles_per_image"] = s["cycles"] / images
         s["energy_per_image_pj"] = s["energy_pj"] / images
@@ -319,11 +371,15 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
             s["kofn_speedup"] = s["cycles"] / summary_arch["kofn"]["cycles"]
             s["kofn_energy_saving"] = s["energy_pj"] / summary_arch["kofn"]["energy_pj"]
     area = area_of_designs(designs, work) if cfg.area else {}
-    result = dict(schema=FLOW_SCHEMA, schema_version=1, config=asdict(cfg), run=str(run_dir), network=str(net_dir),
-                  images=images, export_agreement=agreement, torch_accuracy=float((torch_pred == labels).mean()),
-                  reference_accuracy=float((ref_pred == labels).mean()), archs=summary_arch,
+    result = dict(schema=FLOW_SCHEMA, schema_version=1, config=asdict(cfg), run=str(main.run_dir),
+                  network=str(main.net_dir), images=images, export_agreement=main.agreement,
+                  torch_accuracy=float((main.torch_pred == labels).mean()),
+                  reference_accuracy=float((main.ref_pred == labels).mean()), archs=summary_arch,
                   layers=[asdict(r) for r in records], designs=designs, area=area,
                   seconds=round(time.perf_counter() - t_start, 1))
+    if "csr" in cfg.archs and network_for("csr") is not main:
+        csr = network_for("csr")
+        result.update(csr_run=str(csr.run_dir), csr_network=str(csr.net_dir), csr_export_agreement=csr.agreement)
     atomic_write_text(results / FLOW_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
     _write_layers_csv(records, results / "flow_layers.csv")
     record_command(results, "flow", json.loads(json.dumps(asdict(cfg), default=_json_default)))

@@ -73,6 +73,11 @@ def section_flow(data: rd.ResultsData) -> Section:
     s.text.append(f"Export: the integer network predicts the same class as the fake-quantised torch model on "
                   f"{agree.get('identical')}/{agree.get('images')} test images. Torch accuracy on the simulated "
                   f"images: {fmt(f.get('torch_accuracy'))}; integer reference: {fmt(f.get('reference_accuracy'))}.")
+    if f.get("csr_network"):
+        ca = f.get("csr_export_agreement", {})
+        s.text.append(f"The CSR baseline runs its own network, pruned unstructured at the same density and trained "
+                      f"with the same budget (`{f['csr_network']}`; export agreement {ca.get('identical')}/"
+                      f"{ca.get('images')}); the k-of-n and dense arrays run the DPP network.")
     for row in summary.itertuples():
         s.text.append(f"{row.arch}: every layer bit-exact: {row.bit_exact}; counters equal the analytic model: "
                       f"{row.counters_match}; RTL classes equal torch on {row.classes_equal_torch}/{f['images']} "

@@ -13,11 +13,11 @@ from rich.table import Table
 def _print_summary(result: dict) -> None:
     console = Console()
     t = Table(title=f"{result['images']} test images through the RTL, layer by layer")
-    for c in ("array", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
+    for c in ("array", "network", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
               "energy / image (nJ)", "k-of-n speed-up", "k-of-n energy saving"):
         t.add_column(c, justify="left" if c == "array" else "right")
     for arch, s in result["archs"].items():
-        t.add_row(arch, "yes" if s["bit_exact"] else "NO", "yes" if s["counters_match"] else "NO",
+        t.add_row(arch, s.get("trained_method", "-"), "yes" if s["bit_exact"] else "NO", "yes" if s["counters_match"] else "NO",
                   f"{s['classes_equal_torch']}/{result['images']}", f"{s['rtl_accuracy']:.3f}",
                   f"{s['cycles_per_image']:.0f}", f"{s['energy_per_image_pj'] / 1000:.2f}",
                   f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
@@ -45,6 +45,8 @@ def flow(
     area: Optional[bool] = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
                                                                        "(default: on in full mode)."),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
+    csr_net: str = typer.Option("unstructured", "--csr-net", help="What the CSR baseline runs: unstructured (a "
+                                "network pruned unstructured at density k/n, trained too) | same (the DPP one)."),
 ) -> None:
     """The end-to-end flow; writes RESULTS/flow.json, flow_layers.csv and RESULTS/report/. Exits 1 on a mismatch.
 
@@ -55,7 +57,7 @@ def flow(
     from analysis.flow import FlowConfig, flow_ok, run_flow
 
     torch.set_num_threads(max(1, threads))
-    base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes,
+    base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes, csr_net=csr_net,
                 epochs=epochs if epochs is not None else (10 if quick else 20),
                 area=area if area is not None else not quick)
 

@@ -38,6 +38,37 @@ def test_every_layer_bit_exact_on_every_array(flow_result) -> None:
         assert s["classes_equal_reference"] == result["images"] == 24
 
 
+def test_csr_baseline_runs_its_own_unstructured_network(flow_result) -> None:
+    """CSR gets a network pruned unstructured at density k/n (own rows, own imbalance), not the DPP one."""
+    result, out = flow_result
+    csr = result["archs"]["csr"]
+    assert csr["trained_method"] == "unstructured" and result["archs"]["kofn"]["trained_method"] == "dpp"
+    assert csr["network"] == result["csr_network"] != result["network"]
+    assert result["csr_export_agreement"]["agreement"] >= 0.9
+    net = IntNetwork.load(result["csr_network"])
+    dense_w = [layer.dense_weights() for layer in net.layers]
+    density = sum(int((w != 0).sum()) for w in dense_w) / sum(w.size for w in dense_w)
+    assert 0.2 < density <= 0.25 + 1e-9  # k/n = 1/4 kept, minus weights that quantised to 0
+    layers = pd.read_csv(out / "flow_layers.csv")
+    csr_layers = layers[layers.arch == "csr"].sort_values("layer")
+    # every stored non-zero is multiplied once per input vector: mac_ops come from this network's weights
+    assert list(csr_layers["mac_ops"]) == [int((w != 0).sum()) * b for w, b in zip(dense_w, csr_layers["batch"])]
+    row_nnz = [(w != 0).sum(axis=1) for w in dense_w]
+    assert any(r.max() != r.min() for r in row_nnz)  # unstructured: rows differ, unlike k-of-n
+
+
+def test_csr_net_same_runs_the_dpp_network_and_bad_value_is_refused(tmp_path) -> None:
+    with pytest.raises(ValueError, match=r"csr_net must be one of \('unstructured', 'same'\) \(got 'dpp'\)"):
+        FlowConfig(csr_net="dpp")
+    cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=1, images=4, pes=4, csr_net="same",
+                     archs=("kofn", "csr"))
+    assert cfg.network_config("csr") is cfg
+    result = run_flow(cfg, tmp_path, log=lambda _: None, report=False)
+    assert flow_ok(result) and "csr_network" not in result
+    assert result["archs"]["csr"]["network"] == result["network"]
+    assert result["archs"]["csr"]["trained_method"] == "dpp"
+
+
 def test_rtl_chain_reproduces_the_integer_network(flow_result) -> None:
     result, out = flow_result
     net = IntNetwork.load(result["network"])
