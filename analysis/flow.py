@@ -63,6 +63,7 @@ class FlowConfig:
     area: bool = False
     simulator: str = "verilator"
     csr_net: str = "unstructured"  #: see :data:`CSR_NETS`
+    act_banks: int = 0  #: CSR design: 0 = a private activation replica per lane; B = one memory in B banks
 
     def __post_init__(self) -> None:
         check_k_n(self.k, self.n)
@@ -73,6 +74,9 @@ class FlowConfig:
         bad = [a for a in self.archs if a not in ARCHS]
         if bad or not self.archs:
             raise ValueError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
+        check_int("act_banks", self.act_banks, lo=0)
+        if self.act_banks & (self.act_banks - 1):
+            raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={self.act_banks})")
         if self.csr_net not in CSR_NETS:
             raise ValueError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
 
@@ -171,7 +175,8 @@ def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, sizes: dict
     dims = sizes[key]
     return ArrayParams(arch=array, k=cfg.k, n=n, pes=cfg.pes, weight_bits=layer.weight_bits,
                        act_bits=layer.act_bits, out_bits=layer.out_bits, block=block, max_rows=dims["rows"],
-                       max_cols=dims["cols"], max_batch=dims["batch"])
+                       max_cols=dims["cols"], max_batch=dims["batch"],
+                       act_banks=cfg.act_banks if array == "csr" else 0)
 
 
 def batch_chunk(cols: int) -> int:

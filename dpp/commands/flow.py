@@ -47,6 +47,9 @@ def flow(
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
     csr_net: str = typer.Option("unstructured", "--csr-net", help="What the CSR baseline runs: unstructured (a "
                                 "network pruned unstructured at density k/n, trained too) | same (the DPP one)."),
+    act_banks: str = typer.Option("0", "--act-banks", help="CSR design's activation memory: 0 = a replica per "
+                                  "lane; B (a power of two) or Nx (N times the pes*k lanes) = one memory in B "
+                                  "banks, k-of-n's memory size, with bank conflicts."),
 ) -> None:
     """The end-to-end flow; writes RESULTS/flow.json, flow_layers.csv and RESULTS/report/. Exits 1 on a mismatch.
 
@@ -55,9 +58,11 @@ def flow(
     import torch
 
     from analysis.flow import FlowConfig, flow_ok, run_flow
+    from sim.workloads import parse_act_banks
 
     torch.set_num_threads(max(1, threads))
     base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes, csr_net=csr_net,
+                act_banks=parse_act_banks(act_banks, pes * k),
                 epochs=epochs if epochs is not None else (10 if quick else 20),
                 area=area if area is not None else not quick)
 

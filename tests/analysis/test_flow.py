@@ -57,16 +57,21 @@ def test_csr_baseline_runs_its_own_unstructured_network(flow_result) -> None:
     assert any(r.max() != r.min() for r in row_nnz)  # unstructured: rows differ, unlike k-of-n
 
 
-def test_csr_net_same_runs_the_dpp_network_and_bad_value_is_refused(tmp_path) -> None:
+def test_csr_net_same_on_banked_csr_and_bad_values_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"csr_net must be one of \('unstructured', 'same'\) \(got 'dpp'\)"):
         FlowConfig(csr_net="dpp")
+    with pytest.raises(ValueError, match=r"act_banks must be 0 \(per-lane replicas\) or a power of two \(got act_banks=6\)"):
+        FlowConfig(act_banks=6)
+    # the DPP network on an equal-memory (banked) CSR: bit-exact, counters = the banked model
     cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=1, images=4, pes=4, csr_net="same",
-                     archs=("kofn", "csr"))
+                     archs=("kofn", "csr"), act_banks=8)
     assert cfg.network_config("csr") is cfg
     result = run_flow(cfg, tmp_path, log=lambda _: None, report=False)
     assert flow_ok(result) and "csr_network" not in result
     assert result["archs"]["csr"]["network"] == result["network"]
     assert result["archs"]["csr"]["trained_method"] == "dpp"
+    assert {d["act_banks"] for name, d in result["designs"].items() if name.startswith("csr:")} == {8}
+    assert {d["act_banks"] for name, d in result["designs"].items() if name.startswith("kofn:")} == {0}
 
 
 def test_rtl_chain_reproduces_the_integer_network(flow_result) -> None:
