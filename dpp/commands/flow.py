@@ -12,6 +12,8 @@ from rich.table import Table
 
 def _print_summary(result: dict) -> None:
     console = Console()
+    if not console.is_terminal:  # a log file or a pipe: room for every column instead of rich's 80
+        console = Console(width=160)
     t = Table(title=f"{result['images']} test images through the RTL, layer by layer")
     for c in ("array", "network", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
               "energy / image (nJ)", "k-of-n speed-up", "k-of-n energy saving"):
