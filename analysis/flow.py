@@ -9,7 +9,8 @@ Steps (each with a progress bar):
 2. **export** each integer network to ``RESULTS/nets/<run>/`` and measure its agreement with its torch model;
 3. for each architecture (k-of-n, then the dense and CSR baselines, same ``pes * k`` multipliers), **generate
    and build** one array per distinct (block, out_bits) the network needs (layer shape and requantisation are
-   run-time registers, so one build serves several layers);
+   run-time registers, so one build serves several layers); the CSR design gives each lane a private
+   activation replica, or with ``act_banks = B`` k-of-n's single activation memory in B banks (:mod:`rtl.csr_banked`);
 4. **simulate the whole network layer by layer in RTL** on real test images: each layer's input is the previous
    layer's RTL output (pooling / flatten are exact integer ops between layers); each layer's output is checked
    bit for bit against the integer reference model (on the reference chain) and its seven counters against the
