@@ -134,8 +134,10 @@ def section_speedup(data: rd.ResultsData) -> Section:
         return s
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = df["k"] / df["n"]
-    for arch, marker in (("dense", "o"), ("csr", "s")):
+    for arch, marker in zip(rd.baseline_archs(df.columns.str.removeprefix("speedup_vs_")), "osv^<>"):
         col = f"speedup_vs_{arch}"
+        if col not in df.columns:
+            continue
         if df[col].notna().any():
             ax.scatter(x, df[col], marker=marker, label=f"k-of-n vs {arch}")
     ax.axhline(1.0, color="grey", lw=0.8)

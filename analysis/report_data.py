@@ -59,8 +59,27 @@ def _read_sweep(root: Path, data: ResultsData) -> None:
             except Exception as exc:  # noqa: BLE001 - a damaged file is reported, not fatal
                 data.problems.append(f"{name} unreadable: {exc}")
                 continue
-            data.sweep, data.sweep_file = df, f
+            data.sweep, data.sweep_file = label_banked(df), f
             return
+
+
+def label_banked(sweep: pd.DataFrame) -> pd.DataFrame:
+    """CSR points with one banked activation memory (``act_banks`` = B > 0) get ``arch = "csr_bankedB"``: a
+    design of their own in every table and plot, next to the replicated ``csr``."""
+    if "act_banks" not in sweep.columns or "arch" not in sweep.columns:
+        return sweep
+    banks = pd.to_numeric(sweep["act_banks"], errors="coerce").fillna(0).astype(int)
+    sel = (sweep["arch"] == "csr") & (banks > 0)
+    if not sel.any():
+        return sweep
+    out = sweep.copy()
+    out.loc[sel, "arch"] = "csr_banked" + banks[sel].astype(str)
+    return out
+
+
+def baseline_archs(archs: Any) -> list[str]:
+    """The baselines k-of-n is compared with: dense, csr, then any banked CSR designs present."""
+    return ["dense", "csr"] + sorted({str(a) for a in archs if str(a).startswith("csr_banked")})
 
 
 def _read_runs(root: Path, data: ResultsData) -> None:
@@ -162,7 +181,7 @@ def speedup_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
     kofn = pts[pts.arch == "kofn"][keys + ["block", "cycles"]].rename(columns={"cycles": "cycles_kofn"})
     if kofn.empty:
         return None
-    for arch in ("dense", "csr"):
+    for arch in baseline_archs(pts["arch"].unique()):
         other = pts[pts.arch == arch][keys + ["cycles"]].rename(columns={"cycles": f"cycles_{arch}"})
         kofn = kofn.merge(other.drop_duplicates(keys), on=keys, how="left")
         kofn[f"speedup_vs_{arch}"] = kofn[f"cycles_{arch}"] / kofn["cycles_kofn"]
@@ -272,7 +291,8 @@ def join_runs(designs: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame 
         return None
     parts = []
     for rec in runs.to_dict("records"):
-        sel = designs["arch"] == rec["arch"]
+        family = baseline_archs(designs["arch"].unique())[2:] if rec["arch"] == "csr" else []
+        sel = designs["arch"].isin([rec["arch"], *family])  # a CSR-trained run fits every CSR design
         if rec["arch"] != "dense":
             sel &= (designs["k"] == rec["k"]) & (designs["n"] == rec["n"])
         if rec["arch"] == "kofn":
@@ -291,7 +311,7 @@ def network_speedups(nets: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     keys = [k for k in DESIGN_KEYS if k in nets.columns and k != "arch"]
     out = nets[nets.arch == "kofn"].drop(columns="arch")
-    for arch in ("dense", "csr"):
+    for arch in baseline_archs(nets["arch"].unique()):
         base = nets[nets.arch == arch][keys + ["cycles_per_inference", "energy_per_inference_pj"]]
         base = base.rename(columns={"cycles_per_inference": f"cycles_{arch}", "energy_per_inference_pj":
                                     f"energy_pj_{arch}"})

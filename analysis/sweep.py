@@ -93,7 +93,7 @@ def make_params(point: dict[str, Any]) -> Any:
     return ArrayParams(arch=point["arch"], k=point["k"], n=point["n"], pes=point["pes"],
                        weight_bits=point["weight_bits"], act_bits=point["act_bits"], out_bits=point["out_bits"],
                        block=point["block"], max_rows=point["max_rows"], max_cols=point["max_cols"],
-                       max_batch=point["max_batch"])
+                       max_batch=point["max_batch"], act_banks=point.get("act_banks", 0))
 
 
 def storage_columns(sb: StorageBits, rows: int, cols: int) -> dict[str, Any]:
@@ -120,12 +120,14 @@ def memory_sizes(point: dict[str, Any], sb: StorageBits) -> dict[str, int]:
             "out": point["max_batch"] * point["max_rows"] * point["out_bits"]}
 
 
-def model_columns(point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: np.ndarray | None
-                  ) -> dict[str, Any]:
-    """Analytic counters (``sim.model``), utilisation and energy."""
+def model_columns(point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: np.ndarray | None,
+                  matrix: Any = None) -> dict[str, Any]:
+    """Analytic counters (``sim.model``), utilisation and energy (a banked CSR point needs its ``matrix``:
+    its bank conflicts depend on the columns)."""
     from sim.model import predict_counters
 
-    c = predict_counters(params, point["rows"], point["cols"], point["batch"], row_nnz=row_nnz)
+    banked = matrix if point.get("act_banks", 0) else None
+    c = predict_counters(params, point["rows"], point["cols"], point["batch"], row_nnz=row_nnz, csr=banked)
     counters = {name: int(c[name]) for name in COUNTERS}
     cols: dict[str, Any] = dict(counters)
     lane_cycles = cols["mac_ops"] + cols["lane_idle_cycles"]
@@ -177,7 +179,7 @@ def evaluate_point(point: dict[str, Any], options: dict[str, Any]) -> dict[str, 
     if options.get("model") or options.get("rtl") or options.get("area_flows"):
         params = make_params(point)
         if options.get("model"):
-            model = model_columns(point, params, sb, row_nnz)
+            model = model_columns(point, params, sb, row_nnz, matrix)
             row.update(model)
         if options.get("rtl"):
             row.update(rtl_columns(point, params, matrix, model))

@@ -14,6 +14,8 @@ Format (every key except ``grid`` and ``layers`` is optional; a grid value may b
       weight_bits: [8]
       act_bits: [8]
       out_bits: [8]
+      act_banks: [0]           # csr only: 0 = an activation replica per lane; B (power of two) = one memory
+                               # in B banks, k-of-n's size (reported as arch csr_banked); other archs: 0
     layers:                    # layer shapes: the (rows, cols) of the weight matrix
       - {name: fc1, rows: 32, cols: 64}
       - {name: conv2, rows: 16, cols: 72, block: [1, 9], vectors: 16}
@@ -41,15 +43,15 @@ from typing import Any
 import yaml
 
 ARCHS = ("kofn", "dense", "csr")
-GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits")
+GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks")
 GRID_DEFAULTS: dict[str, list[Any]] = {"arch": ["kofn"], "block": [1], "pes": [4], "weight_bits": [8],
-                                       "act_bits": [8], "out_bits": [8]}
+                                       "act_bits": [8], "out_bits": [8], "act_banks": [0]}
 TOP_KEYS = ("name", "seed", "batch", "grid", "layers", "hardware", "rtl_sample", "area", "runs")
 LAYER_KEYS = ("name", "rows", "cols", "block", "vectors")
 HARDWARE_KEYS = ("max_rows", "max_cols", "max_batch")
 AREA_KEYS = ("enabled", "flows")
 AREA_FLOWS = ("generic", "ice40")
-POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "layer", "rows", "cols",
+POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks", "layer", "rows", "cols",
               "batch", "vectors", "seed", "max_rows", "max_cols", "max_batch")
 
 
@@ -127,8 +129,11 @@ def _parse_grid(raw: Any) -> dict[str, tuple[Any, ...]]:
                 if a not in ARCHS:
                     raise ValueError(f"grid.arch values must be one of {', '.join(ARCHS)} (got {a!r})")
         else:
-            lo = 2 if key in ("n", "weight_bits", "act_bits", "out_bits") else 1
+            lo = 2 if key in ("n", "weight_bits", "act_bits", "out_bits") else 0 if key == "act_banks" else 1
             vals = [_int(f"grid.{key} value", v, lo) for v in vals]
+            if key == "act_banks" and any(v & (v - 1) for v in vals):
+                bad = next(v for v in vals if v & (v - 1))
+                raise ValueError(f"grid.act_banks values must be 0 or a power of two (got {bad})")
         grid[key] = tuple(dict.fromkeys(vals))  # drop duplicates, keep order
     return grid
 
@@ -230,8 +235,9 @@ def expand_grid(cfg: SweepConfig) -> tuple[list[dict[str, Any]], int]:
     g = cfg.grid
     for layer in cfg.layers:
         blocks = layer.blocks or g["block"]
-        for arch, k, n, block, pes, wb, ab, ob in itertools.product(
-                g["arch"], g["k"], g["n"], blocks, g["pes"], g["weight_bits"], g["act_bits"], g["out_bits"]):
+        for arch, k, n, block, pes, wb, ab, ob, banks in itertools.product(
+                g["arch"], g["k"], g["n"], blocks, g["pes"], g["weight_bits"], g["act_bits"], g["out_bits"],
+                g["act_banks"]):
             if k >= n:
                 skipped += 1
                 continue
@@ -241,6 +247,8 @@ def expand_grid(cfg: SweepConfig) -> tuple[list[dict[str, Any]], int]:
                  "max_rows": cfg.hardware.get("max_rows", 0) or layer.rows,
                  "max_cols": cfg.hardware.get("max_cols", 0) or layer.cols,
                  "max_batch": cfg.hardware.get("max_batch", 0) or cfg.batch}
+            if arch == "csr" and banks:  # absent when 0, so the ids of replicated / other points stay as they were
+                p["act_banks"] = banks
             points.setdefault(point_id(p), p)
     if not points:
         raise ValueError(f"the sweep grid has no valid point ({skipped} combinations skipped: need k < n)")

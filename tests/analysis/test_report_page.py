@@ -172,3 +172,24 @@ def test_report_on_a_real_sweep(tmp_path):
         dense = table[table.arch == "dense"].iloc[0]
         assert fmt(dense["cycles"] / kofn["cycles"]) in page  # the speed-up vs dense
         assert fmt(kofn["energy_per_inference_pj"]) in page
+
+
+def test_banked_csr_points_are_their_own_design_in_the_report(tmp_path):
+    from analysis import sweep
+    from analysis.report_data import label_banked, speedup_table
+    from analysis.sweep_config import parse_config
+
+    cfg = parse_config({"grid": {"arch": ["kofn", "csr"], "k": [1], "n": [4], "pes": [2], "act_banks": [0, 2]},
+                        "layers": [{"name": "l", "rows": 8, "cols": 16}], "batch": 2})
+    caps = {**sweep.capabilities(), "rtl": False, "verilog": False}
+    if not caps["model"]:
+        pytest.skip("sim.model not available")
+    table = sweep.run_sweep(cfg, tmp_path / "R", serial=True, progress=False, caps=caps).table
+    labelled = label_banked(table)
+    assert sorted(labelled["arch"]) == ["csr", "csr_banked2", "kofn"]
+    speed = speedup_table(labelled)
+    banked = table[(table.arch == "csr") & (table["act_banks"].fillna(0) == 2)].iloc[0]
+    kofn = table[table.arch == "kofn"].iloc[0]
+    assert speed["speedup_vs_csr_banked2"].iloc[0] == pytest.approx(banked["cycles"] / kofn["cycles"])
+    page = build_report(tmp_path / "R", tmp_path / "REP").html.read_text()
+    assert "csr_banked2" in page and fmt(banked["cycles"] / kofn["cycles"]) in page

@@ -54,6 +54,8 @@ def test_grid_expansion_counts_dedupes_and_skips():
     ({"area": {"enabled": True, "flows": ["asic"]}}, "area.flows values must be one of"),
     ({"batch": 0}, r"batch must be >= 1 \(got 0\)"),
     ({"hardware": {"max_depth": 3}}, "unknown key 'max_depth' in hardware"),
+    ({"grid": {"k": [1], "n": [4], "act_banks": [6]}}, r"grid.act_banks values must be 0 or a power of two \(got 6\)"),
+    ({"grid": {"k": [1], "n": [4], "act_banks": [-2]}}, r"grid.act_banks value must be >= 0 \(got -2\)"),
 ])
 def test_bad_configs_fail_with_one_clear_message(change, message):
     with pytest.raises(ValueError, match=message):
@@ -222,6 +224,37 @@ def test_model_columns_come_from_sim_model_and_energy():
     kofn = [(p, sweep.evaluate_point(p, {"model": True})) for p in points
             if p["arch"] == "kofn" and p["layer"] == "a" and p["block"] == 1]
     assert kofn and all(r["mac_ops"] == 8 * 16 * p["k"] // 4 * 2 for p, r in kofn)  # rows * cols * k/n * batch
+
+
+def test_act_banks_make_banked_csr_points_only():
+    cfg = parse_config(raw_config(grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2],
+                                        "act_banks": [0, 4]}, layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    points, _ = expand_grid(cfg)
+    assert sorted((p["arch"], p.get("act_banks", 0)) for p in points) == [("csr", 0), ("csr", 4), ("dense", 0),
+                                                                          ("kofn", 0)]
+    plain = parse_config(raw_config(grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2]},
+                                    layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    # a point without banks has the id it had before the key existed (resumed sweeps keep their points)
+    assert {point_id(p) for p in expand_grid(plain)[0]} == {point_id(p) for p in points if "act_banks" not in p}
+
+
+@pytest.mark.skipif(not _has("rtl.params", "sim.model"), reason="sim.model / rtl.params not available")
+def test_banked_csr_point_uses_the_bank_conflict_model():
+    from sim.model import predict_counters
+
+    cfg = parse_config(raw_config(grid={"arch": ["csr"], "k": [2], "n": [4], "pes": [2], "act_banks": [0, 2]},
+                                  layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    rows = {}
+    for p in expand_grid(cfg)[0]:
+        matrix, _, _, row_nnz = sweep.pack_layer(p)
+        params = sweep.make_params(p)
+        assert params.act_banks == p.get("act_banks", 0)
+        row = sweep.evaluate_point(p, {"model": True})
+        want = predict_counters(params, 8, 16, 2, row_nnz=row_nnz, csr=matrix if params.act_banks else None)
+        assert {k: row[k] for k in sweep.COUNTERS} == want
+        rows[params.act_banks] = row
+    # same multiplies; two banks for four lanes can only add conflict cycles
+    assert rows[2]["mac_ops"] == rows[0]["mac_ops"] and rows[2]["cycles"] >= rows[0]["cycles"]
 
 
 @pytest.mark.slow
