@@ -79,7 +79,8 @@ def label_banked(sweep: pd.DataFrame) -> pd.DataFrame:
 
 def baseline_archs(archs: Any) -> list[str]:
     """The baselines k-of-n is compared with: dense, csr, then any banked CSR designs present."""
-    return ["dense", "csr"] + sorted({str(a) for a in archs if str(a).startswith("csr_banked")})
+    banked = {str(a) for a in archs if re.fullmatch(r"csr_banked\d+", str(a))}
+    return ["dense", "csr"] + sorted(banked, key=lambda a: int(a.removeprefix("csr_banked")))
 
 
 def _read_runs(root: Path, data: ResultsData) -> None:

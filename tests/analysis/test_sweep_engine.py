@@ -80,7 +80,7 @@ def test_config_files_yaml_toml_and_errors(tmp_path):
 
 
 @pytest.mark.parametrize("name, count", [("sweep_small.yaml", 28), ("sweep_small.toml", 12),
-                                         ("sweep_digits.yaml", 18)])
+                                         ("sweep_digits.yaml", 18), ("sweep_banked.yaml", 40)])
 def test_example_configs_load(name, count):
     from pathlib import Path
 
