@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import time
 
+from typing import Optional
+
 import typer
 from rich.console import Console
 
@@ -22,11 +24,13 @@ PHASES = ("forward", "backward", "optimizer")  #: the parts of a step timed sepa
 
 def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | None, batch_size: int,
                      steps: int, seed: int = 0, warmup: int = WARMUP_STEPS,
-                     flush_denormals: bool = True) -> dict[str, float]:
+                     flush_denormals: bool = True, noise_scale: float | None = None) -> dict[str, float]:
     """Median seconds per optimiser step for dense and DPP training, and their ratio (``steps`` timed steps each,
     after ``warmup`` untimed ones, in alternating blocks of :data:`BLOCK_STEPS`), plus the median of each of
     :data:`PHASES` per method. ``flush_denormals`` as :attr:`dpp.train.TrainConfig.flush_denormals` (a long
-    ``warmup`` without it shows why training flushes them: see :mod:`dpp.numerics`)."""
+    ``warmup`` without it shows why training flushes them: see :mod:`dpp.numerics`). ``noise_scale``: the DPP
+    Gumbel noise factor (None: the training default; 0 skips the noise, which bounds what cheaper noise could
+    gain)."""
     import statistics
 
     import torch
@@ -44,7 +48,8 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
     for method in ("dense", "dpp"):
         cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
                           seed=seed, batch_size=batch_size, warmup_fraction=0.0,  # masks on from the first step
-                          flush_denormals=flush_denormals)
+                          flush_denormals=flush_denormals,
+                          **({} if noise_scale is None else {"noise_scale": noise_scale}))
         qnet = build_run_model(cfg)
         if method == "dpp" and not masked_layers(qnet.net):
             raise RuntimeError("bench-train: the DPP model has no masks attached")
@@ -97,6 +102,8 @@ def bench_train(
     warmup: int = typer.Option(WARMUP_STEPS, "--warmup", min=0, help="Untimed steps per method first."),
     flush_denormals: bool = typer.Option(True, "--flush-denormals/--no-flush-denormals",
                                          help="Flush subnormal floats to zero, as training does (dpp.numerics)."),
+    noise_scale: Optional[float] = typer.Option(None, "--noise-scale", min=0.0, help="DPP Gumbel noise factor "
+                                                "(default: training's; 0 = no noise, a bound on its cost)."),
     breakdown: bool = typer.Option(False, "--breakdown", help="Also print the median forward, backward and "
                                    "optimiser time of each method."),
 ) -> None:
@@ -109,12 +116,14 @@ def bench_train(
 
     torch.set_num_threads(max(1, threads))
     r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps, warmup=warmup,
-                         flush_denormals=flush_denormals)
+                         flush_denormals=flush_denormals, noise_scale=noise_scale)
     path = "fused C kernel" if fused_mask.kernel() is not None else "torch path"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     Console().print(f"{model} batch {batch_size}, {threads} thread(s), bits {bits or 'fp32'}: "
                     f"dense {1e3 * r['dense_step_seconds']:.2f} ms/step, "
-                    f"DPP k={k} n={n} {granularity} ({path}) {1e3 * r['dpp_step_seconds']:.2f} ms/step, "
+                    f"DPP k={k} n={n} {granularity} ({path}"
+                    f"{'' if noise_scale is None else f', noise scale {noise_scale:g}'}) "
+                    f"{1e3 * r['dpp_step_seconds']:.2f} ms/step, "
                     f"ratio {r['ratio']:.2f}x (both fused Adam, {warmup} warm-up steps, "
                     f"denormals {'flushed' if flush_denormals else 'kept'}; load average {load})", soft_wrap=True)
     if breakdown:
