@@ -123,6 +123,9 @@ def test_bench_train_reports_both_step_times():
     for method in ("dense", "dpp"):  # the --breakdown phases: each a positive part of that method's step
         parts = [r[f"{method}_{p}_seconds"] for p in ("forward", "backward", "optimizer")]
         assert all(0 < x < 10 * r[f"{method}_step_seconds"] for x in parts)
+    quiet = bench_step_times("digits", 1, 4, "weight", None, batch_size=32, steps=3, warmup=2, noise_scale=0.0,
+                             flush_denormals=False)
+    assert quiet["dpp_step_seconds"] > 0 and quiet["ratio"] > 0
 
 
 def test_full_precision_run_exports_after_post_training_quantisation(tmp_path, digits):
