@@ -67,6 +67,8 @@ class FlowConfig:
     act_banks: int = 0  #: CSR design: 0 = a private activation replica per lane; B = one memory in B banks
 
     def __post_init__(self) -> None:
+        from rtl.params import check_act_banks  # the hardware packages are imported lazily, as in design_for
+
         check_k_n(self.k, self.n)
         check_int("pes", self.pes, lo=1, hi=64)
         check_int("images", self.images, lo=1)
@@ -75,9 +77,7 @@ class FlowConfig:
         bad = [a for a in self.archs if a not in ARCHS]
         if bad or not self.archs:
             raise ValueError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
-        check_int("act_banks", self.act_banks, lo=0)
-        if self.act_banks & (self.act_banks - 1):
-            raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={self.act_banks})")
+        check_act_banks(self.act_banks)
         if self.csr_net not in CSR_NETS:
             raise ValueError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
 
@@ -383,8 +383,8 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
                   reference_accuracy=float((main.ref_pred == labels).mean()), archs=summary_arch,
                   layers=[asdict(r) for r in records], designs=designs, area=area,
                   seconds=round(time.perf_counter() - t_start, 1))
-    if "csr" in cfg.archs and network_for("csr") is not main:
-        csr = network_for("csr")
+    csr = network_for("csr") if "csr" in cfg.archs else main
+    if csr is not main:
         result.update(csr_run=str(csr.run_dir), csr_network=str(csr.net_dir), csr_export_agreement=csr.agreement)
     atomic_write_text(results / FLOW_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
     _write_layers_csv(records, results / "flow_layers.csv")

@@ -10,6 +10,7 @@ section whose inputs are missing says "no data" and why. The RESULTS/ layout is 
 from __future__ import annotations
 
 import io
+import itertools
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -134,10 +135,9 @@ def section_speedup(data: rd.ResultsData) -> Section:
         return s
     fig, ax = plt.subplots(figsize=(6.4, 4))
     x = df["k"] / df["n"]
-    for arch, marker in zip(rd.baseline_archs(df.columns.str.removeprefix("speedup_vs_")), "osv^<>"):
+    archs = rd.baseline_archs(df.columns.str.removeprefix("speedup_vs_"))
+    for arch, marker in zip(archs, itertools.cycle("osv^<>")):
         col = f"speedup_vs_{arch}"
-        if col not in df.columns:
-            continue
         if df[col].notna().any():
             ax.scatter(x, df[col], marker=marker, label=f"k-of-n vs {arch}")
     ax.axhline(1.0, color="grey", lw=0.8)

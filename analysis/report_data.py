@@ -77,10 +77,15 @@ def label_banked(sweep: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def banked_archs(archs: Any) -> list[str]:
+    """The banked CSR designs (:func:`label_banked`) among ``archs``, by bank count."""
+    banked = {str(a) for a in archs if re.fullmatch(r"csr_banked\d+", str(a))}
+    return sorted(banked, key=lambda a: int(a.removeprefix("csr_banked")))
+
+
 def baseline_archs(archs: Any) -> list[str]:
     """The baselines k-of-n is compared with: dense, csr, then any banked CSR designs present."""
-    banked = {str(a) for a in archs if re.fullmatch(r"csr_banked\d+", str(a))}
-    return ["dense", "csr"] + sorted(banked, key=lambda a: int(a.removeprefix("csr_banked")))
+    return ["dense", "csr", *banked_archs(archs)]
 
 
 def _read_runs(root: Path, data: ResultsData) -> None:
@@ -292,7 +297,7 @@ def join_runs(designs: pd.DataFrame, runs: pd.DataFrame | None) -> pd.DataFrame 
         return None
     parts = []
     for rec in runs.to_dict("records"):
-        family = baseline_archs(designs["arch"].unique())[2:] if rec["arch"] == "csr" else []
+        family = banked_archs(designs["arch"].unique()) if rec["arch"] == "csr" else []
         sel = designs["arch"].isin([rec["arch"], *family])  # a CSR-trained run fits every CSR design
         if rec["arch"] != "dense":
             sel &= (designs["k"] == rec["k"]) & (designs["n"] == rec["n"])

@@ -51,8 +51,8 @@ LAYER_KEYS = ("name", "rows", "cols", "block", "vectors")
 HARDWARE_KEYS = ("max_rows", "max_cols", "max_batch")
 AREA_KEYS = ("enabled", "flows")
 AREA_FLOWS = ("generic", "ice40")
-POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks", "layer", "rows", "cols",
-              "batch", "vectors", "seed", "max_rows", "max_cols", "max_batch")
+POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks", "layer", "rows",
+              "cols", "batch", "vectors", "seed", "max_rows", "max_cols", "max_batch")
 
 
 @dataclass(frozen=True)
@@ -131,9 +131,9 @@ def _parse_grid(raw: Any) -> dict[str, tuple[Any, ...]]:
         else:
             lo = 2 if key in ("n", "weight_bits", "act_bits", "out_bits") else 0 if key == "act_banks" else 1
             vals = [_int(f"grid.{key} value", v, lo) for v in vals]
-            if key == "act_banks" and any(v & (v - 1) for v in vals):
-                bad = next(v for v in vals if v & (v - 1))
-                raise ValueError(f"grid.act_banks values must be 0 or a power of two (got {bad})")
+            bad = [v for v in vals if v & (v - 1)] if key == "act_banks" else []
+            if bad:
+                raise ValueError(f"grid.act_banks values must be 0 or a power of two (got {bad[0]})")
         grid[key] = tuple(dict.fromkeys(vals))  # drop duplicates, keep order
     return grid
 

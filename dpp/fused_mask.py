@@ -132,12 +132,9 @@ def _row_parts(rows: int, slots: int) -> list[tuple[int, int]]:
 def _run(fn: Callable[..., int], head: tuple, dims: tuple[int, ...], tail: tuple) -> int:
     """``fn(*head, rows, row0, row1, *dims[1:], *tail)`` over :func:`_row_parts`, the first part on this thread
     (ctypes releases the GIL). Each element's noise depends on its global index only, so any split gives the
-    same bits. The one-part case (small layers, one thread) takes no detour: it runs at every training step."""
+    same bits."""
     global _pool
-    rows = dims[0]
-    if rows * dims[1] * dims[2] < PARALLEL_MIN_SLOTS or torch.get_num_threads() < 2:
-        return fn(*head, rows, 0, rows, *dims[1:], *tail)
-    rest = dims[1:]
+    rows, rest = dims[0], dims[1:]
     parts = _row_parts(rows, dims[1] * dims[2])
     if len(parts) == 1:
         return fn(*head, rows, 0, rows, *rest, *tail)

@@ -24,6 +24,15 @@ MAX_N = 64
 MAX_ACT_BANKS = 1024
 
 
+def check_act_banks(act_banks: int) -> int:
+    """``act_banks`` checked: 0 (a private activation replica per CSR lane) or a power of two up to
+    :data:`MAX_ACT_BANKS` (one activation memory in that many banks)."""
+    check_int("act_banks", act_banks, lo=0, hi=MAX_ACT_BANKS)
+    if act_banks & (act_banks - 1):
+        raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={act_banks})")
+    return act_banks
+
+
 @dataclass(frozen=True)
 class ArrayParams:
     """One hardware configuration. ``acc_bits=0`` means "the reference model's safe width".
@@ -77,9 +86,7 @@ class ArrayParams:
         if self.arch != "csr" and self.act_banks != 0:
             raise ValueError(f"act_banks applies to arch='csr' only (got act_banks={self.act_banks} "
                              f"for arch={self.arch!r}, expected 0)")
-        if self.act_banks & (self.act_banks - 1):
-            raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two "
-                             f"(got act_banks={self.act_banks})")
+        check_act_banks(self.act_banks)
         check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
         need = self.min_acc_bits
         if need > MAX_ACC_BITS:

@@ -19,7 +19,8 @@ def _print_summary(result: dict) -> None:
               "energy / image (nJ)", "k-of-n speed-up", "k-of-n energy saving"):
         t.add_column(c, justify="left" if c == "array" else "right")
     for arch, s in result["archs"].items():
-        t.add_row(arch, s.get("trained_method", "-"), "yes" if s["bit_exact"] else "NO", "yes" if s["counters_match"] else "NO",
+        t.add_row(arch, s.get("trained_method", "-"), "yes" if s["bit_exact"] else "NO",
+                  "yes" if s["counters_match"] else "NO",
                   f"{s['classes_equal_torch']}/{result['images']}", f"{s['rtl_accuracy']:.3f}",
                   f"{s['cycles_per_image']:.0f}", f"{s['energy_per_image_pj'] / 1000:.2f}",
                   f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
