@@ -113,6 +113,12 @@ def test_bad_config_values():
         TrainConfig(method="lottery")
 
 
+def test_cli_bench_train_refuses_a_negative_noise_scale():
+    r = runner.invoke(app, ["bench-train", "--model", "digits", "--noise-scale", "-1"])
+    assert r.exit_code == 2
+    assert "Invalid value for '--noise-scale'" in r.output
+
+
 def test_bench_train_reports_both_step_times():
     from dpp.commands.bench_train import bench_step_times
 
