@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -62,9 +63,9 @@ class BuiltDesign:
 
 
 def cache_root() -> Path:
-    """Folder holding all cached builds."""
+    """Folder holding all cached builds, absolute (the simulator runs in other folders)."""
     env = os.environ.get("DPP_SIM_CACHE")
-    return Path(env) if env else Path.home() / ".cache" / "dpp-sim"
+    return (Path(env) if env else Path.home() / ".cache" / "dpp-sim").expanduser().resolve()
 
 
 def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
@@ -118,12 +119,16 @@ def build_design(
             shutil.rmtree(stale, ignore_errors=True)
         tmp = root / f"{key}.tmp{os.getpid()}"
         tmp.mkdir(parents=True)
+        stage = _staging_dir(root, tmp)
         try:
             verilog = make_verilog()
             ports = parse_ports(verilog, design_top)
-            (tmp / f"{design_top}.v").write_text(verilog)
-            (tmp / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency))
-            _run_build(tmp, design_top, simulator, waves)
+            (stage / f"{design_top}.v").write_text(verilog)
+            (stage / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency))
+            _run_build(stage, design_top, simulator, waves)
+            if stage != tmp:  # built outside the cache (its path has a space): bring it in
+                shutil.rmtree(tmp)
+                shutil.move(stage, tmp)
             stamp = {"simulator": simulator, "design_top": design_top,
                      "ports": {k: asdict(v) for k, v in ports.items()}, "counters": counter_names(ports),
                      "prog_width": prog_word_width(ports), "prog_depth": prog_depth, "out_depth": out_depth,
@@ -132,12 +137,30 @@ def build_design(
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
         except SimulationError:
-            if (tmp / "build.log").is_file():
-                shutil.copy(tmp / "build.log", root / f"{key}.failed.log")
+            if (stage / "build.log").is_file():
+                shutil.copy(stage / "build.log", root / f"{key}.failed.log")
             raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+            if stage != tmp:
+                shutil.rmtree(stage, ignore_errors=True)
         return _load_stamp(final, cached=False)
+
+
+def _staging_dir(root: Path, tmp: Path) -> Path:
+    """Where to build: ``tmp`` itself, or a fresh temporary folder when ``root`` holds whitespace.
+
+    Verilator's generated Makefile cannot handle a path with a space, so such a cache (e.g. a home folder
+    with a space) is built elsewhere and moved in; the binary does not depend on where it was built.
+    """
+    if not any(c.isspace() for c in str(root)):
+        return tmp
+    stage = Path(tempfile.mkdtemp(prefix="dpp-build-")).resolve()
+    if any(c.isspace() for c in str(stage)):
+        shutil.rmtree(stage, ignore_errors=True)
+        raise SimulationError(f"cannot build under {root} or {stage.parent}: both paths hold a space, which "
+                              f"Verilator's make cannot handle; set DPP_SIM_CACHE or TMPDIR to a path without one")
+    return stage
 
 
 def get_sim_runner(simulator: str):  # noqa: ANN201 - a cocotb_tools.runner.Runner

@@ -87,7 +87,8 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
     if waves and not design.waves:
         raise SimulationError("waves requested but the design was built without waves")
     own = workdir is None
-    work = Path(tempfile.mkdtemp(prefix="dpp-sim-")) if own else Path(workdir)
+    # absolute: the simulator runs inside this folder, so a relative path would name a folder inside itself
+    work = Path(tempfile.mkdtemp(prefix="dpp-sim-")) if own else Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
         manifest = {"counters": design.counters, "jobs": []}
