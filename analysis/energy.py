@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 
 from analysis import energy_constants as C
 from dpp.checks import check_int
+from dpp.errors import DPPError
 
 COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
             "out_bits_written")
@@ -86,7 +87,7 @@ def check_counters(counters: Mapping[str, int]) -> dict[str, int]:
     missing = [c for c in COUNTERS if c not in counters]
     extra = [c for c in counters if c not in COUNTERS]
     if missing or extra:
-        raise ValueError(f"counters must have exactly {list(COUNTERS)} (missing {missing}, unknown {extra})")
+        raise DPPError(f"counters must have exactly {list(COUNTERS)} (missing {missing}, unknown {extra})")
     return {c: check_int(c, counters[c], lo=0) for c in COUNTERS}
 
 
@@ -99,7 +100,7 @@ def layer_energy(counters: Mapping[str, int], *, weight_bits: int, act_bits: int
     unknown = [m for m in memory_bits if m not in MEMORIES]
     missing = [m for m in MEMORIES if m not in memory_bits]
     if unknown or missing:
-        raise ValueError(f"memory_bits must have keys {list(MEMORIES)} (missing {missing}, unknown {unknown})")
+        raise DPPError(f"memory_bits must have keys {list(MEMORIES)} (missing {missing}, unknown {unknown})")
     unit = {
         "mac_mult": mult_energy_pj(weight_bits, act_bits),
         "mac_add": add_energy_pj(acc_bits),
@@ -122,9 +123,9 @@ def network_energy(layers: Iterable[EnergyBreakdown]) -> EnergyBreakdown:
     """Sum of per-layer breakdowns of one network run on the same batch (cycles add: layers run in turn)."""
     layers = list(layers)
     if not layers:
-        raise ValueError("network_energy needs at least one layer")
+        raise DPPError("network_energy needs at least one layer")
     batches = {b.batch for b in layers}
     if len(batches) != 1:
-        raise ValueError(f"all layers must be measured on the same batch (got batches {sorted(batches)})")
+        raise DPPError(f"all layers must be measured on the same batch (got batches {sorted(batches)})")
     comps = {k: sum(b.components_pj.get(k, 0.0) for b in layers) for k in COMPONENTS}
     return EnergyBreakdown(comps, layers[0].batch, sum(b.cycles for b in layers))

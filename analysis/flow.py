@@ -35,7 +35,7 @@ import numpy as np
 from analysis.commands_log import record_command
 from analysis.energy import COUNTERS, layer_energy
 from dpp.checks import check_int, check_k_n
-from dpp.errors import SimulationError
+from dpp.errors import DPPError, SimulationError
 from dpp.kofn import CSRMatrix, KofNMatrix, dense_storage_bits
 from dpp.serialize import atomic_write_text
 
@@ -76,10 +76,10 @@ class FlowConfig:
         self.archs = tuple(self.archs)
         bad = [a for a in self.archs if a not in ARCHS]
         if bad or not self.archs:
-            raise ValueError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
+            raise DPPError(f"archs must be a non-empty subset of {ARCHS} (got {list(self.archs)})")
         check_act_banks(self.act_banks)
         if self.csr_net not in CSR_NETS:
-            raise ValueError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
+            raise DPPError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
 
     def network_config(self, arch: str) -> "FlowConfig":
         """The config whose trained network ``arch`` runs: the CSR baseline runs a network pruned unstructured

@@ -18,6 +18,7 @@ import importlib
 import json
 import math
 import os
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -209,7 +210,21 @@ class ResultStore:
         return self.points_dir / f"{pid}.json"
 
     def done(self) -> set[str]:
-        return {p.stem for p in self.points_dir.glob("*.json")} if self.points_dir.is_dir() else set()
+        """Ids of the finished points; a point file that does not parse is moved aside (and so recomputed)."""
+        if not self.points_dir.is_dir():
+            return set()
+        ids = set()
+        for f in self.points_dir.glob("*.json"):
+            try:
+                json.loads(f.read_text("utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                aside = f.with_name(f"{f.name}.corrupt")
+                os.replace(f, aside)
+                print(f"warning: sweep point {f} is corrupt ({exc}); moved to {aside.name}, recomputing it",
+                      file=sys.stderr)
+                continue
+            ids.add(f.stem)
+        return ids
 
     def save(self, pid: str, row: dict[str, Any]) -> None:
         atomic_write_text(self.path(pid), json.dumps({k: _jsonable(v) for k, v in row.items()}))
@@ -235,6 +250,26 @@ def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None
                 "area_flows": list(cfg.area_flows) if cfg.area_enabled and caps.get("verilog") else []}
         jobs.append((point_id({**p, "options": opts}), p, opts))
     return jobs, invalid
+
+
+def check_points(points: Iterable[dict[str, Any]]) -> None:
+    """Refuse, before any evaluation, a point whose hardware cannot be built, naming its layer and the key.
+
+    Every point becomes an ``ArrayParams`` (bit widths, n, PEs, ...) and its layer must fit the memories
+    (``rows <= max_rows`` etc., set by ``hardware:`` in the config).
+    """
+    for p in points:
+        where = (f"sweep layer {p['layer']!r} (arch={p['arch']}, k={p['k']}, n={p['n']}, block={p['block']}, "
+                 f"pes={p['pes']}, weight_bits={p['weight_bits']}, act_bits={p['act_bits']}, "
+                 f"out_bits={p['out_bits']})")
+        for dim, cap in (("rows", "max_rows"), ("cols", "max_cols"), ("batch", "max_batch")):
+            if p[dim] > p[cap]:
+                raise DPPError(f"{where}: {dim}={p[dim]} does not fit hardware.{cap}={p[cap]} "
+                               f"(expected {dim} <= {cap}, or 0 to size the memories to each layer)")
+        try:
+            make_params(p)
+        except DPPError as exc:
+            raise DPPError(f"{where} cannot be built: {exc}") from None
 
 
 def _evaluate_job(evaluate: Evaluate, point: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -266,16 +301,42 @@ def _run_serial(todo, evaluate, store, progress):
             bar.advance(task)
 
 
+SCHEDULER_TIMEOUT_S = 5
+
+
+def _ignore_sigint() -> None:
+    """Run on each local worker process: leave Ctrl-C to the driver, which shuts the cluster down.
+
+    The workers also stay quiet about the tasks and heartbeats that the shutdown cuts off.
+    """
+    import logging
+    import signal
+
+    # task errors reach the driver through their futures; these loggers only report the shutdown itself
+    logging.getLogger("distributed.worker.state_machine").setLevel(logging.ERROR)
+    logging.getLogger("distributed.worker").setLevel(logging.CRITICAL)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    except ValueError:  # not the main thread of that process: nothing to do
+        pass
+
+
 def _run_dask(todo, evaluate, store, progress, scheduler, n_workers, processes):
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
     if scheduler:
-        client = Client(scheduler)
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            raise DPPError(f"cannot reach the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT_S} s "
+                           f"({type(exc).__name__}); is it running? (or run without --scheduler)") from None
     else:
         cluster = LocalCluster(n_workers=n_workers or min(4, os.cpu_count() or 1), threads_per_worker=1,
                                processes=processes, dashboard_address=":0")
         client = Client(cluster)
+        if processes:  # Ctrl-C reaches this process alone: one line, not a traceback from every worker
+            client.run(_ignore_sigint)
     errors: list[str] = []
     try:
         futures = {client.submit(_evaluate_job, evaluate, p, o, pure=False): pid for pid, p, o in todo}
@@ -307,12 +368,12 @@ def read_run_result(run: Path) -> dict[str, Any]:
     """``RUN/result.json`` of ``dpp train`` (schema ``dpp.run``) as one record with ``accuracy``."""
     f = Path(run) / "result.json"
     if not f.is_file():
-        raise ValueError(f"run folder {run} has no result.json")
+        raise DPPError(f"run folder {run} has no result.json")
     d = json.loads(f.read_text("utf-8"))
     acc = next((d[k] for k in ACCURACY_KEYS if k in d), None)
     missing = [k for k in ("k", "n") if k not in d] + ([] if acc is not None else ["test_accuracy"])
     if missing:
-        raise ValueError(f"{f} lacks key(s) {missing}")
+        raise DPPError(f"{f} lacks key(s) {missing}")
     method = str(d.get("method", Path(run).name))
     return {"run": str(run), "method": method, "model": d.get("model"), "k": int(d["k"]), "n": int(d["n"]),
             "granularity": d.get("granularity", "weight"), "accuracy": float(acc),
@@ -355,14 +416,34 @@ def write_table(df: pd.DataFrame, out: Path) -> tuple[Path, Path]:
     return csv, parquet
 
 
+def check_same_sweep(cfg: SweepConfig, out: Path, force: bool) -> None:
+    """Refuse to write ``cfg``'s table into a folder that holds a different sweep's config (unless ``force``)."""
+    f = out / "sweep_config.json"
+    if force or not f.is_file():
+        return
+    try:
+        old = json.loads(f.read_text("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return  # unreadable: it is replaced at the end of this sweep
+    if old != json.loads(json.dumps(cfg.to_dict())):
+        raise DPPError(f"{out} holds another sweep (sweep_config.json, name {old.get('name')!r}); its table would "
+                       f"be replaced: pass --force to do so, or choose another --out")
+
+
 def run_sweep(cfg: SweepConfig, out: str | os.PathLike, *, evaluate: Evaluate = evaluate_point,
               serial: bool = False, scheduler: str | None = None, n_workers: int | None = None,
-              processes: bool = True, progress: bool = True, caps: dict[str, bool] | None = None
-              ) -> SweepOutcome:
-    """Evaluate every point not yet in ``out/points`` and write the table of all points of ``cfg``."""
-    out = Path(out)
+              processes: bool = True, progress: bool = True, caps: dict[str, bool] | None = None,
+              force: bool = False) -> SweepOutcome:
+    """Evaluate every point not yet in ``out/points`` and write the table of all points of ``cfg``.
+
+    Every point is checked buildable first; a folder holding another sweep's config is refused unless
+    ``force`` (its finished points stay and are reused where they match).
+    """
+    out = Path(out).resolve()
     store = ResultStore(out)
     jobs, invalid = plan_jobs(cfg, caps)
+    check_points(p for _, p, _ in jobs)
+    check_same_sweep(cfg, out, force)
     done = store.done()
     todo = [j for j in jobs if j[0] not in done]
     atomic_write_text(out / "sweep_config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from dpp.errors import DPPError
 
 ARCHS = ("kofn", "dense", "csr")
 GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks")
@@ -96,60 +97,60 @@ class SweepConfig:
 
 def _int(where: str, v: Any, lo: int = 0) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
-        raise ValueError(f"{where} must be an integer (got {v!r})")
+        raise DPPError(f"{where} must be an integer (got {v!r})")
     if v < lo:
-        raise ValueError(f"{where} must be >= {lo} (got {v})")
+        raise DPPError(f"{where} must be >= {lo} (got {v})")
     return v
 
 
 def _unknown(where: str, d: dict[str, Any], allowed: tuple[str, ...]) -> None:
     bad = [k for k in d if k not in allowed]
     if bad:
-        raise ValueError(f"unknown key {bad[0]!r} in {where} (expected one of {', '.join(allowed)})")
+        raise DPPError(f"unknown key {bad[0]!r} in {where} (expected one of {', '.join(allowed)})")
 
 
 def _as_list(where: str, v: Any) -> list[Any]:
     out = list(v) if isinstance(v, (list, tuple)) else [v]
     if not out:
-        raise ValueError(f"{where} must not be empty")
+        raise DPPError(f"{where} must not be empty")
     return out
 
 
 def _parse_grid(raw: Any) -> dict[str, tuple[Any, ...]]:
     if not isinstance(raw, dict):
-        raise ValueError(f"grid must be a mapping of {', '.join(GRID_KEYS)} (got {type(raw).__name__})")
+        raise DPPError(f"grid must be a mapping of {', '.join(GRID_KEYS)} (got {type(raw).__name__})")
     _unknown("grid", raw, GRID_KEYS)
     grid: dict[str, tuple[Any, ...]] = {}
     for key in GRID_KEYS:
         if key not in raw and key not in GRID_DEFAULTS:
-            raise ValueError(f"grid.{key} is required")
+            raise DPPError(f"grid.{key} is required")
         vals = _as_list(f"grid.{key}", raw.get(key, GRID_DEFAULTS.get(key)))
         if key == "arch":
             for a in vals:
                 if a not in ARCHS:
-                    raise ValueError(f"grid.arch values must be one of {', '.join(ARCHS)} (got {a!r})")
+                    raise DPPError(f"grid.arch values must be one of {', '.join(ARCHS)} (got {a!r})")
         else:
             lo = 2 if key in ("n", "weight_bits", "act_bits", "out_bits") else 0 if key == "act_banks" else 1
             vals = [_int(f"grid.{key} value", v, lo) for v in vals]
             bad = [v for v in vals if v & (v - 1)] if key == "act_banks" else []
             if bad:
-                raise ValueError(f"grid.act_banks values must be 0 or a power of two (got {bad[0]})")
+                raise DPPError(f"grid.act_banks values must be 0 or a power of two (got {bad[0]})")
         grid[key] = tuple(dict.fromkeys(vals))  # drop duplicates, keep order
     return grid
 
 
 def _parse_layers(raw: Any) -> tuple[Layer, ...]:
     if not isinstance(raw, list) or not raw:
-        raise ValueError("layers must be a non-empty list of {name, rows, cols} mappings")
+        raise DPPError("layers must be a non-empty list of {name, rows, cols} mappings")
     layers = []
     for i, d in enumerate(raw):
         where = f"layers[{i}]"
         if not isinstance(d, dict):
-            raise ValueError(f"{where} must be a mapping with name, rows, cols (got {d!r})")
+            raise DPPError(f"{where} must be a mapping with name, rows, cols (got {d!r})")
         _unknown(where, d, LAYER_KEYS)
         for key in ("rows", "cols"):
             if key not in d:
-                raise ValueError(f"{where}.{key} is required")
+                raise DPPError(f"{where}.{key} is required")
         blocks = None
         if "block" in d:
             blocks = tuple(_int(f"{where}.block value", b, 1) for b in _as_list(f"{where}.block", d["block"]))
@@ -158,37 +159,37 @@ def _parse_layers(raw: Any) -> tuple[Layer, ...]:
                                                                               d.get("vectors", 1), 1)))
     names = [l.name for l in layers]
     if len(set(names)) != len(names):
-        raise ValueError(f"layer names must be unique (got {names})")
+        raise DPPError(f"layer names must be unique (got {names})")
     return tuple(layers)
 
 
 def parse_config(raw: Any, source: str = "") -> SweepConfig:
     """Check a config mapping (as read from YAML/TOML) and return a :class:`SweepConfig`."""
     if not isinstance(raw, dict):
-        raise ValueError(f"a sweep config must be a mapping (got {type(raw).__name__})")
+        raise DPPError(f"a sweep config must be a mapping (got {type(raw).__name__})")
     _unknown("the sweep config", raw, TOP_KEYS)
     for key in ("grid", "layers"):
         if key not in raw:
-            raise ValueError(f"the sweep config needs a {key!r} section")
+            raise DPPError(f"the sweep config needs a {key!r} section")
     hw = raw.get("hardware", {}) or {}
     if not isinstance(hw, dict):
-        raise ValueError(f"hardware must be a mapping of {', '.join(HARDWARE_KEYS)}")
+        raise DPPError(f"hardware must be a mapping of {', '.join(HARDWARE_KEYS)}")
     _unknown("hardware", hw, HARDWARE_KEYS)
     area = raw.get("area", {}) or {}
     if isinstance(area, bool):
         area = {"enabled": area}
     if not isinstance(area, dict):
-        raise ValueError("area must be true/false or a mapping with enabled, flows")
+        raise DPPError("area must be true/false or a mapping with enabled, flows")
     _unknown("area", area, AREA_KEYS)
     flows = tuple(_as_list("area.flows", area.get("flows", list(AREA_FLOWS))))
     for f in flows:
         if f not in AREA_FLOWS:
-            raise ValueError(f"area.flows values must be one of {', '.join(AREA_FLOWS)} (got {f!r})")
+            raise DPPError(f"area.flows values must be one of {', '.join(AREA_FLOWS)} (got {f!r})")
     if not isinstance(area.get("enabled", False), bool):
-        raise ValueError(f"area.enabled must be true or false (got {area['enabled']!r})")
+        raise DPPError(f"area.enabled must be true or false (got {area['enabled']!r})")
     runs = raw.get("runs", []) or []
     if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
-        raise ValueError(f"runs must be a list of folder paths (got {runs!r})")
+        raise DPPError(f"runs must be a list of folder paths (got {runs!r})")
     base = Path(source).parent if source else Path(".")
     return SweepConfig(
         name=str(raw.get("name", "sweep")),
@@ -209,7 +210,7 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
     """Read a ``.yaml``/``.yml`` or ``.toml`` sweep config file."""
     p = Path(path)
     if not p.is_file():
-        raise ValueError(f"sweep config {p} not found")
+        raise DPPError(f"sweep config {p} not found")
     text = p.read_text("utf-8")
     try:
         if p.suffix in (".yaml", ".yml"):
@@ -217,9 +218,9 @@ def load_config(path: str | os.PathLike) -> SweepConfig:
         elif p.suffix == ".toml":
             raw = tomllib.loads(text)
         else:
-            raise ValueError(f"sweep config must end in .yaml, .yml or .toml (got {p.name})")
+            raise DPPError(f"sweep config must end in .yaml, .yml or .toml (got {p.name})")
     except (yaml.YAMLError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"sweep config {p} cannot be parsed: {' '.join(str(exc).split())}") from None
+        raise DPPError(f"sweep config {p} cannot be parsed: {' '.join(str(exc).split())}") from None
     return parse_config(raw, source=str(p))
 
 
@@ -251,5 +252,5 @@ def expand_grid(cfg: SweepConfig) -> tuple[list[dict[str, Any]], int]:
                 p["act_banks"] = banks
             points.setdefault(point_id(p), p)
     if not points:
-        raise ValueError(f"the sweep grid has no valid point ({skipped} combinations skipped: need k < n)")
+        raise DPPError(f"the sweep grid has no valid point ({skipped} combinations skipped: need k < n)")
     return list(points.values()), skipped

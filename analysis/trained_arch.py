@@ -19,7 +19,7 @@ import numpy as np
 
 from analysis.flow import batch_chunk, layer_matrix, storage_bits_of
 from dpp.checks import check_int
-from dpp.errors import SimulationError
+from dpp.errors import DPPError, SimulationError
 from dpp.kofn import CSRMatrix, KofNMatrix
 from dpp.network import IntNetwork
 
@@ -27,17 +27,17 @@ from dpp.network import IntNetwork
 def pair_k_n(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
     """``(k, n)`` of the DPP network; a clear error when the two networks do not describe one model."""
     if len(kofn_net.layers) != len(csr_net.layers):
-        raise ValueError(f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs "
+        raise DPPError(f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs "
                          f"{len(csr_net.layers)} (CSR)")
     for i, (a, b) in enumerate(zip(kofn_net.layers, csr_net.layers)):
         if (a.rows, a.cols) != (b.rows, b.cols):
-            raise ValueError(f"layer {i}: shapes differ, {a.rows}x{a.cols} (k-of-n) vs {b.rows}x{b.cols} (CSR)")
+            raise DPPError(f"layer {i}: shapes differ, {a.rows}x{a.cols} (k-of-n) vs {b.rows}x{b.cols} (CSR)")
     kofn = [layer.weights for layer in kofn_net.layers if isinstance(layer.weights, KofNMatrix)]
     if not kofn:
-        raise ValueError("the k-of-n network has no k-of-n layer (export a DPP run: dpp export RUN --out NET)")
+        raise DPPError("the k-of-n network has no k-of-n layer (export a DPP run: dpp export RUN --out NET)")
     ks = {(m.k, m.n) for m in kofn}
     if len(ks) != 1:
-        raise ValueError(f"the k-of-n network mixes k/n values {sorted(ks)}; expected one")
+        raise DPPError(f"the k-of-n network mixes k/n values {sorted(ks)}; expected one")
     return ks.pop()
 
 

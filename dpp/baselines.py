@@ -18,6 +18,7 @@ from torch import nn
 
 from dpp.masks import topk_mask
 from dpp.parametrize import GroupLayout, MaskBase, attach_masks, slot_scores
+from dpp.errors import DPPError
 
 SRSTE_DECAY = 2e-4
 
@@ -56,7 +57,7 @@ class SRSTEMask(MaskBase):
     def __init__(self, layout: GroupLayout, decay: float = SRSTE_DECAY) -> None:
         super().__init__()
         if decay < 0:
-            raise ValueError(f"SR-STE decay must be >= 0 (got {decay})")
+            raise DPPError(f"SR-STE decay must be >= 0 (got {decay})")
         self.layout = layout
         self.decay = float(decay)
         self.register_buffer("slots", torch.zeros(layout.logit_shape))
@@ -114,7 +115,7 @@ def attach_srste(model: nn.Module, k: int, n: int, granularity: str = "weight",
 def attach_unstructured(model: nn.Module, density: float, layers: Iterable[str] | None = None) -> nn.Module:
     """Per layer, keep the ``round(density * size)`` largest-magnitude weights (ties: first in order)."""
     if not 0.0 < density <= 1.0:
-        raise ValueError(f"density must be in (0, 1] (got {density})")
+        raise DPPError(f"density must be in (0, 1] (got {density})")
 
     def make(layout: GroupLayout, mod: nn.Module) -> MaskBase:
         w = mod.weight.detach().abs().reshape(-1)

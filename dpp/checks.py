@@ -6,17 +6,18 @@ import math
 from typing import Any
 
 import numpy as np
+from dpp.errors import ArgumentTypeError, DPPError
 
 
 def check_int(name: str, value: Any, *, lo: int | None = None, hi: int | None = None) -> int:
     """Return ``value`` as an ``int`` if it is an integer in ``[lo, hi]``; else raise a clear error."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer (got {value!r} of type {type(value).__name__})")
+        raise ArgumentTypeError(f"{name} must be an integer (got {value!r} of type {type(value).__name__})")
     value = int(value)
     if lo is not None and value < lo:
-        raise ValueError(f"{name} must be >= {lo} (got {name}={value})")
+        raise DPPError(f"{name} must be >= {lo} (got {name}={value})")
     if hi is not None and value > hi:
-        raise ValueError(f"{name} must be <= {hi} (got {name}={value})")
+        raise DPPError(f"{name} must be <= {hi} (got {name}={value})")
     return value
 
 
@@ -25,7 +26,7 @@ def check_k_n(k: int, n: int) -> tuple[int, int]:
     n = check_int("n", n, lo=2)
     k = check_int("k", k, lo=1)
     if k >= n:
-        raise ValueError(f"k must be < n (got k={k}, n={n})")
+        raise DPPError(f"k must be < n (got k={k}, n={n})")
     return k, n
 
 
@@ -38,16 +39,16 @@ def check_int_array(name: str, array: Any, *, bits: int | None = None, ndim: int
     """Return ``array`` as int64 if it holds integers (optionally within signed ``bits``); else raise."""
     arr = np.asarray(array)
     if arr.dtype == bool or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"{name} must be an integer array (got dtype {arr.dtype})")
+        raise ArgumentTypeError(f"{name} must be an integer array (got dtype {arr.dtype})")
     if ndim is not None and arr.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s) (got shape {arr.shape})")
+        raise DPPError(f"{name} must have {ndim} dimension(s) (got shape {arr.shape})")
     arr = arr.astype(np.int64)
     if bits is not None and arr.size:
         lo, hi = signed_range(bits)
         bad = np.argwhere((arr < lo) | (arr > hi))
         if bad.size:
             pos = tuple(int(i) for i in bad[0])
-            raise ValueError(
+            raise DPPError(
                 f"{name} value {int(arr[pos])} at {pos} is outside signed {bits}-bit range [{lo}, {hi}]"
             )
     return arr

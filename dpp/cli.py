@@ -1,7 +1,7 @@
 """The ``dpp`` command line: one typer app; each sub-command lives in ``dpp/commands/<name>.py``.
 
-Errors we raise on purpose (``ValueError``, ``TypeError``, :class:`dpp.errors.DPPError`) are printed as one
-line and exit with status 2, never as a traceback.
+Errors we raise on purpose (:class:`dpp.errors.DPPError`) and OS errors on the user's paths are printed as one
+line and exit with status 2; anything else is a bug and shows its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from typing import Optional
 import typer
 
 from dpp import __version__
+from dpp.errors import DPPError
+from dpp.paths import describe_os_error
 from dpp.commands import pack as _pack
 from dpp.commands import bench_sim as _bench_sim, sim as _sim
 from dpp.commands import rtl as _rtl
@@ -58,16 +60,36 @@ app.command("export")(_export.export)
 app.command("compare")(_compare.compare)
 app.command("bench-train")(_bench_train.bench_train)
 app.command("flow")(_flow.flow)
-# Later issues register here: train, export, compare, rtl, sim, sweep, report, flow.
+
+
+INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"
 
 
 def run() -> None:
-    """Entry point that turns our own errors into one line on stderr and exit status 2."""
+    """Entry point: our refusals and OS errors on the user's paths become one line on stderr and exit 2.
+
+    Only :class:`dpp.errors.DPPError` (every check and refusal of the project) and ``OSError`` (a path that
+    cannot be read or written) are turned into one line; any other exception is a bug and keeps its traceback.
+    Ctrl-C prints one line and exits 130; everything written so far is complete (atomic writes), and sweeps and
+    flows resume from it.
+    """
     try:
         app(standalone_mode=True)
-    except (ValueError, TypeError) as exc:  # includes DPPError
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        sys.exit(2)
+    except DPPError as exc:
+        _fail(f"error: {exc}", 2)
+    except OSError as exc:
+        _fail(f"error: {describe_os_error(exc)}", 2)
+    except KeyboardInterrupt:
+        _fail(INTERRUPTED, 130)
+    except SystemExit as exc:  # typer turns Ctrl-C into a silent exit 130: say what happened
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            _fail(INTERRUPTED, 130)
+        raise
+
+
+def _fail(message: str, code: int) -> None:
+    typer.secho(message, err=True, fg="red")
+    sys.exit(code)
 
 
 if __name__ == "__main__":

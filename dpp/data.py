@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from dpp.errors import DPPError
 
 DATASETS = ("mnist5k", "digits")
 SPLIT_SEED = 0
@@ -52,4 +53,4 @@ def load_dataset(name: str) -> Dataset:
 
         d = load_digits()
         return _split(name, (d.data / 16.0).reshape(-1, 1, 8, 8), d.target.astype(np.int64))
-    raise ValueError(f"dataset must be one of {DATASETS} (got {name!r})")
+    raise DPPError(f"dataset must be one of {DATASETS} (got {name!r})")

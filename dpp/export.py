@@ -19,6 +19,7 @@ from dpp.network import IntLayer, IntNetwork
 from dpp.qnet import QuantNet
 from dpp.quant import ACT_BITS, INPUT_SCALE
 from dpp.parametrize import masked_layers
+from dpp.errors import DPPError
 
 
 def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object] | None:
@@ -32,7 +33,7 @@ def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object]
 def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = None) -> IntNetwork:
     """The integer network of a quantised ``qnet``; ``sample`` is one input batch (for its shape)."""
     if qnet.bits is None:
-        raise ValueError("export needs a quantised model: set qnet.bits (2..8) first")
+        raise DPPError("export needs a quantised model: set qnet.bits (2..8) first")
     ints = qnet.integer_layers(sample[:1])
     layers: list[IntLayer] = []
     ops: list[dict] = []
@@ -42,7 +43,7 @@ def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = Non
             k = mod.kernel_size if isinstance(mod.kernel_size, int) else mod.kernel_size[0]
             stride = mod.stride if isinstance(mod.stride, int) else mod.stride[0]
             if k != stride or mod.padding not in (0, (0, 0)):
-                raise ValueError(f"only non-overlapping max-pooling is exported (got {mod})")
+                raise DPPError(f"only non-overlapping max-pooling is exported (got {mod})")
             ops.append(dict(op="maxpool", kernel=int(k)))
             continue
         if step.kind == "flatten":
@@ -68,7 +69,7 @@ def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = Non
         if isinstance(mod, nn.Conv2d):
             kind = "conv2d"
             if mod.stride[0] != mod.stride[1] or mod.padding[0] != mod.padding[1]:
-                raise ValueError(f"only square stride and padding are exported (got {mod})")
+                raise DPPError(f"only square stride and padding are exported (got {mod})")
             geometry = dict(in_channels=mod.in_channels, out_channels=mod.out_channels, kh=mod.kernel_size[0],
                             kw=mod.kernel_size[1], stride=mod.stride[0], padding=mod.padding[0])
         layers.append(IntLayer(kind, weights, li.bias.numpy(), li.multiplier, li.shift, li.relu, li.out_bits,

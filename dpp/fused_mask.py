@@ -28,6 +28,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from dpp.noise import NOISE_CONSTANTS, gumbel_noise_reference
+from dpp.errors import DPPError
 
 ENV_SWITCH = "DPP_FUSED_MASK"  #: set to 0 to force the torch path
 
@@ -111,7 +112,7 @@ def kernel_dims(logit_shape: tuple[int, ...], weight_numel: int, k: int, real_sl
     n, groups = int(logit_shape[-1]), int(logit_shape[-2])
     rows = math.prod(logit_shape) // (groups * n)
     if weight_numel != rows * real_slots * block or not 1 <= real_slots <= groups * n or not 1 <= k < n:
-        raise ValueError(f"weight of {weight_numel} elements does not fit logits {tuple(logit_shape)} with k={k}, "
+        raise DPPError(f"weight of {weight_numel} elements does not fit logits {tuple(logit_shape)} with k={k}, "
                          f"real_slots={real_slots}, block={block} (expected {rows * real_slots * block} elements)")
     return rows, groups, n, int(k), int(real_slots), int(block)
 
@@ -192,8 +193,8 @@ def fused_masked_weight(weight: torch.Tensor, logits: torch.Tensor, *, k: int, r
     if not supports(weight, logits):
         raise RuntimeError("the fused kernel needs float32 CPU tensors and a built kernel (see dpp.kernels)")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature})")
+        raise DPPError(f"temperature must be > 0 (got {temperature})")
     if noise_scale < 0:
-        raise ValueError(f"noise_scale must be >= 0 (got {noise_scale})")
+        raise DPPError(f"noise_scale must be >= 0 (got {noise_scale})")
     dims = kernel_dims(tuple(logits.shape), weight.numel(), k, real_slots, block)
     return masked_weight(weight, logits, dims, float(temperature), float(noise_scale), int(seed))

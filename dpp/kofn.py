@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from dpp.checks import check_int, check_int_array, check_k_n, index_bits
-from dpp.errors import FormatError
+from dpp.errors import ArgumentTypeError, DPPError, FormatError
 from dpp.serialize import load_arrays, require_keys, save_arrays
 
 KOFN_SCHEMA = "dpp.kofn"
@@ -70,7 +70,7 @@ def _check_weight_bits(weight_bits: int) -> int:
 def _check_matrix(weights: Any, weight_bits: int) -> np.ndarray:
     w = check_int_array("weights", weights, bits=weight_bits, ndim=2)
     if w.shape[0] < 1 or w.shape[1] < 1:
-        raise ValueError(f"weights must have at least one row and one column (got shape {w.shape})")
+        raise DPPError(f"weights must have at least one row and one column (got shape {w.shape})")
     return w
 
 
@@ -163,9 +163,9 @@ class KofNMatrix:
         padded = groups * n * block
         m = np.asarray(mask)
         if m.dtype != bool:
-            raise TypeError(f"mask must be a boolean array (got dtype {m.dtype})")
+            raise ArgumentTypeError(f"mask must be a boolean array (got dtype {m.dtype})")
         if m.shape not in ((rows, cols), (rows, padded)):
-            raise ValueError(f"mask must have shape {(rows, cols)} or padded {(rows, padded)} (got {m.shape})")
+            raise DPPError(f"mask must have shape {(rows, cols)} or padded {(rows, padded)} (got {m.shape})")
         padded_given = m.shape[1] == padded
         m = np.pad(m, ((0, 0), (0, padded - m.shape[1])))
         real = np.arange(padded) < cols
@@ -176,7 +176,7 @@ class KofNMatrix:
         mixed = np.argwhere(on & off)
         if mixed.size:
             r, g, i = (int(v) for v in mixed[0])
-            raise ValueError(f"mask at row {r}, group {g} selects only part of block slot {i} (block={block})")
+            raise DPPError(f"mask at row {r}, group {g} selects only part of block slot {i} (block={block})")
         slot = m4.any(axis=3) if padded_given else on
         counts = slot.sum(axis=2)
         real_slots = real.reshape(groups, n, block)[:, :, 0].sum(axis=1)  # slots whose first column is real
@@ -187,7 +187,7 @@ class KofNMatrix:
         bad = np.argwhere(counts != need[None, :])
         if bad.size:
             r, g = (int(v) for v in bad[0])
-            raise ValueError(
+            raise DPPError(
                 f"mask must select exactly {int(need[g])} of n={n} slots per group "
                 f"(got {int(counts[r, g])} at row {r}, group {g})"
             )
@@ -364,9 +364,9 @@ class CSRMatrix:
         else:
             m = np.asarray(mask)
             if m.dtype != bool:
-                raise TypeError(f"mask must be a boolean array (got dtype {m.dtype})")
+                raise ArgumentTypeError(f"mask must be a boolean array (got dtype {m.dtype})")
             if m.shape != w.shape:
-                raise ValueError(f"mask must have shape {w.shape} (got {m.shape})")
+                raise DPPError(f"mask must have shape {w.shape} (got {m.shape})")
         rr, cc = np.nonzero(m)
         row_ptr = np.concatenate([[0], np.cumsum(m.sum(axis=1))])
         return cls(w[rr, cc], cc, row_ptr, rows=w.shape[0], cols=w.shape[1], weight_bits=weight_bits)
@@ -377,7 +377,7 @@ class CSRMatrix:
         weight_bits = _check_weight_bits(weight_bits)
         w = _check_matrix(weights, weight_bits)
         if not 0.0 < float(density) <= 1.0:
-            raise ValueError(f"density must be in (0, 1] (got {density})")
+            raise DPPError(f"density must be in (0, 1] (got {density})")
         keep = max(1, round(float(density) * w.size))
         order = np.argsort(-np.abs(w).ravel(), kind="stable")[:keep]
         m = np.zeros(w.size, dtype=bool)

@@ -25,6 +25,7 @@ from torch.autograd.function import once_differentiable
 from dpp.checks import check_k_n
 from dpp.fused_mask import gumbel_noise as _fast_gumbel
 from dpp.noise import draw_seed, gumbel_noise_reference
+from dpp.errors import ArgumentTypeError, DPPError
 
 PAD_LOGIT = -1.0e4  #: logit of a padded (non-existent) position; finite so softmaxes never give NaN
 _EXCLUDE = -1.0e9  #: added to a position already drawn, removing it from the later softmaxes
@@ -32,7 +33,7 @@ _EXCLUDE = -1.0e9  #: added to a position already drawn, removing it from the la
 
 def _check(logits: torch.Tensor, k: int) -> int:
     if not isinstance(logits, torch.Tensor) or logits.ndim < 1:
-        raise TypeError(f"logits must be a torch tensor of shape (..., n) (got {type(logits).__name__})")
+        raise ArgumentTypeError(f"logits must be a torch tensor of shape (..., n) (got {type(logits).__name__})")
     k, _ = check_k_n(k, logits.shape[-1])
     return k
 
@@ -87,7 +88,7 @@ def relaxed_topk(perturbed: torch.Tensor, k: int, temperature: float) -> tuple[t
     excluding the i hard draws before it (the DPS relaxation).
     """
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature})")
+        raise DPPError(f"temperature must be > 0 (got {temperature})")
     picks = _hard_topk_axis0(perturbed, k)
     scaled = perturbed / temperature
     soft = torch.softmax(scaled, dim=0)
@@ -193,9 +194,9 @@ def gumbel_topk_mask(logits: torch.Tensor, k: int, temperature: float, *, noise_
     """
     k = _check(logits, k)
     if noise_scale < 0:
-        raise ValueError(f"noise_scale must be >= 0 (got {noise_scale})")
+        raise DPPError(f"noise_scale must be >= 0 (got {noise_scale})")
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature})")
+        raise DPPError(f"temperature must be > 0 (got {temperature})")
     return _GumbelTopK.apply(logits, k, float(temperature), float(noise_scale), generator)
 
 
@@ -218,7 +219,7 @@ def gumbel_topk_mask_reference(logits: torch.Tensor, k: int, temperature: float,
     """
     k = _check(logits, k)
     if noise_scale < 0:
-        raise ValueError(f"noise_scale must be >= 0 (got {noise_scale})")
+        raise DPPError(f"noise_scale must be >= 0 (got {noise_scale})")
     n = logits.shape[-1]
     flat = logits.reshape(-1, n).t()
     if noise_scale > 0:

@@ -26,6 +26,7 @@ import math
 import torch
 
 from dpp.checks import check_k_n
+from dpp.errors import DPPError
 
 
 def log_elementary_symmetric(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -69,7 +70,7 @@ def layer_confidence(logits: torch.Tensor, k: int, full_groups: torch.Tensor | N
 def mask_diversity(slot_mask: torch.Tensor, k: int, full_groups: torch.Tensor | None = None) -> float:
     """Diversity of k-hot masks of shape ``(rows, groups, n)`` across rows (see the module docstring)."""
     if slot_mask.ndim != 3:
-        raise ValueError(f"slot_mask must have shape (rows, groups, n) (got {tuple(slot_mask.shape)})")
+        raise DPPError(f"slot_mask must have shape (rows, groups, n) (got {tuple(slot_mask.shape)})")
     n = slot_mask.shape[-1]
     k, n = check_k_n(k, n)
     q = slot_mask.double().mean(dim=0) / k  # (groups, n), sums to 1 per group

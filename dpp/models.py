@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from dpp.errors import DPPError
 
 MODELS = ("lenet300", "lenet5", "digits")
 DATASET_OF = {"lenet300": "mnist5k", "lenet5": "mnist5k", "digits": "digits"}
@@ -17,7 +18,7 @@ DATASET_OF = {"lenet300": "mnist5k", "lenet5": "mnist5k", "digits": "digits"}
 def build_model(name: str, seed: int) -> nn.Sequential:
     """A freshly initialised model, its weights drawn under ``torch.manual_seed(seed)`` (restored after)."""
     if name not in MODELS:
-        raise ValueError(f"model must be one of {MODELS} (got {name!r})")
+        raise DPPError(f"model must be one of {MODELS} (got {name!r})")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
         if name == "lenet300":

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from dpp.checks import check_int, check_int_array
-from dpp.errors import FormatError
+from dpp.errors import DPPError, FormatError
 from dpp.kofn import KofNMatrix
 from dpp.reference import linear_int
 from dpp.serialize import atomic_write_text, load_arrays, read_manifest, require_keys, save_arrays
@@ -56,18 +56,18 @@ class IntLayer:
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
-            raise ValueError(f"layer kind must be one of {LAYER_KINDS} (got {self.kind!r})")
+            raise DPPError(f"layer kind must be one of {LAYER_KINDS} (got {self.kind!r})")
         if not isinstance(self.weights, KofNMatrix):
             self.weights = check_int_array("weights", self.weights, bits=self.weight_bits, ndim=2)
         rows = self.rows
         self.bias = check_int_array("bias", self.bias, ndim=1)
         if self.bias.shape != (rows,):
-            raise ValueError(f"bias must have shape ({rows},) (got {self.bias.shape})")
+            raise DPPError(f"bias must have shape ({rows},) (got {self.bias.shape})")
         if self.kind == "conv2d":
             require_keys(self.geometry, ["in_channels", "out_channels", "kh", "kw", "stride", "padding"], "conv2d")
             g = self.geometry
             if g["out_channels"] != rows or g["in_channels"] * g["kh"] * g["kw"] != self.cols:
-                raise ValueError(f"conv geometry {g} does not match the {rows}x{self.cols} weight matrix")
+                raise DPPError(f"conv geometry {g} does not match the {rows}x{self.cols} weight matrix")
 
     @property
     def format(self) -> str:
@@ -138,18 +138,18 @@ class IntNetwork:
         used = []
         for op in self.ops:
             if op.get("op") not in OP_KINDS:
-                raise ValueError(f"op must be one of {OP_KINDS} (got {op!r})")
+                raise DPPError(f"op must be one of {OP_KINDS} (got {op!r})")
             if op["op"] == "matmul":
                 used.append(op["layer"])
         if used != list(range(len(self.layers))):
-            raise ValueError(f"matmul ops must use layers 0..{len(self.layers) - 1} in order (got {used})")
+            raise DPPError(f"matmul ops must use layers 0..{len(self.layers) - 1} in order (got {used})")
 
     # ----------------------------------------------------------------------------------------- running
     def quantize_input(self, images: Any) -> np.ndarray:
         """Float images (values in [0, 1]) → signed act_bits ints: ``floor(x / input_scale + 1/2)``, clipped."""
         x = np.asarray(images, dtype=np.float64)
         if x.ndim == 0 or x.size % int(np.prod(self.input_shape)):
-            raise ValueError(f"images must hold whole images of shape {self.input_shape} (got shape {x.shape})")
+            raise DPPError(f"images must hold whole images of shape {self.input_shape} (got shape {x.shape})")
         x = x.reshape((-1,) + self.input_shape)
         lo, hi = -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
         return np.clip(np.floor(x / self.input_scale + 0.5), lo, hi).astype(np.int64)
@@ -158,7 +158,7 @@ class IntNetwork:
               ) -> tuple[list[np.ndarray], list[LayerIO]]:
         x = check_int_array("x_int", x_int, bits=self.act_bits)
         if x.shape[1:] != self.input_shape:
-            raise ValueError(f"x_int must have shape (batch, {', '.join(map(str, self.input_shape))}) "
+            raise DPPError(f"x_int must have shape (batch, {', '.join(map(str, self.input_shape))}) "
                              f"(got {x.shape})")
         outs: list[np.ndarray] = []
         ios: list[LayerIO] = []
@@ -174,7 +174,7 @@ class IntNetwork:
                 if layer.kind == "conv2d":
                     g = layer.geometry
                     if x.ndim != 4 or x.shape[1] != g["in_channels"]:
-                        raise ValueError(f"layer {op['layer']}: expected NCHW input with {g['in_channels']} "
+                        raise DPPError(f"layer {op['layer']}: expected NCHW input with {g['in_channels']} "
                                          f"channels (got shape {x.shape})")
                     cols, oh, ow = im2col(x, g["kh"], g["kw"], g["stride"], g["padding"])
                     y = matmul(op["layer"], layer, cols) if matmul else layer.matmul(cols)

@@ -34,6 +34,7 @@ from dpp import fused_mask
 from dpp.checks import check_k_n
 from dpp.masks import PAD_LOGIT, group_entropy, gumbel_topk_mask, topk_mask
 from dpp.noise import draw_seed
+from dpp.errors import ArgumentTypeError, DPPError
 
 GRANULARITIES = ("weight", "kernel", "filter")
 INIT_KINDS = ("normal", "magnitude")
@@ -88,12 +89,12 @@ def layout_for(module: nn.Module, k: int, n: int, granularity: str, name: str = 
     """The :class:`GroupLayout` of ``module`` or a clear error if the layer or granularity is unsupported."""
     k, n = check_k_n(k, n)
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
+        raise DPPError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
     if isinstance(module, nn.Conv2d):
         if module.groups != 1:
-            raise ValueError(f"{name}: grouped convolutions are not supported (got groups={module.groups})")
+            raise DPPError(f"{name}: grouped convolutions are not supported (got groups={module.groups})")
     elif not isinstance(module, nn.Linear):
-        raise TypeError(f"{name}: only nn.Linear and nn.Conv2d can be sparsified (got {type(module).__name__})")
+        raise ArgumentTypeError(f"{name}: only nn.Linear and nn.Conv2d can be sparsified (got {type(module).__name__})")
     shape = tuple(module.weight.shape)
     cols = math.prod(shape[1:])
     if granularity == "weight":
@@ -103,7 +104,7 @@ def layout_for(module: nn.Module, k: int, n: int, granularity: str, name: str = 
         real = shape[1]
     else:
         if shape[0] % n:
-            raise ValueError(f"{name}: filter granularity needs n to divide the {shape[0]} output filters "
+            raise DPPError(f"{name}: filter granularity needs n to divide the {shape[0]} output filters "
                              f"(got n={n})")
         block, real = cols, shape[0]
     return GroupLayout(granularity, k, n, shape, block, real)
@@ -130,9 +131,9 @@ class KofNMask(MaskBase):
                  weight: torch.Tensor | None = None) -> None:
         super().__init__()
         if init not in INIT_KINDS:
-            raise ValueError(f"init must be one of {INIT_KINDS} (got {init!r})")
+            raise DPPError(f"init must be one of {INIT_KINDS} (got {init!r})")
         if noise_scale < 0:
-            raise ValueError(f"noise_scale must be >= 0 (got {noise_scale})")
+            raise DPPError(f"noise_scale must be >= 0 (got {noise_scale})")
         self.layout = layout
         self.noise_scale = float(noise_scale)
         self.generator = generator
@@ -141,7 +142,7 @@ class KofNMask(MaskBase):
         logits = torch.randn(layout.logit_shape, generator=generator) * std
         if init == "magnitude":
             if weight is None:
-                raise ValueError("init='magnitude' needs the layer weight")
+                raise DPPError("init='magnitude' needs the layer weight")
             logits = logits + _magnitude_logits(weight.detach(), layout)
         self.logits = nn.Parameter(logits)
         self.register_buffer("pad", layout.pad_positions().clone(), persistent=False)
@@ -200,17 +201,17 @@ def default_layers(model: nn.Module, granularity: str) -> list[str]:
 
 def _resolve_layers(model: nn.Module, layers: Iterable[str] | None, granularity: str) -> list[tuple[str, nn.Module]]:
     if granularity not in GRANULARITIES:
-        raise ValueError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
+        raise DPPError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
     modules = dict(model.named_modules())
     names = default_layers(model, granularity) if layers is None else list(layers)
     if not names:
-        raise ValueError("no layer to sparsify (the model has no nn.Linear / nn.Conv2d, or layers is empty)")
+        raise DPPError("no layer to sparsify (the model has no nn.Linear / nn.Conv2d, or layers is empty)")
     out = []
     for name in names:
         if name not in modules:
-            raise ValueError(f"layer {name!r} not found in the model (known: {sorted(n for n in modules if n)})")
+            raise DPPError(f"layer {name!r} not found in the model (known: {sorted(n for n in modules if n)})")
         if parametrize.is_parametrized(modules[name], "weight"):
-            raise ValueError(f"layer {name!r} already has a mask; call remove_masks or make_permanent first")
+            raise DPPError(f"layer {name!r} already has a mask; call remove_masks or make_permanent first")
         out.append((name, modules[name]))
     return out
 
@@ -253,7 +254,7 @@ def masked_layers(model: nn.Module) -> list[tuple[str, nn.Module, MaskBase]]:
 def set_temperature(model: nn.Module, temperature: float) -> None:
     """Set the relaxation temperature of every :class:`KofNMask` in ``model``."""
     if not temperature > 0:
-        raise ValueError(f"temperature must be > 0 (got {temperature})")
+        raise DPPError(f"temperature must be > 0 (got {temperature})")
     for _, _, mask in masked_layers(model):
         if isinstance(mask, KofNMask):
             mask.temperature = float(temperature)

@@ -21,6 +21,7 @@ from torch import nn
 
 from dpp.quant import (ACT_BITS, INPUT_SCALE, LOGIT_MULTIPLIER, LOGIT_OUT_BITS, LOGIT_SHIFT, check_weight_bits,
                        fake_quant_weight, quantize_multiplier, round_half_up, round_ste, saturate)
+from dpp.errors import ArgumentTypeError, DPPError
 
 ACT_MOMENTUM = 0.1
 ACT_QMAX = (1 << (ACT_BITS - 1)) - 1
@@ -53,7 +54,7 @@ class LayerIntegers:
 def build_plan(net: nn.Sequential) -> list[Step]:
     """Check the layer chain and list its steps; a clear error names the first unsupported module."""
     if not isinstance(net, nn.Sequential):
-        raise TypeError(f"QuantNet needs an nn.Sequential (got {type(net).__name__})")
+        raise ArgumentTypeError(f"QuantNet needs an nn.Sequential (got {type(net).__name__})")
     steps: list[Step] = []
     mods = list(net)
     layer = 0
@@ -63,7 +64,7 @@ def build_plan(net: nn.Sequential) -> list[Step]:
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros"
                                              or isinstance(m.padding, str)):
-                raise ValueError(f"layer {i}: only plain Conv2d (groups=1, dilation=1, numeric zero padding) "
+                raise DPPError(f"layer {i}: only plain Conv2d (groups=1, dilation=1, numeric zero padding) "
                                  f"is supported (got {m})")
             relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
             steps.append(Step("matmul", i, relu, layer))
@@ -75,14 +76,14 @@ def build_plan(net: nn.Sequential) -> list[Step]:
         elif isinstance(m, nn.Flatten):
             steps.append(Step("flatten", i))
         else:
-            raise ValueError(f"layer {i}: unsupported module {type(m).__name__} (expected Linear, Conv2d, "
+            raise DPPError(f"layer {i}: unsupported module {type(m).__name__} (expected Linear, Conv2d, "
                              "ReLU after a matmul layer, MaxPool2d or Flatten)")
         i += 1
     if layer == 0:
-        raise ValueError("the network has no Linear or Conv2d layer")
+        raise DPPError("the network has no Linear or Conv2d layer")
     last = [s for s in steps if s.kind == "matmul"][-1]
     if last.relu:
-        raise ValueError("the last matmul layer must give logits (no ReLU after it)")
+        raise DPPError("the last matmul layer must give logits (no ReLU after it)")
     return steps
 
 
@@ -175,7 +176,7 @@ class QuantNet(nn.Module):
         ``sample``: any batch of the network's input shape (the integers do not depend on it).
         """
         if self.bits is None:
-            raise ValueError("integer_layers needs a quantised QuantNet (bits is None); set bits first")
+            raise DPPError("integer_layers needs a quantised QuantNet (bits is None); set bits first")
         was = self.training
         self.eval()
         try:

@@ -21,6 +21,7 @@ import torch
 
 from dpp.checks import check_int, signed_range
 from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT
+from dpp.errors import DPPError
 
 WEIGHT_BITS_RANGE = (2, 8)
 ACT_BITS = 8
@@ -74,7 +75,7 @@ def quantize_multiplier(ratio: float) -> tuple[int, int]:
     ``multiplier`` in ``[1, MAX_MULTIPLIER]``, ``shift`` in ``[1, MAX_SHIFT]`` (the hardware's per-layer scalars).
     """
     if not (isinstance(ratio, float | int) and math.isfinite(ratio) and ratio > 0):
-        raise ValueError(f"requantisation ratio must be a finite number > 0 (got {ratio!r})")
+        raise DPPError(f"requantisation ratio must be a finite number > 0 (got {ratio!r})")
     shift = math.floor(math.log2(MAX_MULTIPLIER / ratio))
     shift = min(max(shift, 1), MAX_SHIFT)
     multiplier = round(ratio * (1 << shift))
@@ -82,6 +83,6 @@ def quantize_multiplier(ratio: float) -> tuple[int, int]:
         shift -= 1
         multiplier = round(ratio * (1 << shift))
     if not (1 <= multiplier <= MAX_MULTIPLIER) or shift < 1:
-        raise ValueError(f"requantisation ratio {ratio!r} cannot be written as multiplier / 2**shift with "
+        raise DPPError(f"requantisation ratio {ratio!r} cannot be written as multiplier / 2**shift with "
                          f"multiplier in [1, {MAX_MULTIPLIER}] and shift in [1, {MAX_SHIFT}]")
     return int(multiplier), int(shift)

@@ -31,6 +31,7 @@ import numpy as np
 
 from dpp.checks import check_int, check_int_array, signed_range
 from dpp.kofn import CSRMatrix, KofNMatrix
+from dpp.errors import DPPError
 
 MULTIPLIER_BITS = 16  #: the hardware holds ``multiplier`` as a 16-bit signed (positive) number
 MAX_MULTIPLIER = (1 << (MULTIPLIER_BITS - 1)) - 1
@@ -87,11 +88,11 @@ def _as_row_param(name: str, value: Any, rows: int, lo: int, hi: int) -> np.ndar
         return np.full(rows, int(value), dtype=np.int64)
     arr = check_int_array(name, arr, ndim=1)
     if arr.shape != (rows,):
-        raise ValueError(f"{name} must be a scalar or have shape ({rows},) (got {arr.shape})")
+        raise DPPError(f"{name} must be a scalar or have shape ({rows},) (got {arr.shape})")
     bad = np.argwhere((arr < lo) | (arr > hi))
     if bad.size:
         i = int(bad[0][0])
-        raise ValueError(f"{name}[{i}] must be in [{lo}, {hi}] (got {int(arr[i])})")
+        raise DPPError(f"{name}[{i}] must be in [{lo}, {hi}] (got {int(arr[i])})")
     return arr
 
 
@@ -136,12 +137,12 @@ def linear_int(
     if single:
         xa = xa[None, :]
     if xa.ndim != 2 or xa.shape[1] != cols:
-        raise ValueError(f"x must have shape (batch, {cols}) or ({cols},) (got {np.shape(x)})")
+        raise DPPError(f"x must have shape (batch, {cols}) or ({cols},) (got {np.shape(x)})")
     b = check_int_array("bias", bias, ndim=1)
     if b.shape != (rows,):
-        raise ValueError(f"bias must have shape ({rows},) (got {b.shape})")
+        raise DPPError(f"bias must have shape ({rows},) (got {b.shape})")
     if abs(int(np.abs(b).max(initial=0))) >= (1 << 52):
-        raise ValueError("bias magnitude must be < 2**52 so the int64 accumulator is exact")
+        raise DPPError("bias magnitude must be < 2**52 so the int64 accumulator is exact")
     acc = matmul_int(W, xa) + b[None, :]
     y = requantize(acc, multiplier, shift, out_bits, bool(relu))
     return y[0] if single else y

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 
 from dpp.checks import check_int
+from dpp.errors import DPPError
 
 SCHEDULE_KINDS = ("constant", "exponential", "linear")
 
@@ -24,11 +25,11 @@ class TemperatureSchedule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULE_KINDS:
-            raise ValueError(f"schedule kind must be one of {SCHEDULE_KINDS} (got {self.kind!r})")
+            raise DPPError(f"schedule kind must be one of {SCHEDULE_KINDS} (got {self.kind!r})")
         for name in ("start", "end"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise ValueError(f"temperature {name} must be a finite number > 0 (got {value!r})")
+                raise DPPError(f"temperature {name} must be a finite number > 0 (got {value!r})")
 
     def __call__(self, epoch: int, epochs: int) -> float:
         """Temperature of ``epoch`` (0-based) in a run of ``epochs`` epochs."""

@@ -23,6 +23,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
+import zipfile
 import math
 import time
 from dataclasses import asdict, dataclass, field, fields
@@ -45,6 +47,8 @@ from dpp.schedules import TemperatureSchedule
 from dpp.serialize import atomic_write_bytes, atomic_write_text
 from dpp.parametrize import (GRANULARITIES, INIT_KINDS, KofNMask, entropy_penalty,
                           mask_parameters, masked_layers, set_temperature, sparsify)
+from dpp.errors import DPPError, FormatError
+from dpp.limits import MAX_N
 
 METHODS = ("dense", "dpp", "magnitude", "srste", "unstructured", "random")
 RUN_SCHEMA = "dpp.run"
@@ -79,15 +83,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
-            raise ValueError(f"model must be one of {MODELS} (got {self.model!r})")
+            raise DPPError(f"model must be one of {MODELS} (got {self.model!r})")
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS} (got {self.method!r})")
+            raise DPPError(f"method must be one of {METHODS} (got {self.method!r})")
         if self.granularity not in GRANULARITIES:
-            raise ValueError(f"granularity must be one of {GRANULARITIES} (got {self.granularity!r})")
+            raise DPPError(f"granularity must be one of {GRANULARITIES} (got {self.granularity!r})")
         if self.init not in INIT_KINDS:
-            raise ValueError(f"init must be one of {INIT_KINDS} (got {self.init!r})")
-        if self.method != "dense":
-            check_k_n(self.k, self.n)
+            raise DPPError(f"init must be one of {INIT_KINDS} (got {self.init!r})")
+        # checked for dense too (it records k and n); n within what the hardware arrays can run
+        check_k_n(self.k, self.n)
+        check_int("n", self.n, hi=MAX_N)
         if self.bits is not None:
             check_weight_bits(self.bits)
         check_int("epochs", self.epochs, lo=1)
@@ -96,11 +101,11 @@ class TrainConfig:
         for name in ("lr", "noise_scale", "entropy_weight"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0 (got {value!r})")
+                raise DPPError(f"{name} must be a finite number >= 0 (got {value!r})")
         if not 0.0 < self.prune_fraction < 1.0:
-            raise ValueError(f"prune_fraction must be in (0, 1) (got {self.prune_fraction})")
+            raise DPPError(f"prune_fraction must be in (0, 1) (got {self.prune_fraction})")
         if not 0.0 <= self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in [0, 1) (got {self.warmup_fraction})")
+            raise DPPError(f"warmup_fraction must be in [0, 1) (got {self.warmup_fraction})")
         self.temperature_schedule()  # validates the schedule
 
     def temperature_schedule(self) -> TemperatureSchedule:
@@ -122,7 +127,7 @@ class TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}")
+            raise DPPError(f"unknown config keys {unknown}")
         return cls(**d)
 
 
@@ -298,11 +303,19 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, QuantNet]:
     run_dir = Path(run_dir)
     for name in ("config.json", "checkpoint.pt"):
         if not (run_dir / name).is_file():
-            raise ValueError(f"{run_dir} is not a run folder: {name} is missing")
-    cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text("utf-8")))
+            raise DPPError(f"{run_dir} is not a run folder: {name} is missing")
+    try:
+        cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text("utf-8")))
+    except json.JSONDecodeError as exc:
+        raise FormatError(f"{run_dir / 'config.json'} is not valid JSON ({exc})") from None
     model = build_run_model(cfg, pruned=cfg.prune_epoch is not None)
-    state = torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    ckpt = run_dir / "checkpoint.pt"
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        model.load_state_dict(state)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise FormatError(f"{ckpt} is not a readable checkpoint of this run's model ({first})") from None
     for mask in (m for _, _, m in masked_layers(model.net) if isinstance(m, KofNMask)):
         mask.temperature = cfg.t_end
     model.eval()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
-from dpp.errors import SimulationError
+from dpp.errors import DPPError, SimulationError
 from rtl.build import make_array
 from rtl.layout import COUNTERS, OUT_READ_LATENCY
 from rtl.program import LayerProgram
@@ -33,11 +33,11 @@ def run_program(prog: LayerProgram, max_cycles: int = 200_000) -> AmaranthRun:
 def run_programs(progs: list[LayerProgram], max_cycles: int = 200_000) -> list[AmaranthRun]:
     """Run several layers back to back on one build in one simulation (all must share ``params``)."""
     if not progs:
-        raise ValueError("run_programs needs at least one LayerProgram (got none)")
+        raise DPPError("run_programs needs at least one LayerProgram (got none)")
     params = progs[0].params
     for prog in progs[1:]:
         if prog.params != params:
-            raise ValueError(f"all programs must share one build (got {prog.params} and {params})")
+            raise DPPError(f"all programs must share one build (got {prog.params} and {params})")
     dut = make_array(params)
     runs: list[AmaranthRun] = []
 

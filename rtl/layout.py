@@ -42,6 +42,7 @@ import numpy as np
 
 from dpp.checks import index_bits
 from rtl.params import ArrayParams
+from dpp.errors import DPPError
 
 SEL_REG, SEL_WEIGHT, SEL_ACT, SEL_BIAS, SEL_ROWPTR = 0, 1, 2, 3, 4
 SEL_BITS = 3
@@ -185,7 +186,7 @@ class Layout:
     def act_bank_depth(self) -> int:
         """Words per bank: ``ceil(max_batch * max_cols / act_banks)`` (at least 2)."""
         if not self.act_banks:
-            raise ValueError("act_bank_depth applies to act_banks > 0 (got act_banks=0)")
+            raise DPPError("act_bank_depth applies to act_banks > 0 (got act_banks=0)")
         return mem_depth(math.ceil(self.params.max_batch * self.params.max_cols / self.act_banks))
 
     @property
@@ -307,13 +308,13 @@ def pack_fields(fields: list[tuple[np.ndarray, int, int]]) -> np.ndarray:
         if bits < 63:
             bad = (v < -(1 << (bits - 1))) | (v >= (1 << bits))
             if bad.any():
-                raise ValueError(f"value {int(v[bad].flat[0])} does not fit a {bits}-bit field")
+                raise DPPError(f"value {int(v[bad].flat[0])} does not fit a {bits}-bit field")
             field = (v & ((1 << bits) - 1)).astype(object)
         else:
             field = v.astype(object) & ((1 << bits) - 1)
         out = field * (1 << offset) if out is None else out + field * (1 << offset)
     if out is None:
-        raise ValueError("pack_fields needs at least one field")
+        raise DPPError("pack_fields needs at least one field")
     return out
 
 

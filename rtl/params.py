@@ -14,14 +14,11 @@ from typing import Any
 
 from dpp.checks import check_int, check_k_n
 from dpp.reference import ACT_BITS_RANGE, OUT_BITS_RANGE, accumulator_bits
+from dpp.errors import DPPError
 
 ARCHS = ("kofn", "dense", "csr")
 TOP_NAMES = {"kofn": "kofn_array", "dense": "dense_array", "csr": "csr_array"}
-WEIGHT_BITS_RANGE = (2, 16)
-MAX_ACC_BITS = 64
-MAX_PES = 64
-MAX_N = 64
-MAX_ACT_BANKS = 1024
+from dpp.limits import MAX_ACC_BITS, MAX_ACT_BANKS, MAX_BLOCK, MAX_N, MAX_PES, WEIGHT_BITS_RANGE  # noqa: E402,F401
 
 
 def check_act_banks(act_banks: int) -> int:
@@ -29,7 +26,7 @@ def check_act_banks(act_banks: int) -> int:
     :data:`MAX_ACT_BANKS` (one activation memory in that many banks)."""
     check_int("act_banks", act_banks, lo=0, hi=MAX_ACT_BANKS)
     if act_banks & (act_banks - 1):
-        raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={act_banks})")
+        raise DPPError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={act_banks})")
     return act_banks
 
 
@@ -64,13 +61,13 @@ class ArrayParams:
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {', '.join(ARCHS)} (got arch={self.arch!r})")
+            raise DPPError(f"arch must be one of {', '.join(ARCHS)} (got arch={self.arch!r})")
         check_k_n(self.k, self.n)
         check_int("n", self.n, hi=MAX_N)
         check_int("pes", self.pes, lo=1, hi=MAX_PES)
-        check_int("block", self.block, lo=1, hi=64)
+        check_int("block", self.block, lo=1, hi=MAX_BLOCK)
         if self.arch != "kofn" and self.block != 1:
-            raise ValueError(f"block applies to arch='kofn' only; the baselines process columns "
+            raise DPPError(f"block applies to arch='kofn' only; the baselines process columns "
                              f"(got block={self.block} for arch={self.arch!r}, expected 1)")
         check_int("weight_bits", self.weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
         check_int("act_bits", self.act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
@@ -80,21 +77,21 @@ class ArrayParams:
         check_int("max_batch", self.max_batch, lo=1, hi=1 << 16)
         check_int("max_nnz", self.max_nnz, lo=0, hi=1 << 28)
         if self.arch != "csr" and self.max_nnz != 0:
-            raise ValueError(f"max_nnz applies to arch='csr' only (got max_nnz={self.max_nnz} "
+            raise DPPError(f"max_nnz applies to arch='csr' only (got max_nnz={self.max_nnz} "
                              f"for arch={self.arch!r}, expected 0)")
         check_int("act_banks", self.act_banks, lo=0, hi=MAX_ACT_BANKS)
         if self.arch != "csr" and self.act_banks != 0:
-            raise ValueError(f"act_banks applies to arch='csr' only (got act_banks={self.act_banks} "
+            raise DPPError(f"act_banks applies to arch='csr' only (got act_banks={self.act_banks} "
                              f"for arch={self.arch!r}, expected 0)")
         check_act_banks(self.act_banks)
         check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
         need = self.min_acc_bits
         if need > MAX_ACC_BITS:
-            raise ValueError(f"layer too large: the accumulator would need {need} bits (max {MAX_ACC_BITS})")
+            raise DPPError(f"layer too large: the accumulator would need {need} bits (max {MAX_ACC_BITS})")
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", need)
         elif self.acc_bits < need:
-            raise ValueError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
+            raise DPPError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
                              f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in} "
                              f"(got acc_bits={self.acc_bits})")
         if self.arch == "csr" and self.max_nnz == 0:
@@ -141,12 +138,12 @@ class ArrayParams:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"unknown ArrayParams field(s) {unknown}; expected a subset of {sorted(names)}")
+            raise DPPError(f"unknown ArrayParams field(s) {unknown}; expected a subset of {sorted(names)}")
         return cls(**d)
 
     @classmethod
     def from_json(cls, text: str) -> "ArrayParams":
         d = json.loads(text)
         if not isinstance(d, dict):
-            raise ValueError(f"ArrayParams JSON must be an object (got {type(d).__name__})")
+            raise DPPError(f"ArrayParams JSON must be an object (got {type(d).__name__})")
         return cls.from_dict(d)

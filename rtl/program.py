@@ -19,6 +19,7 @@ from dpp.kofn import CSRMatrix, KofNMatrix
 from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT, linear_int
 from rtl.layout import REGISTER_NAMES, SEL_ACT, SEL_BIAS, SEL_REG, SEL_ROWPTR, SEL_WEIGHT, Layout
 from rtl.params import ArrayParams
+from dpp.errors import ArgumentTypeError, DPPError
 
 
 @dataclass
@@ -93,14 +94,14 @@ def program_layer(params: ArrayParams, W: Any, x: Any, bias: Any, multiplier: in
     xa = check_int_array("x", x, bits=params.act_bits)
     xa = xa[None, :] if xa.ndim == 1 else xa
     if xa.ndim != 2 or xa.shape[1] != cols:
-        raise ValueError(f"x must have shape (batch, {cols}) or ({cols},) (got {np.shape(x)})")
+        raise DPPError(f"x must have shape (batch, {cols}) or ({cols},) (got {np.shape(x)})")
     batch = check_int("batch", xa.shape[0], lo=1, hi=params.max_batch)
     b = check_int_array("bias", bias, ndim=1)
     if b.shape != (rows,):
-        raise ValueError(f"bias must have shape ({rows},) (got {b.shape})")
+        raise DPPError(f"bias must have shape ({rows},) (got {b.shape})")
     lo, hi = signed_range(params.acc_bits - 1)
     if b.size and (b.min() < lo or b.max() > hi):
-        raise ValueError(f"bias must lie in [{lo}, {hi}] (signed acc_bits-1 = {params.acc_bits - 1} bits) "
+        raise DPPError(f"bias must lie in [{lo}, {hi}] (signed acc_bits-1 = {params.acc_bits - 1} bits) "
                          f"(got {int(b.min())} .. {int(b.max())})")
     check_int("multiplier", multiplier, lo=1, hi=MAX_MULTIPLIER)
     check_int("shift", shift, lo=1, hi=MAX_SHIFT)
@@ -135,22 +136,22 @@ def _check_matrix(params: ArrayParams, W: Any) -> tuple[int, int]:
     want = {"kofn": "a KofNMatrix", "dense": "a dense integer array", "csr": "a CSRMatrix"}[params.arch]
     if params.arch == "kofn":
         if not isinstance(W, KofNMatrix):
-            raise TypeError(f"arch 'kofn' needs W as {want} (got {type(W).__name__})")
+            raise ArgumentTypeError(f"arch 'kofn' needs W as {want} (got {type(W).__name__})")
         for name in ("k", "n", "block"):
             if getattr(W, name) != getattr(params, name):
-                raise ValueError(f"W has {name}={getattr(W, name)} but the build has {name}={getattr(params, name)}")
+                raise DPPError(f"W has {name}={getattr(W, name)} but the build has {name}={getattr(params, name)}")
         rows, cols, wbits = W.rows, W.cols, W.weight_bits
     elif params.arch == "csr":
         if not isinstance(W, CSRMatrix):
-            raise TypeError(f"arch 'csr' needs W as {want} (got {type(W).__name__})")
+            raise ArgumentTypeError(f"arch 'csr' needs W as {want} (got {type(W).__name__})")
         rows, cols, wbits = W.rows, W.cols, W.weight_bits
     else:
         if isinstance(W, (KofNMatrix, CSRMatrix)):
-            raise TypeError(f"arch 'dense' needs W as {want} (got {type(W).__name__})")
+            raise ArgumentTypeError(f"arch 'dense' needs W as {want} (got {type(W).__name__})")
         arr = check_int_array("W", W, bits=params.weight_bits, ndim=2)
         rows, cols, wbits = arr.shape[0], arr.shape[1], params.weight_bits
     if wbits > params.weight_bits:
-        raise ValueError(f"W has weight_bits={wbits} but the build holds {params.weight_bits}-bit weights")
+        raise DPPError(f"W has weight_bits={wbits} but the build holds {params.weight_bits}-bit weights")
     check_int("rows", rows, lo=1, hi=params.max_rows)
     check_int("cols", cols, lo=1, hi=params.max_cols)
     return rows, cols
@@ -192,7 +193,7 @@ def _csr_memories(lay: Layout, W: CSRMatrix, x: np.ndarray, mems: dict) -> None:
             tails.append(int(lengths[r]) - (nwords - 1) * p.k if nwords else 0)
         total = ends[-1] if ends else 0
         if total > lay.weight_depth:
-            raise ValueError(f"PE {pe} needs {total} CSR words but the build holds {lay.weight_depth} "
+            raise DPPError(f"PE {pe} needs {total} CSR words but the build holds {lay.weight_depth} "
                              f"(raise max_nnz above {p.max_nnz})")
         v = np.concatenate(vals) if vals else np.zeros((0, p.k), np.int64)
         c = np.concatenate(cols) if cols else np.zeros((0, p.k), np.int64)

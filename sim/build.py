@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dpp.errors import SimulationError
+from dpp.progress import step
 from sim.toolchain import prepare_simulator
 from sim.wrapper import TB_TOP, WRAPPER_VERSION, Port, counter_names, parse_ports, prog_word_width, wrapper_verilog
 
@@ -125,7 +126,8 @@ def build_design(
             ports = parse_ports(verilog, design_top)
             (stage / f"{design_top}.v").write_text(verilog)
             (stage / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency))
-            _run_build(stage, design_top, simulator, waves)
+            with step(f"building {design_top} ({simulator}; cached for later runs)"):
+                _run_build(stage, design_top, simulator, waves)
             if stage != tmp:  # built outside the cache (its path has a space): bring it in
                 shutil.rmtree(tmp)
                 shutil.move(stage, tmp)

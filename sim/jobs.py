@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from dpp.errors import SimulationError
+from dpp.progress import step
 from sim.build import TIMESCALE, BuiltDesign, log_summary, get_sim_runner
 from sim.tb_layers import MANIFEST_ENV
 
@@ -98,7 +99,8 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
                                      "max_cycles": int(job.max_cycles)})
         (work / "manifest.json").write_text(json.dumps(manifest))
         t0 = time.perf_counter()
-        raw = _run_simulator(design, work, waves)
+        with step(f"simulating {design.design_top} ({len(jobs)} job{'s' if len(jobs) != 1 else ''})"):
+            raw = _run_simulator(design, work, waves)
         elapsed = time.perf_counter() - t0
         results = _parse(raw, jobs, work)
         stats = RunStats(elapsed, sum(r.wall_seconds for r in results), sum(r.sim_cycles for r in results))

@@ -17,6 +17,7 @@ from dpp.checks import signed_range
 from dpp.kofn import CSRMatrix, KofNMatrix
 from rtl.params import ArrayParams
 from sim.run import Layer
+from dpp.errors import DPPError
 
 
 def array_params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
@@ -44,10 +45,10 @@ def parse_act_banks(text: str, lanes: int) -> int:
             return 1 << max(0, math.ceil(math.log2(factor * lanes)))
         banks = int(spec)
     except ValueError:
-        raise ValueError(f"act_banks must be 0, a power of two or a multiple of the lanes such as 2x "
+        raise DPPError(f"act_banks must be 0, a power of two or a multiple of the lanes such as 2x "
                          f"(got act_banks={text!r})") from None
     if banks < 0 or banks & (banks - 1):
-        raise ValueError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={banks})")
+        raise DPPError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={banks})")
     return banks
 
 
@@ -72,7 +73,7 @@ def weights_for(arch: str, w: np.ndarray, k: int, n: int, block: int, weight_bit
         return KofNMatrix.prune_magnitude(w, k, n, block=block, weight_bits=weight_bits).to_dense()
     if arch == "csr":
         return CSRMatrix.prune_magnitude(w, k / n, weight_bits=weight_bits)
-    raise ValueError(f"arch must be one of kofn, dense, csr (got arch={arch!r})")
+    raise DPPError(f"arch must be one of kofn, dense, csr (got arch={arch!r})")
 
 
 def requant_for(fan_in: int, weight_bits: int, act_bits: int, out_bits: int) -> tuple[int, int]:

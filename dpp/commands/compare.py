@@ -12,7 +12,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dpp.commands._common import check_threads
+from dpp.paths import check_out_dir
 from dpp.serialize import atomic_write_text
+from dpp.errors import DPPError
 
 ALL_METHODS = "dense,dpp,magnitude,srste,unstructured,random"
 
@@ -23,7 +26,7 @@ def parse_grid(text: str) -> list[tuple[int, int]]:
     for item in text.split(","):
         parts = item.strip().split("/")
         if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-            raise ValueError(f"grid entries must look like k/n, e.g. 1/8 (got {item.strip()!r})")
+            raise DPPError(f"grid entries must look like k/n, e.g. 1/8 (got {item.strip()!r})")
         out.append((int(parts[0]), int(parts[1])))
     return out
 
@@ -32,7 +35,7 @@ def parse_ints(name: str, text: str) -> list[int]:
     try:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ValueError(f"{name} must be comma-separated integers (got {text!r})") from None
+        raise DPPError(f"{name} must be comma-separated integers (got {text!r})") from None
 
 
 def run_compare(model: str, methods: list[str], grid: list[tuple[int, int]], seeds: list[int], epochs: int,
@@ -90,7 +93,8 @@ def compare(
     """Run DPP and the baselines on the same data and epoch budget; print and write one table."""
     import torch
 
-    torch.set_num_threads(max(1, threads))
+    out = check_out_dir(out)
+    torch.set_num_threads(check_threads(threads))
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     overrides = {k: v for k, v in (("logit_lr", logit_lr), ("noise_scale", noise_scale),
                                    ("entropy_weight", entropy_weight), ("warmup_fraction", warmup_fraction),
@@ -111,7 +115,6 @@ def compare(
         lines.append(f"{r['method']},{r['k'] or ''},{r['n'] or ''},{r['bits']},{r['density']:.6f},"
                      f"{r['accuracy_mean']:.6f},{r['accuracy_std']:.6f},{r['seeds']}")
     console.print(table)
-    out = Path(out)
     atomic_write_text(out / "compare.csv", "\n".join(lines) + "\n")
     atomic_write_text(out / "compare.json", json.dumps(dict(model=model, epochs=epochs, rows=rows), indent=2) + "\n")
     console.print(f"saved {out / 'compare.csv'}")

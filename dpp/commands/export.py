@@ -9,6 +9,8 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from dpp.commands._common import check_threads
+from dpp.paths import check_in_dir, check_out_dir
 from dpp.serialize import atomic_write_text
 
 
@@ -47,7 +49,9 @@ def export(
     """Write the integer network (k-of-n matrices + manifest) and report agreement with the torch model."""
     import torch
 
-    torch.set_num_threads(max(1, threads))
+    run_dir = check_in_dir(run_dir, "RUN")
+    out = check_out_dir(out)
+    torch.set_num_threads(check_threads(threads))
     report = run_export(run_dir, out, bits)
     console = Console()
     console.print(f"saved {report['network']}")

@@ -9,6 +9,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from dpp.commands._common import check_threads
+from dpp.paths import check_out_dir
+
 
 def _print_summary(result: dict) -> None:
     console = Console()
@@ -63,7 +66,8 @@ def flow(
     from analysis.flow import FlowConfig, flow_ok, run_flow
     from sim.workloads import parse_act_banks
 
-    torch.set_num_threads(max(1, threads))
+    out = check_out_dir(out)
+    torch.set_num_threads(check_threads(threads))
     base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes, csr_net=csr_net,
                 act_banks=parse_act_banks(act_banks, pes * k),
                 epochs=epochs if epochs is not None else (10 if quick else 20),

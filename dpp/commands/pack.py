@@ -11,6 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from dpp.checks import check_int, check_k_n
+from dpp.errors import DPPError
+from dpp.limits import MAX_BLOCK, MAX_N, WEIGHT_BITS_RANGE
+from dpp.paths import check_out_dir
 from dpp.kofn import CSRMatrix, KofNMatrix, StorageBits, dense_storage_bits
 from dpp.reference import linear_int
 
@@ -32,7 +35,12 @@ def run_pack(rows: int, cols: int, k: int, n: int, block: int, weight_bits: int,
     rows = check_int("rows", rows, lo=1)
     cols = check_int("cols", cols, lo=1)
     k, n = check_k_n(k, n)
-    block = check_int("block", block, lo=1)
+    check_int("n", n, hi=MAX_N)
+    block = check_int("block", block, lo=1, hi=MAX_BLOCK)
+    if n * block > cols:
+        raise DPPError(f"a group of n*block = {n * block} columns is wider than the layer (cols={cols}): "
+                       f"choose n*block <= cols")
+    check_int("weight_bits", weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
     rng = np.random.default_rng(seed)
     lim = 1 << (weight_bits - 1)
     weights = rng.integers(-lim, lim, size=(rows, cols))
@@ -58,13 +66,14 @@ def pack(
     rows: int = typer.Option(..., "--rows", help="Output rows of the layer."),
     cols: int = typer.Option(..., "--cols", help="Input columns (the reduction dimension)."),
     k: int = typer.Option(..., "--k", help="Kept slots per group (1 <= k < n)."),
-    n: int = typer.Option(..., "--n", help="Slots per group (n >= 2)."),
+    n: int = typer.Option(..., "--n", help="Slots per group (2..64, the hardware arrays' limit; n*block <= cols)."),
     block: int = typer.Option(1, "--block", help="Columns per slot: 1 = weight, kh*kw = kernel granularity."),
     weight_bits: int = typer.Option(8, "--weight-bits", help="Signed bits per weight (2..16)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random weights and inputs."),
     out: Path = typer.Option(..., "--out", help="Folder for kofn.npz + kofn.json."),
 ) -> None:
     """Pack a random layer as k-of-n, save, reload, and check it against the integer reference model."""
+    out = check_out_dir(out)
     res = run_pack(rows, cols, k, n, block, weight_bits, seed, out)
     console = Console()
     kofn = res.kofn

@@ -9,6 +9,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from dpp.paths import check_in_dir, check_out_dir
+
 
 def report(
     results: Path = typer.Argument(..., help="RESULTS folder (layout: see analysis/report_data.py)."),
@@ -18,6 +20,8 @@ def report(
     """Write the report; sections whose inputs are missing say "no data"."""
     from analysis.report import build_report
 
+    results = check_in_dir(results, "RESULTS")
+    out = check_out_dir(out)
     argv = ["dpp", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "dpp" else \
         ["dpp", "report", str(results), "--out", str(out)]
     res = build_report(results, out, report_command=shlex.join(argv), title=title)

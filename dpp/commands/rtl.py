@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from dpp.errors import SimulationError
+from dpp.paths import check_out_dir
 from rtl.params import ArrayParams
 
 
@@ -29,7 +30,7 @@ def run_rtl(params: ArrayParams, out: Path, lint: bool = True) -> tuple[Path, ob
 def rtl(
     arch: str = typer.Option(..., "--arch", help="kofn (the design under study), dense or csr (baselines)."),
     k: int = typer.Option(..., "--k", help="Multipliers per PE (and kept slots per group for kofn)."),
-    n: int = typer.Option(..., "--n", help="Slots per group (kofn); any k < n for the baselines."),
+    n: int = typer.Option(..., "--n", help="Slots per group (kofn, 2..64); any k < n for the baselines."),
     pes: int = typer.Option(..., "--pes", help="PEs (output rows in parallel)."),
     weight_bits: int = typer.Option(8, "--weight-bits", help="Signed bits per weight."),
     act_bits: int = typer.Option(8, "--act-bits", help="Signed bits per activation."),
@@ -40,15 +41,19 @@ def rtl(
     max_cols: int = typer.Option(64, "--max-cols", help="Largest layer: input columns."),
     max_batch: int = typer.Option(4, "--max-batch", help="Largest batch of input vectors per run."),
     max_nnz: int = typer.Option(0, "--max-nnz", help="csr: most non-zeros one PE stores (0 = full rows)."),
-    act_banks: int = typer.Option(0, "--act-banks", help="csr: 0 = a private activation replica per lane; "
-                                  "B (power of two) = ONE activation memory in B banks, bank conflicts stall."),
+    act_banks: str = typer.Option("0", "--act-banks", help="csr: 0 = a private activation replica per lane; "
+                                  "B (power of two) or Nx (N times the pes*k lanes) = ONE activation memory in "
+                                  "B banks, bank conflicts stall."),
     out: Path = typer.Option(..., "--out", help="Folder for <top>.v and params.json."),
     lint: bool = typer.Option(True, "--lint/--no-lint", help="Run verilator --lint-only on the result."),
 ) -> None:
     """Generate the Verilog of one array from Amaranth (deterministic, parameters in its header)."""
+    from sim.workloads import parse_act_banks
+
+    out = check_out_dir(out)
     params = ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=weight_bits, act_bits=act_bits,
                          out_bits=out_bits, block=block, acc_bits=acc_bits, max_rows=max_rows,
-                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz, act_banks=act_banks)
+                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz, act_banks=parse_act_banks(act_banks, pes * k))
     path, result = run_rtl(params, out, lint)
     typer.echo(f"wrote {path} and {path.with_name('params.json')} (top module {params.top_name})")
     if result is not None:

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 
 from analysis.commands_log import record_command
+from dpp.errors import DPPError
+from dpp.paths import check_in_file, check_out_dir
 
 
 def sweep(
@@ -20,14 +22,18 @@ def sweep(
     workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local Dask cluster."),
     threads: bool = typer.Option(False, "--threads", help="Local cluster in threads, not processes."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    force: bool = typer.Option(False, "--force", help="Write into a RESULTS folder that holds another sweep "
+                                "(its table is replaced; finished points are reused where they match)."),
 ) -> None:
     """Evaluate every point of CONFIG not already in OUT (an interrupted sweep resumes where it stopped)."""
     from analysis.sweep import capabilities, load_config, run_sweep
 
     if serial and scheduler:
-        raise ValueError("--serial and --scheduler exclude each other (got both)")
+        raise DPPError("--serial and --scheduler exclude each other (got both)")
     if workers is not None and workers < 1:
-        raise ValueError(f"--workers must be >= 1 (got {workers})")
+        raise DPPError(f"--workers must be >= 1 (got {workers})")
+    config = check_in_file(config, "CONFIG")
+    out = check_out_dir(out)
     cfg = load_config(config)
     caps = capabilities()
     console = Console()
@@ -35,7 +41,7 @@ def sweep(
     console.print(f"sweep [bold]{cfg.name}[/bold]: hardware packages available: {used}")
     mode = "serial" if serial else (f"scheduler {scheduler}" if scheduler else "local Dask cluster")
     res = run_sweep(cfg, out, serial=serial, scheduler=scheduler, n_workers=workers, processes=not threads,
-                    progress=progress, caps=caps)
+                    progress=progress, caps=caps, force=force)
     record_command(out, "sweep", {"config": str(config), "mode": mode, "capabilities": caps, **cfg.to_dict()})
     console.print(f"{len(res.table)} points ({res.computed} computed now, {res.reused} reused, "
                   f"{res.invalid} invalid combinations skipped) → {res.csv} and {res.parquet.name}")

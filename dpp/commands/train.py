@@ -10,12 +10,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from dpp.commands._common import check_new_run_dir, check_threads
+
 
 def train(
     model: str = typer.Option("lenet300", "--model", help="lenet300 | lenet5 | digits (tiny 8x8 model)."),
     method: str = typer.Option("dpp", "--method", help="dense | dpp | magnitude | srste | unstructured | random."),
     k: int = typer.Option(1, "--k", help="Kept slots per group (1 <= k < n)."),
-    n: int = typer.Option(8, "--n", help="Slots per group."),
+    n: int = typer.Option(8, "--n", help="Slots per group (2..64: the hardware arrays' limit)."),
     granularity: str = typer.Option("weight", "--granularity", help="weight | kernel | filter."),
     bits: Optional[int] = typer.Option(None, "--bits", help="Weight bits (2..8) for joint quantisation; "
                                        "omit for full precision."),
@@ -34,6 +36,7 @@ def train(
     t_end: float = typer.Option(0.5, "--t-end"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
     out: Path = typer.Option(..., "--out", help="Run folder to write."),
+    force: bool = typer.Option(False, "--force", help="Overwrite a run folder that already holds a run."),
 ) -> None:
     """Train a model; write RUN/checkpoint.pt, config.json, metrics.csv (per epoch) and result.json."""
     import torch  # imported here so that `dpp --help` stays fast
@@ -43,10 +46,12 @@ def train(
     extra = {name: value for name, value in (("logit_lr", logit_lr), ("noise_scale", noise_scale),
                                              ("entropy_weight", entropy_weight), ("warmup_fraction", warmup_fraction),
                                              ("init", init)) if value is not None}
+    out = check_new_run_dir(out, force)
+    threads = check_threads(threads)
     cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=epochs,
                       seed=seed, batch_size=batch_size, lr=lr, schedule=schedule, t_start=t_start, t_end=t_end,
                       **extra)
-    torch.set_num_threads(max(1, threads))
+    torch.set_num_threads(threads)
     console = Console()
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console) as progress:

@@ -86,7 +86,8 @@ def test_bad_cli_arguments_fail_cleanly(tmp_path, capsys):
     for args, needle in ([["train", "--model", "vgg", "--out", str(tmp_path)], "model must be one of"],
                          [["train", "--k", "8", "--n", "8", "--out", str(tmp_path)], "k must be < n"],
                          [["train", "--bits", "12", "--out", str(tmp_path)], "bits must be <= 8"],
-                         [["export", str(tmp_path / "nothing"), "--out", str(tmp_path)], "not a run folder"]):
+                         [["export", str(tmp_path / "nothing"), "--out", str(tmp_path)], "nothing does not exist"],
+                         [["export", str(tmp_path), "--out", str(tmp_path / "net")], "not a run folder"]):
         old = sys.argv
         sys.argv = ["dpp", *args]
         try:
