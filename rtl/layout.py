@@ -78,6 +78,11 @@ DRAIN_CYCLES_BANKED = 7
 BANKED_SERVICE_DRAIN = DRAIN_CYCLES_BANKED - 1
 
 
+def drain_cycles(params: ArrayParams) -> int:
+    """Cycles after the last issued step until ``done``: the one number the header, model and RTL share."""
+    return DRAIN_CYCLES_BANKED if params.act_banks else DRAIN_CYCLES[params.arch]
+
+
 def addr_bits(depth: int) -> int:
     """Address bits of a memory of ``depth`` words (at least 1)."""
     return max(1, (depth - 1).bit_length())

@@ -12,7 +12,7 @@ from amaranth.back import verilog
 
 from dpp.serialize import atomic_write_text
 from rtl.build import make_array
-from rtl.layout import DRAIN_CYCLES, OUT_READ_LATENCY, Layout
+from rtl.layout import OUT_READ_LATENCY, Layout, drain_cycles
 from rtl.params import ArrayParams
 from dpp.errors import ArgumentTypeError
 
@@ -46,7 +46,7 @@ def verilog_source(params: ArrayParams) -> str:
         f"//   derived: load_addr_bits = {lay.load_addr_bits}, load_data_bits = {lay.load_data_bits}, "
         f"out_addr_bits = {lay.out_addr_bits}, weight_word_bits = {lay.weight_word_bits}, "
         f"weight_depth = {lay.weight_depth}, act_word_bits = {lay.act_word_bits}, act_depth = {lay.act_depth}",
-        f"//   drain cycles = {DRAIN_CYCLES[params.arch]}, out_data read latency = {OUT_READ_LATENCY}",
+        f"//   drain cycles = {drain_cycles(params)}, out_data read latency = {OUT_READ_LATENCY}",
         "//   word layouts, load codes and register map: rtl/layout.py",
     ]
     return "\n".join(header) + "\n" + body

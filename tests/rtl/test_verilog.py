@@ -40,6 +40,8 @@ def test_generate_is_deterministic_and_lints_clean(params: ArrayParams, tmp_path
     for key, value in params.to_dict().items():
         assert f"//   {key} = {value}\n" in text
     assert "initial begin" not in text  # all-zero memory images stripped
+    drain = 7 if params.act_banks else {"kofn": 5, "dense": 5, "csr": 6}[params.arch]  # what the model uses
+    assert f"drain cycles = {drain}," in text
     assert ArrayParams.from_json((tmp_path / "params.json").read_text()) == params
     result = lint_verilog(path, params.top_name)
     assert result.ok, result.output
