@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +19,15 @@ pytest.importorskip("torch")
 
 @pytest.fixture(scope="module")
 def flow_result(tmp_path_factory) -> tuple[dict, Path]:
-    import torch
-
-    torch.set_num_threads(2)
-    out = tmp_path_factory.mktemp("flow")
-    cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=2, images=24, pes=4)
-    return run_flow(cfg, out, log=lambda _: None), out
+    """``dpp flow`` as a user runs it: a subprocess, in a folder that is not the repository, relative --out."""
+    user = tmp_path_factory.mktemp("user")
+    args = ["flow", "--quick", "--model", "digits", "--k", "1", "--n", "4", "--bits", "4", "--epochs", "2",
+            "--images", "24", "--pes", "4", "--threads", "2", "--out", "results/flow"]
+    proc = subprocess.run([sys.executable, "-m", "dpp.cli", *args], cwd=user, capture_output=True, text=True,
+                          timeout=1200)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = user / "results" / "flow"
+    return json.loads((out / "flow.json").read_text()), out
 
 
 def test_every_layer_bit_exact_on_every_array(flow_result) -> None:
