@@ -5,6 +5,7 @@ work, and nothing half-written is left behind."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -105,9 +106,35 @@ def test_training_into_a_finished_run_needs_force(user: Path) -> None:
     assert (run / "result.json").read_text() == '{"kept": true}\n'
 
 
-def test_truncated_checkpoint_is_one_line(user: Path) -> None:
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A user folder holding ``run/``: the digits model trained for one epoch, with a relative --out."""
+    user = tmp_path_factory.mktemp("trained")
+    proc = dpp(user, "train", "--model", "digits", "--epochs", "1", "--k", "1", "--n", "4", "--bits", "4",
+               "--out", "run")
+    assert proc.returncode == 0, proc.stderr
+    return user
+
+
+def test_writing_commands_with_relative_paths(trained: Path) -> None:
+    """train (fixture) -> export -> pack -> rtl -> sweep -> report, each with relative paths from a user folder."""
+    user = trained
+    for args in (["export", "run", "--out", "out/net"],
+                 ["pack", "--rows", "8", "--cols", "16", "--k", "1", "--n", "4", "--out", "out/pack"],
+                 ["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--no-lint", "--out", "out/rtl"],
+                 ["sweep", sweep_file(user), "--out", "out/sweep", "--serial", "--no-progress"],
+                 ["report", "out/sweep", "--out", "out/report"]):
+        proc = dpp(user, *args)
+        assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
+    out = user / "out"
+    assert json.loads((out / "net" / "agreement.json").read_text())["agreement"] >= 0.99
+    assert (out / "pack" / "kofn.json").is_file() and (out / "rtl" / "kofn_array.v").is_file()
+    assert (out / "sweep" / "sweep.csv").is_file() and (out / "report" / "report.html").is_file()
+
+
+def test_truncated_checkpoint_is_one_line(trained: Path, user: Path) -> None:
     run = user / "run"
-    assert dpp(user, "train", "--model", "digits", "--epochs", "1", "--out", "run").returncode == 0
+    shutil.copytree(trained / "run", run)
     data = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(data[: len(data) // 2])
     proc = dpp(user, "export", "run", "--out", "net")
