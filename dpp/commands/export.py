@@ -11,6 +11,7 @@ from rich.console import Console
 
 from dpp.commands._common import check_threads
 from dpp.paths import check_in_dir, check_out_dir
+from dpp.progress import step
 from dpp.serialize import atomic_write_text
 
 
@@ -52,7 +53,8 @@ def export(
     run_dir = check_in_dir(run_dir, "RUN")
     out = check_out_dir(out)
     torch.set_num_threads(check_threads(threads))
-    report = run_export(run_dir, out, bits)
+    with step(f"exporting {run_dir.name} and checking it against the torch model on the test set"):
+        report = run_export(run_dir, out, bits)
     console = Console()
     console.print(f"saved {report['network']}")
     console.print(f"agreement with the fake-quantised torch model: {report['identical']}/{report['images']} "

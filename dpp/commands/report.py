@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from dpp.paths import check_in_dir, check_out_dir
+from dpp.progress import step
 
 
 def report(
@@ -24,7 +25,8 @@ def report(
     out = check_out_dir(out)
     argv = ["dpp", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "dpp" else \
         ["dpp", "report", str(results), "--out", str(out)]
-    res = build_report(results, out, report_command=shlex.join(argv), title=title)
+    with step(f"writing the report of {results.name}"):
+        res = build_report(results, out, report_command=shlex.join(argv), title=title)
     empty = [s.title for s in res.sections if s.no_data]
     console = Console()
     console.print(f"wrote {res.html} and {res.markdown.name} ({len(res.sections)} sections"

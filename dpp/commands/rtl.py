@@ -8,6 +8,7 @@ import typer
 
 from dpp.errors import SimulationError
 from dpp.paths import check_out_dir
+from dpp.progress import step
 from rtl.params import ArrayParams
 
 
@@ -18,10 +19,12 @@ def run_rtl(params: ArrayParams, out: Path, lint: bool = True) -> tuple[Path, ob
     """
     from rtl.verilog import generate_verilog, lint_verilog
 
-    path = generate_verilog(params, out)
+    with step(f"generating {params.top_name} (Amaranth)"):
+        path = generate_verilog(params, out)
     if not lint:
         return path, None
-    result = lint_verilog(path, params.top_name)
+    with step(f"linting {path.name} (Verilator)"):
+        result = lint_verilog(path, params.top_name)
     if not result.ok:
         raise SimulationError(f"verilator lint failed on {path}:\n{result.output}")
     return path, result

@@ -94,10 +94,8 @@ def test_banked_csr_pays_for_bank_conflicts() -> None:
 
 def test_cli_prints_and_writes_the_table(tmp_path) -> None:
     import json
-
-    from typer.testing import CliRunner
-
-    from dpp.cli import app
+    import subprocess
+    import sys
 
     rng = np.random.default_rng(6)
     dense = [rng.integers(-7, 8, size=(12, 64)), rng.integers(-7, 8, size=(10, 12))]
@@ -106,11 +104,11 @@ def test_cli_prints_and_writes_the_table(tmp_path) -> None:
     for net, name in ((kofn, "k"), (unstructured, "u")):
         net.meta["model"] = "digits"
         net.save(tmp_path / name)
-    out = tmp_path / "t.json"
-    res = CliRunner().invoke(app, ["bench-sim", "trained", "--kofn-net", str(tmp_path / "k"), "--csr-net",
-                                   str(tmp_path / "u"), "--pes", "4", "--images", "3", "--act-banks", "2x",
-                                   "--json", str(out)])
-    assert res.exit_code == 0, res.output
+    out = tmp_path / "res" / "t.json"
+    res = subprocess.run([sys.executable, "-m", "dpp.cli", "bench-sim", "trained", "--kofn-net", "k", "--csr-net",
+                          "u", "--pes", "4", "--images", "3", "--act-banks", "2x", "--json", "res/t.json"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=900)  # as a user: relative paths
+    assert res.returncode == 0, res.stdout + res.stderr
     rows = json.loads(out.read_text())
     assert [r["layer"] for r in rows] == [0, 1, "total"] and rows[0]["batch"] == 3
     assert rows[0]["csr_banked_cycles"] >= rows[0]["csr_cycles"] + 1

@@ -21,9 +21,9 @@ from sim.model import predict_counters
 LAYER = ["--k", "2", "--n", "4", "--pes", "3", "--rows", "20", "--cols", "40", "--batch", "3"]
 
 
-def _dpp(*args: str) -> subprocess.CompletedProcess:
+def _dpp(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     exe = shutil.which("dpp") or str(Path(sys.executable).with_name("dpp"))
-    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=900)
+    return subprocess.run([exe, *args], capture_output=True, text=True, timeout=900, cwd=cwd)
 
 
 def test_sim_compare_json(tmp_path: Path) -> None:
@@ -71,10 +71,13 @@ def test_sim_mismatch_is_one_error_naming_row_and_batch(tmp_path: Path, monkeypa
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
-def test_sim_waves(tmp_path: Path) -> None:
-    r = _dpp("sim", "--arch", "kofn", *LAYER, "--waves", "--waves-dir", str(tmp_path / "w"))
+def test_sim_waves_and_json_with_relative_paths(tmp_path: Path) -> None:
+    """From a user's folder, the default --waves-dir (relative) and a relative --json (the simulator runs in its
+    own work folder, so a path left relative would point inside it)."""
+    r = _dpp("sim", "--arch", "kofn", *LAYER, "--waves", "--json", "out/res.json", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    assert (tmp_path / "w" / "dump.vcd").stat().st_size > 1000
+    assert (tmp_path / "sim_waves" / "dump.vcd").stat().st_size > 1000
+    assert json.loads((tmp_path / "out" / "res.json").read_text())["bit_exact"] is True
 
 
 def test_bench_sim_speed_and_arch_small(tmp_path: Path) -> None:
@@ -121,7 +124,8 @@ def test_sim_compare_with_banked_csr(tmp_path: Path) -> None:
     (["--arch", "kofn", "--act-banks", "4"], "error: act_banks applies to the CSR array: use --arch csr, or "
                                              "--compare to run the banked CSR next to kofn (got act_banks=4 for "
                                              "arch='kofn')"),
-    (["--arch", "kofn", "--compare", "--act-banks", "-4"], "error: act_banks must be >= 0 (got act_banks=-4)"),
+    (["--arch", "kofn", "--compare", "--act-banks", "-4"], "error: act_banks must be 0 (per-lane replicas) or a "
+                                                               "power of two (got act_banks=-4)"),
 ])
 def test_sim_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "res.json"

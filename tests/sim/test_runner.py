@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from dpp.errors import SimulationError
-from sim import toolchain
+from rtl import toolchain
 from sim.build import build_design
 from sim.jobs import Job, run_jobs, to_signed
 from sim.wrapper import parse_ports
