@@ -7,6 +7,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from dpp.checks import check_int, index_bits, signed_range
+from rtl.interfaces import OutputWriteSignature
 from rtl.layout import MULTIPLIER_BITS, SHIFT_BITS
 
 
@@ -45,7 +46,8 @@ class Requantiser(wiring.Component):
     """Reference requantisation, 2-stage pipeline: ``((acc*mult >> (shift-1)) + 1) >> 1``, ReLU, saturate.
 
     ``(x + 2**(s-1)) >> s == ((x >> (s-1)) + 1) >> 1`` for integers, so no variable-width rounding constant
-    is needed. ``addr`` travels alongside so the output write needs no separate bookkeeping.
+    is needed. ``in_addr`` travels alongside, so the result leaves as a ready output-bank write ``out``
+    (:class:`~rtl.interfaces.OutputWriteSignature`: ``en``, ``addr``, ``data``).
     """
 
     LATENCY = 2
@@ -56,7 +58,7 @@ class Requantiser(wiring.Component):
         super().__init__({
             "in_valid": In(1), "in_acc": In(signed(acc_bits)), "in_addr": In(addr_bits),
             "multiplier": In(MULTIPLIER_BITS), "shift": In(SHIFT_BITS), "relu": In(1),
-            "out_valid": Out(1), "out_data": Out(signed(out_bits)), "out_addr": Out(addr_bits),
+            "out": Out(OutputWriteSignature(addr_bits, out_bits)),
         })
 
     def elaborate(self, platform: object) -> Module:
@@ -74,9 +76,9 @@ class Requantiser(wiring.Component):
             prod.eq(self.in_acc * self.multiplier[:MULTIPLIER_BITS - 1]),
             valid1.eq(self.in_valid),
             addr1.eq(self.in_addr),
-            self.out_data.eq(saturated),
-            self.out_valid.eq(valid1),
-            self.out_addr.eq(addr1),
+            self.out.data.eq(saturated),
+            self.out.en.eq(valid1),
+            self.out.addr.eq(addr1),
         ]
         return m
 

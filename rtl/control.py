@@ -1,15 +1,27 @@
-"""Control shared by all arrays: run FSM (start/busy/done), layer registers, counters, output banks."""
+"""Control shared by all arrays: run FSM (start/busy/done), layer registers, counters, output banks.
+
+Inner ports are the signatures of :mod:`rtl.interfaces`, joined with ``wiring.connect()``; the array's
+top-level ports are the same signatures flattened to their contract names (:func:`array_members`).
+"""
 
 from __future__ import annotations
 
 from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from dpp.checks import check_int
 from rtl.blocks import Requantiser
-from rtl.layout import COUNTER_BITS, COUNTERS, REGISTER_NAMES, SEL_BITS, SEL_REG, Layout, addr_bits
+from rtl.interfaces import (
+    CounterIncrementSignature,
+    CountersSignature,
+    FlatPorts,
+    LoadSignature,
+    OutputWriteSignature,
+    flat_members,
+)
+from rtl.layout import COUNTERS, REGISTER_NAMES, SEL_REG, Layout, addr_bits
 
 
 class RunControl(wiring.Component):
@@ -44,60 +56,55 @@ class RegisterFile(wiring.Component):
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        members = load_members(layout)
+        members = {"load": In(LoadSignature.of(layout))}
         members.update({name: Out(layout.register_bits(name)) for name in layout.registers})
         super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
-        selected = self.load_en & (self.load_sel == SEL_REG)
+        load = self.load
+        selected = load.en & (load.sel == SEL_REG)
         for name in self.layout.registers:
             reg = getattr(self, name)
-            with m.If(selected & (self.load_addr == REGISTER_NAMES.index(name))):
-                m.d.sync += reg.eq(self.load_data[:len(reg)])
+            with m.If(selected & (load.addr == REGISTER_NAMES.index(name))):
+                m.d.sync += reg.eq(load.data[:len(reg)])
         return m
 
 
 class CounterBank(wiring.Component):
-    """The seven 48-bit performance counters: cleared on ``clear``, ``cycles`` counts ``busy`` cycles and
-    every other counter adds its ``inc_<name>`` each cycle."""
+    """The seven 48-bit performance counters (``counts``): cleared on ``clear``, ``counts.cycles`` counts
+    ``busy`` cycles and every other counter adds its increment ``inc.<name>`` each cycle."""
 
     def __init__(self, inc_bits: dict[str, int]) -> None:
-        want = set(COUNTERS) - {"cycles"}
-        if set(inc_bits) != want:
-            raise ValueError(f"inc_bits must name exactly {sorted(want)} (got {sorted(inc_bits)})")
-        self.inc_bits = dict(inc_bits)
-        members = {"clear": In(1), "busy": In(1)}
-        members.update({f"inc_{name}": In(bits) for name, bits in inc_bits.items()})
-        members.update({name: Out(COUNTER_BITS) for name in COUNTERS})
-        super().__init__(members)
+        increments = CounterIncrementSignature(inc_bits)
+        self.inc_bits = increments.inc_bits
+        super().__init__({"clear": In(1), "busy": In(1), "inc": In(increments), "counts": Out(CountersSignature())})
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
+        counts = self.counts
         with m.If(self.clear):
-            m.d.sync += [getattr(self, name).eq(0) for name in COUNTERS]
+            m.d.sync += [getattr(counts, name).eq(0) for name in COUNTERS]
         with m.Else():
-            m.d.sync += self.cycles.eq(self.cycles + self.busy)
+            m.d.sync += counts.cycles.eq(counts.cycles + self.busy)
             for name in self.inc_bits:
-                counter = getattr(self, name)
-                m.d.sync += counter.eq(counter + getattr(self, f"inc_{name}"))
+                counter = getattr(counts, name)
+                m.d.sync += counter.eq(counter + getattr(self.inc, name))
         return m
 
 
 class OutputBanks(wiring.Component):
-    """One output memory bank per PE (each PE writes its own rows, so they never contend), read through
-    ``out_addr = (word << pe_bits) | pe`` with one cycle of latency."""
+    """One output memory bank per PE (each PE writes its own rows through ``write[pe]``, so they never
+    contend), read through ``out_addr = (word << pe_bits) | pe`` with one cycle of latency."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         p = layout.params
         self.word_bits = addr_bits(layout.out_depth)
-        members = {"out_addr": In(layout.out_addr_bits), "out_data": Out(signed(p.out_bits))}
-        for pe in range(p.pes):
-            members[f"w{pe}_en"] = In(1)
-            members[f"w{pe}_addr"] = In(self.word_bits)
-            members[f"w{pe}_data"] = In(signed(p.out_bits))
-        super().__init__(members)
+        super().__init__({
+            "write": In(OutputWriteSignature(self.word_bits, p.out_bits)).array(p.pes),
+            "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(p.out_bits)),
+        })
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -107,11 +114,9 @@ class OutputBanks(wiring.Component):
         for pe in range(p.pes):
             mem = Memory(shape=signed(p.out_bits), depth=self.layout.out_depth, init=[])
             m.submodules[f"out{pe}"] = mem
-            wr, rd = mem.write_port(), mem.read_port()
+            wr, rd, write = mem.write_port(), mem.read_port(), self.write[pe]
             m.d.comb += [
-                wr.en.eq(getattr(self, f"w{pe}_en")),
-                wr.addr.eq(getattr(self, f"w{pe}_addr")),
-                wr.data.eq(getattr(self, f"w{pe}_data")),
+                wr.en.eq(write.en), wr.addr.eq(write.addr), wr.data.eq(write.data),
                 rd.addr.eq(self.out_addr[pe_bits:]),
             ]
             datas.append(rd.data)
@@ -124,47 +129,44 @@ class OutputBanks(wiring.Component):
         return m
 
 
-def load_members(layout: Layout) -> dict[str, In]:
-    """The load port (arrays and the PEs that decode their own writes)."""
-    return {"load_en": In(1), "load_sel": In(SEL_BITS), "load_addr": In(layout.load_addr_bits),
-            "load_data": In(layout.load_data_bits)}
+_LOAD_PREFIX = "load_"  # top-level load ports: load_en, load_sel, load_addr, load_data
 
 
-def array_members(layout: Layout) -> dict[str, In | Out]:
+def array_members(layout: Layout) -> dict[str, wiring.Member]:
     """The ports every array has (docs/CONTRACTS.md, "Hardware"): load port, run control, output read,
-    and the seven counters."""
-    members = {
-        **load_members(layout),
+    and the seven counters; the load port and the counters are :class:`LoadSignature` and
+    :class:`CountersSignature` flattened to their contract names."""
+    return {
+        **flat_members(LoadSignature.of(layout).flip(), _LOAD_PREFIX),
         "start": In(1), "busy": Out(1), "done": Out(1),
         "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(layout.params.out_bits)),
+        **flat_members(CountersSignature()),
     }
-    members.update({name: Out(COUNTER_BITS) for name in COUNTERS})
-    return members
 
 
-def forward_load(m: Module, src: wiring.Component, dst: wiring.Component) -> None:
-    """Drive ``dst``'s load port from ``src``'s (the array's) load port."""
-    m.d.comb += [getattr(dst, name).eq(getattr(src, name))
-                 for name in ("load_en", "load_sel", "load_addr", "load_data")]
+def array_load(array: wiring.Component, layout: Layout) -> FlatPorts:
+    """The array's top-level load ports as one :class:`LoadSignature` interface that drives the inner load
+    ports (``connect(m, array_load(...), pe.load)``)."""
+    return FlatPorts(array, LoadSignature.of(layout).flip(), _LOAD_PREFIX)
 
 
 def build_shell(m: Module, array: wiring.Component, layout: Layout, drain: int
                 ) -> tuple[RegisterFile, RunControl, CounterBank, OutputBanks]:
     """Instantiate and wire the parts every array shares: registers, run control, counters, output banks.
 
-    The caller drives ``ctrl.last_issue``, the counters' ``inc_*`` and the output banks' write ports.
+    The caller drives ``ctrl.last_issue``, the counters' ``inc`` and the output banks' ``write`` ports.
     """
     regs, ctrl, outs = RegisterFile(layout), RunControl(drain), OutputBanks(layout)
     counters = CounterBank(increment_bits(layout))
     m.submodules.regs, m.submodules.ctrl = regs, ctrl
     m.submodules.counters, m.submodules.outs = counters, outs
-    forward_load(m, array, regs)
+    connect(m, array_load(array, layout), regs.load)
     m.d.comb += [
         ctrl.start.eq(array.start), array.busy.eq(ctrl.busy), array.done.eq(ctrl.done),
         counters.clear.eq(ctrl.launch), counters.busy.eq(ctrl.busy),
         outs.out_addr.eq(array.out_addr), array.out_data.eq(outs.out_data),
     ]
-    m.d.comb += [getattr(array, name).eq(getattr(counters, name)) for name in COUNTERS]
+    connect(m, counters.counts, FlatPorts(array, CountersSignature()))
     return regs, ctrl, counters, outs
 
 
@@ -183,8 +185,8 @@ def increment_bits(layout: Layout) -> dict[str, int]:
 
 def attach_requantisers(m: Module, layout: Layout, regs: RegisterFile, outs: OutputBanks,
                         results: list[tuple[Signal, Signal, Signal]]) -> list[Signal]:
-    """One :class:`Requantiser` per PE between its ``(valid, acc, out_word)`` result and its output bank;
-    returns the per-PE write enables (for ``out_bits_written``)."""
+    """One :class:`Requantiser` per PE between its ``(valid, acc, out_word)`` result and its output bank
+    (``rq.out`` to ``outs.write[pe]``); returns the per-PE write enables (for ``out_bits_written``)."""
     p, writes = layout.params, []
     for pe, (valid, acc, word) in enumerate(results):
         rq = Requantiser(p.acc_bits, p.out_bits, outs.word_bits)
@@ -192,8 +194,7 @@ def attach_requantisers(m: Module, layout: Layout, regs: RegisterFile, outs: Out
         m.d.comb += [
             rq.in_valid.eq(valid), rq.in_acc.eq(acc), rq.in_addr.eq(word),
             rq.multiplier.eq(regs.multiplier), rq.shift.eq(regs.shift), rq.relu.eq(regs.relu),
-            getattr(outs, f"w{pe}_en").eq(rq.out_valid), getattr(outs, f"w{pe}_addr").eq(rq.out_addr),
-            getattr(outs, f"w{pe}_data").eq(rq.out_data),
         ]
-        writes.append(rq.out_valid)
+        connect(m, rq.out, outs.write[pe])
+        writes.append(rq.out.en)
     return writes

@@ -28,11 +28,12 @@ from __future__ import annotations
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from rtl.blocks import adder_tree
-from rtl.control import array_members, attach_requantisers, build_shell, forward_load, load_members
+from rtl.control import array_load, array_members, attach_requantisers, build_shell
 from rtl.csr_banked import ActivationBanks
+from rtl.interfaces import FlatPorts, LaneRequestSignature, LoadSignature
 from rtl.layout import BANKED_SERVICE_DRAIN, DRAIN_CYCLES, SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import per_pe_write
@@ -47,20 +48,18 @@ class CsrPE(wiring.Component):
         if p.arch != "csr":
             raise ValueError(f"CsrPE serves arch 'csr' (got arch={p.arch!r})")
         self.banked = p.act_banks > 0
-        members = load_members(layout)
-        members.update({
+        members = {
+            "load": In(LoadSignature.of(layout)),
             "launch": In(1), "batch": In(layout.register_bits("batch")),
             "tiles": In(layout.register_bits("tiles")), "last_pes": In(layout.register_bits("last_pes")),
             "cols": In(layout.register_bits("cols")),
             "running": Out(1), "final": Out(1),
             "lanes_used": Out(range(p.k + 1)), "word_read": Out(1), "ptr_read": Out(1),
             "res_valid": Out(1), "res": Out(signed(p.acc_bits)), "res_word": Out(addr_bits(layout.out_depth)),
-        })
+        }
         if self.banked:  # the shared banked activation memory (rtl.csr_banked) serves the lanes
             members["advance"] = In(1)
-            for lane in range(p.k):
-                members.update({f"req{lane}": Out(1), f"addr{lane}": Out(layout.act_addr_bits),
-                                f"act{lane}": In(p.act_bits)})
+            members["requests"] = Out(LaneRequestSignature(layout.act_addr_bits, p.act_bits)).array(p.k)
         super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
@@ -70,7 +69,7 @@ class CsrPE(wiring.Component):
         rowptr = m.submodules.rowptr = Memory(shape=lay.rowptr_bits, depth=lay.tile_depth, init=[])
         biases = m.submodules.biases = Memory(shape=signed(p.acc_bits), depth=lay.tile_depth, init=[])
         for mem, sel in ((weights, SEL_WEIGHT), (rowptr, SEL_ROWPTR), (biases, SEL_BIAS)):
-            per_pe_write(m, mem, self, sel, self.index, lay)
+            per_pe_write(m, mem, self.load, sel, self.index, lay)
         w_rd, rp_rd, b_rd = weights.read_port(), rowptr.read_port(), biases.read_port()
         issue = self._sequencer(m, w_rd, rp_rd, b_rd)
         self._datapath(m, w_rd, b_rd, issue)
@@ -186,19 +185,21 @@ class CsrPE(wiring.Component):
         lay, p = self.layout, self.layout.params
         acts = m.submodules[f"acts{lane}"] = Memory(shape=p.act_bits, depth=lay.act_depth, init=[])
         wr, rd = acts.write_port(), acts.read_port()
+        load = self.load
         m.d.comb += [
-            wr.en.eq(self.load_en & (self.load_sel == SEL_ACT)),
-            wr.addr.eq(self.load_addr[:addr_bits(lay.act_depth)]), wr.data.eq(self.load_data),
+            wr.en.eq(load.en & (load.sel == SEL_ACT)),
+            wr.addr.eq(load.addr[:addr_bits(lay.act_depth)]), wr.data.eq(load.data),
             rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
         ]
         return rd.data
 
     def _banked_lane(self, m: Module, lane: int, s1: dict[str, Signal], col: Value) -> Value:
-        """``act_banks > 0``: request address ``b*cols + column`` in S1 (while the lane is busy); the shared
-        banks hand the activation back in S2 (``act<lane>``), after the bank-read stage SB."""
-        m.d.comb += [getattr(self, f"req{lane}").eq(s1["lanes"] > lane),
-                     getattr(self, f"addr{lane}").eq(s1["act_base"] + col)]
-        return getattr(self, f"act{lane}")
+        """``act_banks > 0``: request address ``b*cols + column`` in S1 (while the lane is busy) on
+        ``requests[lane]``; the shared banks hand the activation back on its ``act`` in S2, after the
+        bank-read stage SB."""
+        request = self.requests[lane]
+        m.d.comb += [request.req.eq(s1["lanes"] > lane), request.addr.eq(s1["act_base"] + col)]
+        return request.act
 
 
 class CsrArray(wiring.Component):
@@ -215,10 +216,11 @@ class CsrArray(wiring.Component):
         lay, p = self.layout, self.params
         drain = BANKED_SERVICE_DRAIN if p.act_banks else DRAIN_CYCLES["csr"]
         regs, ctrl, counters, outs = build_shell(m, self, lay, drain=drain)
+        load = array_load(self, lay)
         pes = []
         for i in range(p.pes):
             pe = m.submodules[f"pe{i}"] = CsrPE(lay, i)
-            forward_load(m, self, pe)
+            connect(m, load, pe.load)
             m.d.comb += [pe.launch.eq(ctrl.launch), pe.batch.eq(regs.batch), pe.tiles.eq(regs.tiles),
                          pe.last_pes.eq(regs.last_pes), pe.cols.eq(regs.cols)]
             pes.append(pe)
@@ -227,7 +229,7 @@ class CsrArray(wiring.Component):
         m.d.comb += [any_running.eq(Cat(*[pe.running for pe in pes]).any()),
                      all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all())]
         if p.act_banks:
-            banks = self._banked(m, pes)
+            banks = self._banked(m, pes, load)
             last_slot = Signal()  # S1 holds the final slot: last_issue when its last lane is granted
             with m.If(banks.advance):
                 m.d.sync += last_slot.eq(any_running & all_finishing)
@@ -240,18 +242,16 @@ class CsrArray(wiring.Component):
         self._count(m, pes, ctrl, counters, writes, act_reads)
         return m
 
-    def _banked(self, m: Module, pes: list[CsrPE]) -> ActivationBanks:
-        """``act_banks > 0``: one shared banked activation memory; global lane ``pe*k + lane``."""
+    def _banked(self, m: Module, pes: list[CsrPE], load: FlatPorts) -> ActivationBanks:
+        """``act_banks > 0``: one shared banked activation memory; PE ``i``'s lane ``j`` is its global lane
+        ``i*k + j``."""
         k = self.params.k
         banks = m.submodules.acts = ActivationBanks(self.layout, len(pes) * k)
-        forward_load(m, self, banks)
+        connect(m, load, banks.load)
         for i, pe in enumerate(pes):
             m.d.comb += pe.advance.eq(banks.advance)
-            for j in range(k):
-                lane = i * k + j
-                m.d.comb += [getattr(banks, f"req{lane}").eq(getattr(pe, f"req{j}")),
-                             getattr(banks, f"addr{lane}").eq(getattr(pe, f"addr{j}")),
-                             getattr(pe, f"act{j}").eq(getattr(banks, f"act{lane}"))]
+            for j, request in enumerate(pe.requests):
+                connect(m, request, banks.requests[i * k + j])
         return banks
 
     def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal],
@@ -264,11 +264,11 @@ class CsrArray(wiring.Component):
             macs.eq(adder_tree([pe.lanes_used for pe in pes])),
             words.eq(adder_tree([pe.word_read.as_unsigned() for pe in pes])),
             ptrs.eq(adder_tree([pe.ptr_read.as_unsigned() for pe in pes])),
-            counters.inc_mac_ops.eq(macs),
-            counters.inc_lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
-            counters.inc_weight_bits_read.eq(words * lay.weight_value_bits),
-            counters.inc_index_bits_read.eq(words * lay.weight_index_bits + ptrs * lay.rowptr_bits),
-            counters.inc_act_bits_read.eq((macs if act_reads is None else act_reads) * p.act_bits),
-            counters.inc_out_bits_written.eq(adder_tree([wr.as_unsigned() for wr in writes]) * p.out_bits),
+            counters.inc.mac_ops.eq(macs),
+            counters.inc.lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
+            counters.inc.weight_bits_read.eq(words * lay.weight_value_bits),
+            counters.inc.index_bits_read.eq(words * lay.weight_index_bits + ptrs * lay.rowptr_bits),
+            counters.inc.act_bits_read.eq((macs if act_reads is None else act_reads) * p.act_bits),
+            counters.inc.out_bits_written.eq(adder_tree([wr.as_unsigned() for wr in writes]) * p.out_bits),
         ]
 

@@ -37,23 +37,23 @@ from amaranth.lib.wiring import In, Out
 
 from dpp.checks import check_int
 from rtl.blocks import or_tree, popcount_tree
-from rtl.control import load_members
+from rtl.interfaces import LaneRequestSignature, LoadSignature
 from rtl.layout import SEL_ACT, Layout, addr_bits, mem_depth
 
 
 class ActivationBanks(wiring.Component):
-    """``B`` activation banks behind a per-bank, lowest-lane-first arbiter for ``lanes`` requesters."""
+    """``B`` activation banks behind a per-bank, lowest-lane-first arbiter for ``lanes`` requesters
+    (``requests[i]``, global lane ``i``), written through the load port ``load``."""
 
     def __init__(self, layout: Layout, lanes: int) -> None:
         if layout.act_banks < 1:
             raise ValueError(f"ActivationBanks needs act_banks >= 1 (got act_banks={layout.act_banks})")
         self.layout, self.lanes = layout, check_int("lanes", lanes, lo=1)
-        members = load_members(layout)
-        for i in range(lanes):
-            members.update({f"req{i}": In(1), f"addr{i}": In(layout.act_addr_bits),
-                            f"act{i}": Out(layout.params.act_bits)})
-        members.update({"advance": Out(1), "reads": Out(range(min(lanes, layout.act_banks) + 1))})
-        super().__init__(members)
+        super().__init__({
+            "load": In(LoadSignature.of(layout)),
+            "requests": In(LaneRequestSignature(layout.act_addr_bits, layout.params.act_bits)).array(lanes),
+            "advance": Out(1), "reads": Out(range(min(lanes, layout.act_banks) + 1)),
+        })
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -80,11 +80,11 @@ class ActivationBanks(wiring.Component):
         seen = Signal(nb, name="seen0")
         wins, grants, banks, left = [], [], [], []
         for i in range(self.lanes):
-            req, addr = getattr(self, f"req{i}"), getattr(self, f"addr{i}")
+            req, addr = self.requests[i].req, self.requests[i].addr
             pending = Signal(name=f"pending{i}", reset_less=True)  # read only when not fresh
             want, win, grant = Signal(name=f"want{i}"), Signal(name=f"win{i}"), Signal(name=f"grant{i}")
             bank, nxt = self._lane_bank(addr), Signal(nb, name=f"seen{i + 1}")
-            merged = [wins[j] & (getattr(self, f"addr{j}") == addr) for j in range(i)]
+            merged = [wins[j] & (self.requests[j].addr == addr) for j in range(i)]
             m.d.comb += [
                 want.eq(Mux(fresh, req, pending)),
                 win.eq(want & ~(seen >> bank)[0]),
@@ -111,14 +111,15 @@ class ActivationBanks(wiring.Component):
         lay, p = self.layout, self.layout.params
         bb, wbits = lay.act_bank_bits, addr_bits(lay.act_bank_depth)
         load = Signal(lay.act_banks)  # one-hot: the bank the load port writes this cycle
-        hit = self.load_en & (self.load_sel == SEL_ACT)
-        m.d.comb += load.eq(hit.as_unsigned() << self.load_addr[:bb] if bb else hit)
+        port = self.load
+        hit = port.en & (port.sel == SEL_ACT)
+        m.d.comb += load.eq(hit.as_unsigned() << port.addr[:bb] if bb else hit)
         for b in range(lay.act_banks):
             mem = m.submodules[f"bank{b}"] = Memory(shape=p.act_bits, depth=lay.act_bank_depth, init=[])
             wr, rd = mem.write_port(), mem.read_port(domain="comb")
             where, out = bank_addr.read_port(domain="comb"), bank_out.write_port()
             m.d.comb += [
-                wr.en.eq(load[b]), wr.addr.eq(self.load_addr[bb:bb + wbits]), wr.data.eq(self.load_data),
+                wr.en.eq(load[b]), wr.addr.eq(port.addr[bb:bb + wbits]), wr.data.eq(port.data),
                 where.addr.eq(b), rd.addr.eq(where.data),
                 out.en.eq(requested[b]), out.addr.eq(b), out.data.eq(rd.data),
             ]
@@ -132,7 +133,7 @@ class ActivationBanks(wiring.Component):
             bank1 = Signal(len(bank), name=f"bank1_{i}", reset_less=True)
             bank2 = Signal(len(bank), name=f"bank2_{i}", reset_less=True)
             held = Signal(p.act_bits, name=f"held{i}", reset_less=True)
-            act, rd = getattr(self, f"act{i}"), bank_out.read_port(domain="comb")
+            act, rd = self.requests[i].act, bank_out.read_port(domain="comb")
             m.d.sync += [granted.eq(grant), granted2.eq(granted), bank1.eq(bank), bank2.eq(bank1),
                          held.eq(act)]
             m.d.comb += [rd.addr.eq(bank2), act.eq(Mux(granted2, rd.data, held))]

@@ -19,10 +19,11 @@ from __future__ import annotations
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from rtl.blocks import popcount_tree
-from rtl.control import array_members, attach_requantisers, build_shell, forward_load
+from rtl.control import array_load, array_members, attach_requantisers, build_shell
+from rtl.interfaces import FlatPorts
 from rtl.layout import DRAIN_CYCLES, SEL_ACT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import LockstepPE
@@ -99,7 +100,8 @@ class LockstepArray(wiring.Component):
         seq = m.submodules.seq = LockstepSequencer(lay)
         m.d.comb += [seq.launch.eq(ctrl.launch), seq.batch.eq(regs.batch), seq.tiles.eq(regs.tiles),
                      seq.steps.eq(regs.steps), seq.last_pes.eq(regs.last_pes), ctrl.last_issue.eq(seq.final)]
-        act = self._activation_memory(m, seq)
+        load = array_load(self, lay)
+        act = self._activation_memory(m, seq, load)
 
         # S0 -> S1 control registers (the memories' read latency).
         first1, last1, element1 = Signal(), Signal(), Signal.like(seq.element)
@@ -111,7 +113,7 @@ class LockstepArray(wiring.Component):
             on = seq.valid & (seq.active > i)
             valid1 = Signal(name=f"valid1_{i}")
             m.d.sync += valid1.eq(on)
-            forward_load(m, self, pe)
+            connect(m, load, pe.load)
             m.d.comb += [
                 pe.rd_en.eq(on & seq.read_word), pe.rd_addr.eq(seq.w_addr),
                 pe.bias_en.eq(on & seq.first), pe.bias_addr.eq(seq.tile),
@@ -127,14 +129,14 @@ class LockstepArray(wiring.Component):
         self._count(m, seq, regs, ctrl, counters, writes)
         return m
 
-    def _activation_memory(self, m: Module, seq: LockstepSequencer) -> Signal:
+    def _activation_memory(self, m: Module, seq: LockstepSequencer, load: FlatPorts) -> Signal:
         """The shared activation memory: written through the load port, read at ``a_addr`` every step."""
         lay = self.layout
         mem = m.submodules.acts = Memory(shape=lay.act_word_bits, depth=lay.act_depth, init=[])
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [
-            wr.en.eq(self.load_en & (self.load_sel == SEL_ACT)),
-            wr.addr.eq(self.load_addr[:addr_bits(lay.act_depth)]), wr.data.eq(self.load_data),
+            wr.en.eq(load.en & (load.sel == SEL_ACT)),
+            wr.addr.eq(load.addr[:addr_bits(lay.act_depth)]), wr.data.eq(load.data),
             rd.en.eq(seq.valid), rd.addr.eq(seq.a_addr),
         ]
         return rd.data
@@ -154,10 +156,10 @@ class LockstepArray(wiring.Component):
             with m.If(seq.read_word):
                 m.d.comb += words.eq(seq.active)
         m.d.comb += [
-            counters.inc_mac_ops.eq(macs),
-            counters.inc_lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
-            counters.inc_weight_bits_read.eq(words * lay.weight_value_bits),
-            counters.inc_index_bits_read.eq(words * lay.weight_index_bits),
-            counters.inc_act_bits_read.eq(seq.valid * lay.act_word_bits),
-            counters.inc_out_bits_written.eq(popcount_tree(writes) * p.out_bits),
+            counters.inc.mac_ops.eq(macs),
+            counters.inc.lane_idle_cycles.eq(ctrl.busy * (p.pes * p.k - macs)),
+            counters.inc.weight_bits_read.eq(words * lay.weight_value_bits),
+            counters.inc.index_bits_read.eq(words * lay.weight_index_bits),
+            counters.inc.act_bits_read.eq(seq.valid * lay.act_word_bits),
+            counters.inc.out_bits_written.eq(popcount_tree(writes) * p.out_bits),
         ]

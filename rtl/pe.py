@@ -10,24 +10,27 @@ index mux; dense: lane j takes activation j) and the k products are registered; 
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from rtl.blocks import IndexMux, adder_tree
-from rtl.control import load_members
+from rtl.interfaces import LoadSignature
 from rtl.layout import SEL_BIAS, SEL_WEIGHT, Layout, addr_bits
 
 
-def per_pe_write(m: Module, mem: Memory, load: wiring.Component, sel: int, pe: int, layout: Layout) -> None:
-    """Connect ``mem``'s write port to the load port: ``load_sel == sel`` and the PE field == ``pe``."""
+def per_pe_write(m: Module, mem: Memory, load: Any, sel: int, pe: int, layout: Layout) -> None:
+    """Connect ``mem``'s write port to the load port ``load`` (a :class:`~rtl.interfaces.LoadSignature`
+    interface): ``load.sel == sel`` and the PE field of ``load.addr`` == ``pe``."""
     word_bits = addr_bits(mem.depth)
     wr = mem.write_port()
-    hit = load.load_en & (load.load_sel == sel)
+    hit = load.en & (load.sel == sel)
     if layout.pe_bits:
-        hit = hit & (load.load_addr[word_bits:word_bits + layout.pe_bits] == pe)
-    m.d.comb += [wr.en.eq(hit), wr.addr.eq(load.load_addr[:word_bits]), wr.data.eq(load.load_data)]
+        hit = hit & (load.addr[word_bits:word_bits + layout.pe_bits] == pe)
+    m.d.comb += [wr.en.eq(hit), wr.addr.eq(load.addr[:word_bits]), wr.data.eq(load.data)]
 
 
 class LockstepPE(wiring.Component):
@@ -38,15 +41,14 @@ class LockstepPE(wiring.Component):
         p = layout.params
         if p.arch not in ("kofn", "dense"):
             raise ValueError(f"LockstepPE serves arch 'kofn' or 'dense' (got arch={p.arch!r})")
-        members = load_members(layout)
-        members.update({
+        super().__init__({
+            "load": In(LoadSignature.of(layout)),
             "rd_en": In(1), "rd_addr": In(addr_bits(layout.weight_depth)),
             "bias_en": In(1), "bias_addr": In(addr_bits(layout.tile_depth)),
             "act": In(layout.act_word_bits), "element": In(range(max(p.block, 2))),
             "valid": In(1), "first": In(1), "last": In(1),
             "res_valid": Out(1), "res": Out(signed(p.acc_bits)),
         })
-        super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -54,8 +56,8 @@ class LockstepPE(wiring.Component):
         weights = Memory(shape=lay.weight_word_bits, depth=lay.weight_depth, init=[])
         biases = Memory(shape=signed(p.acc_bits), depth=lay.tile_depth, init=[])
         m.submodules.weights, m.submodules.biases = weights, biases
-        per_pe_write(m, weights, self, SEL_WEIGHT, self.index, lay)
-        per_pe_write(m, biases, self, SEL_BIAS, self.index, lay)
+        per_pe_write(m, weights, self.load, SEL_WEIGHT, self.index, lay)
+        per_pe_write(m, biases, self.load, SEL_BIAS, self.index, lay)
         w_rd, b_rd = weights.read_port(), biases.read_port()
         m.d.comb += [w_rd.en.eq(self.rd_en), w_rd.addr.eq(self.rd_addr),
                      b_rd.en.eq(self.bias_en), b_rd.addr.eq(self.bias_addr)]

@@ -113,12 +113,12 @@ def test_requantiser_matches_reference(acc_bits: int, out_bits: int, relu: bool,
             ctx.set(dut.in_addr, i)
             await ctx.tick()
             ctx.set(dut.in_valid, 0)
-            assert not ctx.get(dut.out_valid)
+            assert not ctx.get(dut.out.en)
             await ctx.tick()
-            assert ctx.get(dut.out_valid) and ctx.get(dut.out_addr) == i
-            assert ctx.get(dut.out_data) == want, (acc, mult, shift)
+            assert ctx.get(dut.out.en) and ctx.get(dut.out.addr) == i
+            assert ctx.get(dut.out.data) == want, (acc, mult, shift)
             await ctx.tick()
-            assert not ctx.get(dut.out_valid)
+            assert not ctx.get(dut.out.en)
 
     simulate(dut, bench)
 
@@ -138,8 +138,8 @@ def test_requantiser_streams_one_result_per_cycle() -> None:
             ctx.set(dut.in_acc, accs[i] if i < len(accs) else 0)
             ctx.set(dut.in_addr, i % 16)
             await ctx.tick()
-            if ctx.get(dut.out_valid):
-                got.append(ctx.get(dut.out_data))
+            if ctx.get(dut.out.en):
+                got.append(ctx.get(dut.out.data))
         assert got == want
 
     simulate(dut, bench)
@@ -188,13 +188,13 @@ def test_counter_bank_counts_and_clears() -> None:
     async def bench(ctx) -> None:
         ctx.set(dut.busy, 1)
         for i, name in enumerate(names):
-            ctx.set(getattr(dut, f"inc_{name}"), i + 1)
+            ctx.set(getattr(dut.inc, name), i + 1)
         await ctx.tick().repeat(10)
-        assert ctx.get(dut.cycles) == 10
-        assert [ctx.get(getattr(dut, name)) for name in names] == [10 * (i + 1) for i in range(len(names))]
+        assert ctx.get(dut.counts.cycles) == 10
+        assert [ctx.get(getattr(dut.counts, name)) for name in names] == [10 * (i + 1) for i in range(len(names))]
         ctx.set(dut.clear, 1)
         await ctx.tick()
-        assert ctx.get(dut.cycles) == 0 and ctx.get(dut.mac_ops) == 0
+        assert ctx.get(dut.counts.cycles) == 0 and ctx.get(dut.counts.mac_ops) == 0
 
     simulate(dut, bench)
 

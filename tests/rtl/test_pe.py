@@ -39,22 +39,22 @@ def _drive_row(arch: str, block: int, seed: int) -> None:
     dut = LockstepPE(lay, 1)
 
     async def bench(ctx) -> None:
-        ctx.set(dut.load_en, 1)
+        ctx.set(dut.load.en, 1)
         for i, w in enumerate(words):
-            ctx.set(dut.load_sel, SEL_WEIGHT)
-            ctx.set(dut.load_addr, lay.per_pe_address(1, i, lay.weight_depth))
-            ctx.set(dut.load_data, w)
+            ctx.set(dut.load.sel, SEL_WEIGHT)
+            ctx.set(dut.load.addr, lay.per_pe_address(1, i, lay.weight_depth))
+            ctx.set(dut.load.data, w)
             await ctx.tick()
         for t, (bias, _) in enumerate(totals):
-            ctx.set(dut.load_sel, SEL_BIAS)
-            ctx.set(dut.load_addr, lay.per_pe_address(1, t, lay.tile_depth))
-            ctx.set(dut.load_data, bias & ((1 << params.acc_bits) - 1))
+            ctx.set(dut.load.sel, SEL_BIAS)
+            ctx.set(dut.load.addr, lay.per_pe_address(1, t, lay.tile_depth))
+            ctx.set(dut.load.data, bias & ((1 << params.acc_bits) - 1))
             await ctx.tick()
-        ctx.set(dut.load_sel, SEL_WEIGHT)  # a write to PE 0 must not reach PE 1
-        ctx.set(dut.load_addr, lay.per_pe_address(0, 0, lay.weight_depth))
-        ctx.set(dut.load_data, 0)
+        ctx.set(dut.load.sel, SEL_WEIGHT)  # a write to PE 0 must not reach PE 1
+        ctx.set(dut.load.addr, lay.per_pe_address(0, 0, lay.weight_depth))
+        ctx.set(dut.load.data, 0)
         await ctx.tick()
-        ctx.set(dut.load_en, 0)
+        ctx.set(dut.load.en, 0)
         steps = [(t, g, e) for t in range(2) for g in range(3) for e in range(block)]
         results = []
         for i in range(len(steps) + 3):
