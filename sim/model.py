@@ -20,21 +20,31 @@ With ``tiles = ceil(rows / pes)``:
   ``b*cols + column``; equal addresses merge; slot ``s`` takes ``C_s = max(1, max over banks of the distinct
   addresses in bank a % B)`` cycles. ``cycles = sum_s C_s + DRAIN_CYCLES_BANKED`` (7);
   ``act_bits_read = act_bits * sum_s (distinct addresses of slot s)`` (one read per distinct address: merged
-  requests count once); every other counter as for csr. Needs the column indices (``csr=``); computed
-  vectorised by :func:`banked_slots` (no per-slot or per-cycle Python loop).
+  requests count once); every other counter as for csr. Needs the column indices (``csr=``). Every request
+  becomes a ``(slot, bank, word)`` key; one sort drops the merged ones and lines up each slot's banks, whose
+  run lengths give ``C_s`` (:func:`banked_slots`): no Python loop over slots or cycles.
 * all: ``lane_idle_cycles = pes*k*cycles - mac_ops``; ``out_bits_written = batch*rows*out_bits``.
+
+:func:`predict_counters` evaluates one (design, layer) pair; :func:`predict_counters_many` evaluates tables of
+them with the same closed forms on NumPy columns (exactly equal, pair by pair). Configurations that share a
+layer share its work: the csr row statistics once per (layer, k, pes), the banked slot table once per
+(layer, k, pes, batch, cols) for all bank counts at once.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 
 from dpp.checks import check_int
-from rtl.layout import COUNTERS, DRAIN_CYCLES, DRAIN_CYCLES_BANKED, Layout
-from rtl.params import ArrayParams
+from rtl.layout import COUNTERS, Layout, drain_cycles
+from rtl.params import ARCHS, ArrayParams
+from sim.model_tables import LayerTable, design_table, group_rows, layer_table
+
+KOFN, DENSE, CSR = (ARCHS.index(a) for a in ("kofn", "dense", "csr"))
 
 
 @lru_cache(maxsize=256)
@@ -42,12 +52,69 @@ def _constants(params: ArrayParams) -> tuple[int, int, int, int, int]:
     """(weight value bits / word, index bits / word, act bits / step, rowptr bits, drain) of a build."""
     lay = Layout(params)
     act_step = lay.act_word_bits if params.arch != "csr" else params.act_bits
-    drain = DRAIN_CYCLES_BANKED if params.act_banks else DRAIN_CYCLES[params.arch]
-    return lay.weight_value_bits, lay.weight_index_bits, act_step, lay.rowptr_bits, drain
+    return lay.weight_value_bits, lay.weight_index_bits, act_step, lay.rowptr_bits, drain_cycles(params)
 
 
-def _ceil_div(a: int, b: int) -> int:
+def _ceil_div(a: Any, b: Any) -> Any:
     return -(-a // b)
+
+
+# ------------------------------------------------------------------ closed forms (Python ints or int64 arrays)
+def _kofn_counts(batch: Any, rows: Any, cols: Any, k: Any, n: Any, block: Any, pes: Any, value_bits: Any,
+                 index_bits: Any) -> tuple[Any, Any, Any, Any]:
+    """(steps, mac_ops, weight_bits_read, index_bits_read) of the k-of-n array."""
+    groups = _ceil_div(cols, n * block)
+    words = batch * rows * groups
+    return batch * _ceil_div(rows, pes) * groups * block, words * (k * block), words * value_bits, words * index_bits
+
+
+def _dense_counts(batch: Any, rows: Any, cols: Any, k: Any, pes: Any, value_bits: Any) -> tuple[Any, Any, Any, Any]:
+    """(steps, mac_ops, weight_bits_read, index_bits_read) of the dense array."""
+    chunks = _ceil_div(cols, k)
+    return batch * _ceil_div(rows, pes) * chunks, batch * rows * cols, batch * rows * chunks * value_bits, 0 * batch
+
+
+def _csr_counts(batch: Any, rows: Any, span: Any, words: Any, nnz: Any, value_bits: Any, index_bits: Any,
+                rowptr_bits: Any) -> tuple[Any, Any, Any, Any]:
+    """(steps, mac_ops, weight_bits_read, index_bits_read) of the CSR array from its row statistics
+    (``span`` = busiest PE's stream items per vector, ``words`` = weight words, ``nnz`` = stored entries)."""
+    return batch * span, batch * nnz, batch * words * value_bits, batch * (words * index_bits + rows * rowptr_bits)
+
+
+def _all_counters(steps: Any, macs: Any, weight: Any, index: Any, act_units: Any, act_step: Any, drain: Any,
+                  lanes: Any, batch: Any, rows: Any, out_bits: Any) -> tuple[Any, ...]:
+    """The seven counters in :data:`rtl.layout.COUNTERS` order (``act_units``: steps, or csr bank reads)."""
+    cycles = steps + drain
+    return cycles, macs, lanes * cycles - macs, weight, index, act_units * act_step, batch * rows * out_bits
+
+
+def csr_row_stats(nnz: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, layer: np.ndarray, k: np.ndarray,
+                  pes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per group ``(layer, k, pes)``: (span, words, nnz) of a CSR layer on ``pes`` PEs of ``k`` lanes.
+
+    ``nnz`` holds every layer's entries per row back to back (layer ``l`` at ``offsets[l]``, ``lengths[l]``
+    rows). ``span = max_p sum over rows r % pes == p of max(1, ceil(nnz_r / k))`` (the busiest PE's stream
+    items per vector), ``words = sum_r ceil(nnz_r / k)``; all groups in one pass of bincount / reduceat.
+    """
+    if layer.size == 1:  # one group (predict_counters): rows r = t*pes + p as a (tiles, pes) grid
+        pes_, start = int(pes[0]), int(offsets[layer[0]])
+        row_nnz = nnz[start:start + int(lengths[layer[0]])]
+        words = (row_nnz + (int(k[0]) - 1)) // int(k[0])
+        items = np.zeros(_ceil_div(row_nnz.size, pes_) * pes_, dtype=np.int64)
+        items[:row_nnz.size] = np.maximum(words, 1)
+        span = items.reshape(-1, pes_).sum(axis=0).max()
+        return np.array([span]), np.array([words.sum()]), np.array([row_nnz.sum()])
+    n_rows = lengths[layer]
+    first = np.cumsum(n_rows) - n_rows
+    local = np.arange(int(n_rows.sum()), dtype=np.int64) - np.repeat(first, n_rows)
+    row_nnz = nnz[np.repeat(offsets[layer] - first, n_rows) + np.arange(local.size)]
+    words = _ceil_div(row_nnz, np.repeat(k, n_rows))
+    pe_first = np.cumsum(pes) - pes
+    pe = np.repeat(pe_first, n_rows) + local % np.repeat(pes, n_rows)
+    # float64 weights are exact here: a PE's items are at most max_rows * max_cols <= 2**40
+    per_pe = np.bincount(pe, weights=np.maximum(words, 1), minlength=int(pes.sum()))
+    span = np.maximum.reduceat(per_pe, pe_first).astype(np.int64)
+    return span, np.add.reduceat(words, first), np.add.reduceat(row_nnz, first)
 
 
 def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
@@ -65,18 +132,13 @@ def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
     batch = check_int("batch", batch, lo=1, hi=params.max_batch)
     value_bits, index_bits, act_step, rowptr_bits, drain = _constants(params)
     k, pes = params.k, params.pes
-    tiles = _ceil_div(rows, pes)
     if params.arch == "kofn":
-        groups = _ceil_div(cols, params.n * params.block)
-        steps = batch * tiles * groups * params.block
-        words = batch * rows * groups
-        macs = words * k * params.block
-        weight, index = words * value_bits, words * index_bits
+        steps, macs, weight, index = _kofn_counts(batch, rows, cols, k, params.n, params.block, pes, value_bits,
+                                                  index_bits)
+        units = steps
     elif params.arch == "dense":
-        chunks = _ceil_div(cols, k)
-        steps = batch * tiles * chunks
-        macs = batch * rows * cols
-        weight, index = batch * rows * chunks * value_bits, 0
+        steps, macs, weight, index = _dense_counts(batch, rows, cols, k, pes, value_bits)
+        units = steps
     else:
         structure = None if csr is None else csr_structure(csr, rows, cols)
         if structure is not None:
@@ -96,27 +158,23 @@ def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
         lo, hi = int(nnz.min()), int(nnz.max())
         if lo < 0 or hi > cols:
             raise ValueError(f"row_nnz must lie in [0, {cols}] (got {lo} .. {hi})")
-        words_r = (nnz.astype(np.int64) + (k - 1)) // k
-        per_row = np.zeros(tiles * pes, dtype=np.int64)  # row t*pes + p -> [t, p]
-        per_row[:rows] = np.maximum(words_r, 1)
-        per_pe = per_row.reshape(tiles, pes).sum(axis=0)
-        steps = batch * int(per_pe.max())
-        words = int(words_r.sum())
-        macs = batch * int(nnz.sum())
-        weight = batch * words * value_bits
-        index = batch * (words * index_bits + rows * rowptr_bits)
-        reads = macs
+        zero = np.zeros(1, dtype=np.int64)
+        stats = csr_row_stats(nnz.astype(np.int64, copy=False), zero, np.array([rows]), zero, np.array([k]),
+                              np.array([pes]))
+        span, words, total = (int(a[0]) for a in stats)
+        steps, macs, weight, index = _csr_counts(batch, rows, span, words, total, value_bits, index_bits,
+                                                 rowptr_bits)
+        units = macs
         if params.act_banks:
             slot_cycles, slot_reads = banked_slots(params, structure[0], structure[1], rows, cols, batch)
-            steps, reads = int(slot_cycles.sum()), int(slot_reads.sum())
-    cycles = steps + drain
-    act = (reads if params.arch == "csr" else steps) * act_step
-    values = (cycles, macs, pes * k * cycles - macs, weight, index, act, batch * rows * params.out_bits)
+            steps, units = int(slot_cycles.sum()), int(slot_reads.sum())
+    values = _all_counters(steps, macs, weight, index, units, act_step, drain, pes * k, batch, rows,
+                           params.out_bits)
     return dict(zip(COUNTERS, (int(v) for v in values)))
 
 
-def csr_structure(csr: Any, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(row_ptr, col_indices)`` as int64 from a CSRMatrix or a pair, checked against ``(rows, cols)``."""
+def csr_pair(csr: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``(row_ptr, col_indices)`` as int64 from a CSRMatrix or a pair, checked on their own (dtype, rise)."""
     if hasattr(csr, "row_ptr") and hasattr(csr, "col_indices"):
         indptr, indices = csr.row_ptr, csr.col_indices
     else:
@@ -129,60 +187,354 @@ def csr_structure(csr: Any, rows: int, cols: int) -> tuple[np.ndarray, np.ndarra
         if a.dtype.kind not in "iu" or a.ndim != 1:
             raise TypeError(f"csr {name} must be a 1-d integer array (got dtype {a.dtype}, shape {a.shape})")
     indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
-    if indptr.shape != (rows + 1,) or indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
+    if indptr.size < 2 or indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
+        raise ValueError(f"csr row_ptr must rise from 0 to nnz={indices.size} over rows + 1 entries "
+                         f"(got shape {indptr.shape})")
+    if indices.size and indices.min() < 0:
+        raise ValueError(f"csr column indices must be >= 0 (got {int(indices.min())})")
+    return indptr, indices
+
+
+def csr_structure(csr: Any, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(row_ptr, col_indices)`` as int64 from a CSRMatrix or a pair, checked against ``(rows, cols)``."""
+    indptr, indices = csr_pair(csr)
+    if indptr.shape != (rows + 1,):
         raise ValueError(f"csr row_ptr must rise from 0 to nnz={indices.size} over {rows + 1} entries "
                          f"(got shape {indptr.shape})")
-    if indices.size and (indices.min() < 0 or indices.max() >= cols):
+    if indices.size and indices.max() >= cols:
         raise ValueError(f"csr column indices must lie in [0, {cols}) (got {int(indices.min())} .. "
                          f"{int(indices.max())})")
     return indptr, indices
+
+
+# ------------------------------------------------------------------ banked CSR: requests per lock-step slot
+_INT32_KEYS = 1 << 31  #: below this many (slot, place) keys they sort as int32 (twice as fast)
+_INT64_KEYS = 1 << 62  #: from this many on, (slot, place) pairs are lexsorted instead of keyed
+
+
+class BankRequests:
+    """Every activation request of a banked CSR run: its lock-step ``slot`` and address ``addr`` (one per
+    stored entry and vector, merged requests still apart), over ``slots`` slots and ``addresses`` addresses.
+    Independent of the bank count: one table serves every B."""
+
+    def __init__(self, slot: np.ndarray, addr: np.ndarray, slots: int, addresses: int) -> None:
+        self.slot, self.addr, self.slots, self.addresses = slot, addr, slots, addresses
+
+    def per_slot(self, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+        """(cycles ``C_s``, bank reads) per slot with ``layout.act_banks`` banks.
+
+        Each address becomes its bank-major place ``bank * words + word`` (:meth:`Layout.act_bank`,
+        :meth:`Layout.act_bank_word`); ONE sort of the ``(slot, place)`` keys then drops merged requests
+        (equal neighbours) and lines up each slot's banks, so a bank's distinct addresses are one run and
+        ``C_s`` is the longest run of the slot (``np.maximum.reduceat``).
+        """
+        banks = layout.act_banks
+        words = _ceil_div(self.addresses, banks)  # words per bank: place = bank * words + word is one-to-one
+        cycles, reads = np.ones(self.slots, dtype=np.int64), np.zeros(self.slots, dtype=np.int64)
+        if not self.slot.size:
+            return cycles, reads
+        span = banks * words
+        small = self.slots * span < _INT32_KEYS  # then every value below fits int32, which sorts faster
+        addr = self.addr.astype(np.int32) if small else self.addr
+        place = layout.act_bank(addr) * words + layout.act_bank_word(addr)
+        if self.slots * span >= _INT64_KEYS:  # keys would overflow: sort the pairs instead
+            order = np.lexsort((place, self.slot))
+            slot, place = self.slot[order], place[order]
+            keep = np.r_[True, (slot[1:] != slot[:-1]) | (place[1:] != place[:-1])]
+            slot, bank = slot[keep], place[keep] // words
+            new_run = np.r_[True, (slot[1:] != slot[:-1]) | (bank[1:] != bank[:-1])]
+        else:
+            key = self.slot.astype(np.int32) * np.int32(span) + place if small else self.slot * span + place
+            key.sort()
+            key = key[np.r_[True, key[1:] != key[:-1]]]
+            group = key // words  # slot * banks + bank
+            slot = group // banks
+            new_run = np.r_[True, group[1:] != group[:-1]]
+        run = np.flatnonzero(new_run)
+        run_slot = slot[run]
+        first = np.flatnonzero(np.r_[True, run_slot[1:] != run_slot[:-1]])
+        cycles[run_slot[first]] = np.maximum.reduceat(np.diff(np.r_[run, slot.size]), first)
+        reads += np.bincount(slot, minlength=self.slots)
+        return cycles, reads
+
+
+def bank_requests(indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int, batch: int, k: int,
+                  pes: int) -> BankRequests:
+    """Every ``(slot, address)`` request of a CSR layer on the banked array (see the module docstring).
+
+    PE ``p`` streams rows ``j*pes + p``, ``max(1, ceil(nnz/k))`` words each, vector after vector; stored entry
+    ``i`` of row ``r`` is requested in slot ``start_r + i // k`` (plus ``v * per_pe[p]`` for vector ``v``) at
+    address ``v*cols + column``. Computed per weight word and repeated over its entries: no loop.
+    """
+    nnz = np.diff(indptr)
+    tiles = _ceil_div(rows, pes)
+    words = _ceil_div(nnz, k)
+    items = np.zeros(tiles * pes, dtype=np.int64)
+    items[:rows] = np.maximum(words, 1)
+    grid = items.reshape(tiles, pes)
+    start = (np.cumsum(grid, axis=0) - grid).reshape(-1)[:rows]  # first item of row r in its PE's stream
+    per_pe = grid.sum(axis=0)
+    slots, addresses = batch * int(per_pe.max()), batch * cols
+    # per weight word (k times fewer than entries): its row, its slot in vector 0 and its entries
+    word_row = np.repeat(np.arange(rows, dtype=np.int64), words)
+    word_first = np.cumsum(words) - words
+    word = np.arange(word_row.size, dtype=np.int64) - word_first[word_row]  # word of its row
+    size = np.minimum(nnz[word_row] - word * k, k)
+    slot = np.repeat(start[word_row] + word, size)
+    addr = indices
+    if batch > 1:
+        vector = np.arange(batch, dtype=np.int64)[:, None]
+        slot = (slot + vector * np.repeat(per_pe[word_row % pes], size)).reshape(-1)
+        addr = (vector * cols + indices).reshape(-1)
+    return BankRequests(slot, addr, slots, addresses)
 
 
 def banked_slots(params: ArrayParams, indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int,
                  batch: int) -> tuple[np.ndarray, np.ndarray]:
     """Per lock-step slot of the banked CSR array: (cycles ``C_s``, bank reads = distinct addresses).
 
-    Builds the ``(slots, pes*k)`` table of requested addresses (vector-major streams, PE ``p`` holding rows
-    ``j*pes + p``, ``max(1, ceil(nnz/k))`` words per row), sorts each slot by (bank, address), and counts the
-    distinct addresses per (slot, bank) with running sums along the slot: all numpy, no loop over slots or
-    cycles.
+    One sort of ``(slot, bank, word)`` keys drops merged requests and counts each bank's distinct addresses
+    per slot (:meth:`BankRequests.per_slot`): all NumPy, no loop over slots or cycles.
     """
-    k, pes = params.k, params.pes
-    lay = Layout(params)
-    tiles = _ceil_div(rows, pes)
-    nnz = np.diff(indptr)
-    items = np.zeros(tiles * pes, dtype=np.int64)  # stream items (words, or 1 for an empty row) per row
-    items[:rows] = np.maximum((nnz + (k - 1)) // k, 1)
-    grid = items.reshape(tiles, pes)
-    start = (np.cumsum(grid, axis=0) - grid).reshape(-1)[:rows]  # first item of row r in its PE's stream
-    per_pe = grid.sum(axis=0)
-    span = int(per_pe.max())  # items per vector of the busiest PE
-    lanes = pes * k
-    # every stored entry: its lane (pe*k + position % k) and its slot (its PE's item) in vector 0
-    row = np.repeat(np.arange(rows, dtype=np.int32), nnz)
-    pos = np.arange(indices.size, dtype=np.int32) - indptr[row].astype(np.int32)
-    word = pos // k
-    pe = row % pes
-    cell0 = (start[row].astype(np.int32) + word) * lanes + pe * k + (pos - word * k)
-    step = per_pe[pe].astype(np.int64) * lanes  # next vector: the PE's stream is per_pe[pe] items later
-    cells = (cell0 + np.arange(batch)[:, None] * step).reshape(-1)
-    addr = (np.arange(batch)[:, None] * cols + indices).reshape(-1)
-    # each slot's requests sorted by (bank, address); an idle lane sorts last
-    addr_bits = max(1, int(batch * cols).bit_length())
-    idle = (1 << (addr_bits + lay.act_bank_bits + 1)) - 1
-    key_type = np.int32 if addr_bits + lay.act_bank_bits + 2 < 31 else np.int64
-    table = np.full(batch * span * lanes, idle, dtype=key_type)
-    table[cells] = (lay.act_bank(addr) << addr_bits) | addr
-    table = table.reshape(batch * span, lanes)
-    table.sort(axis=1)
-    distinct = table != idle  # a request whose address differs from the one before it: one bank read
-    distinct[:, 1:] &= table[:, 1:] != table[:, :-1]
-    slot_reads = distinct.sum(axis=1)
-    bank = table >> addr_bits
-    new_bank = np.ones(table.shape, dtype=bool)
-    new_bank[:, 1:] = bank[:, 1:] != bank[:, :-1]
-    seen = np.cumsum(distinct, axis=1, dtype=np.int32)  # distinct reads so far in the slot
-    before = (seen - distinct) * new_bank  # ... when the current bank's group began (0 elsewhere)
-    np.maximum.accumulate(before, axis=1, out=before)
-    slot_cycles = np.maximum((seen - before).max(axis=1), 1).astype(np.int64)
-    return slot_cycles, slot_reads
+    requests = bank_requests(indptr, indices, rows, cols, batch, params.k, params.pes)
+    return requests.per_slot(Layout(params))
+
+
+# ------------------------------------------------------------------ many configurations at once
+def _int64_safe(p: ArrayParams) -> bool:
+    """True if no counter of any layer that fits ``p`` can reach 2**63 (int64 arithmetic is then exact).
+
+    Every counter is at most ``batch * tiles*pes * (cols + 64)`` (the largest steps / words / entries
+    count) times the per-unit bits summed below; ``pes*k*cycles`` adds ``lanes**2`` (a banked slot takes
+    at most ``lanes`` cycles).
+    """
+    lanes = p.pes * p.k
+    volume = p.max_batch * p.max_tiles * p.pes * (p.max_cols + 64)
+    rowptr_bits = Layout(p).rowptr_bits if p.arch == "csr" else 0
+    per_unit = lanes * lanes + p.k * p.block * p.weight_bits + 64 * p.k + rowptr_bits + 64 * p.act_bits + p.out_bits
+    return volume * per_unit + 64 < 1 << 63
+
+
+def _design_columns(designs: list[ArrayParams]) -> dict[str, np.ndarray]:
+    """Per distinct design: the fields and derived widths the closed forms use, as int64 arrays."""
+    rows = []
+    for p in designs:
+        value_bits, index_bits, act_step, rowptr_bits, drain = _constants(p)
+        rows.append((ARCHS.index(p.arch), p.k, p.n, p.block, p.pes, value_bits, index_bits, act_step, rowptr_bits,
+                     drain, p.out_bits, p.max_rows, p.max_cols, p.max_batch, p.act_banks, _int64_safe(p)))
+    names = ("arch", "k", "n", "block", "pes", "value_bits", "index_bits", "act_step", "rowptr_bits", "drain",
+             "out_bits", "max_rows", "max_cols", "max_batch", "act_banks", "safe")
+    return dict(zip(names, np.array(rows, dtype=np.int64).T))
+
+
+def _first_bad(bad: np.ndarray) -> int | None:
+    return int(np.argmax(bad)) if bad.any() else None
+
+
+def _check_range(name: str, values: np.ndarray, hi: np.ndarray) -> None:
+    """``1 <= values <= hi`` row by row, else one error naming the first bad row (as :func:`check_int`)."""
+    i = _first_bad(values < 1)
+    if i is not None:
+        raise ValueError(f"layers_table row {i}: {name} must be >= 1 (got {name}={int(values[i])})")
+    i = _first_bad(values > hi)
+    if i is not None:
+        raise ValueError(f"layers_table row {i}: {name} must be <= {int(hi[i])} (got {name}={int(values[i])})")
+
+
+class _CsrLayers:
+    """The distinct CSR layers of a layer table (one per ``csr`` object, else per ``row_nnz`` object), checked
+    on their own once; ``of_row`` maps each table row to its layer (-1: none given)."""
+
+    def __init__(self, layers: LayerTable, wanted: np.ndarray) -> None:
+        csr_i, csr_objects = self._used(layers.csr.index, layers.csr.objects, wanted)
+        nnz_i, nnz_objects = self._used(layers.row_nnz.index, layers.row_nnz.objects, wanted)
+        n_csr = len(csr_objects)
+        self.of_row = np.where(csr_i >= 0, csr_i, np.where(nnz_i >= 0, n_csr + nnz_i, -1))
+        self.structures, counts = [], []
+        for j, obj in enumerate(csr_objects):
+            try:
+                self.structures.append(csr_pair(obj))
+            except (TypeError, ValueError) as exc:  # name the first row holding the object
+                raise type(exc)(f"layers_table row {int(np.argmax(csr_i == j))}: {exc}") from None
+            counts.append(np.diff(self.structures[-1][0]))
+        for j, obj in enumerate(nnz_objects):
+            a = np.asarray(obj)
+            if a.dtype.kind not in "iu" or a.ndim != 1:
+                raise TypeError(f"layers_table row {int(np.argmax(nnz_i == j))}: row_nnz must be a 1-d integer "
+                                f"array (got dtype {a.dtype}, shape {a.shape})")
+            counts.append(a.astype(np.int64))
+        self.lengths = np.array([c.size for c in counts], dtype=np.int64)
+        self.offsets = np.cumsum(self.lengths) - self.lengths
+        self.nnz = np.concatenate(counts) if counts else np.zeros(0, dtype=np.int64)
+        self.nnz_min = np.array([c.min() if c.size else 0 for c in counts], dtype=np.int64)
+        self.nnz_max = np.array([c.max() if c.size else 0 for c in counts], dtype=np.int64)
+        top = [int(ind.max()) if ind.size else -1 for _, ind in self.structures]
+        self.max_col = np.array(top + [-1] * len(nnz_objects), dtype=np.int64)
+        self._check(layers, wanted, csr_i, nnz_i)
+
+    def row_nnz(self, layer: int) -> np.ndarray:
+        return self.nnz[self.offsets[layer]:self.offsets[layer] + self.lengths[layer]]
+
+    @staticmethod
+    def _used(index: np.ndarray, objects: list[Any], wanted: np.ndarray) -> tuple[np.ndarray, list[Any]]:
+        """Only the objects that csr rows hold (predict_counters ignores row_nnz / csr on other arrays)."""
+        index = np.where(wanted, index, -1)
+        used = np.flatnonzero(np.bincount(index + 1, minlength=len(objects) + 1)[1:])
+        renumber = np.full(len(objects) + 1, -1, dtype=np.int64)  # index -1 stays -1
+        renumber[used] = np.arange(used.size)
+        return renumber[index], [objects[int(j)] for j in used]
+
+    def _check(self, layers: LayerTable, wanted: np.ndarray, csr_i: np.ndarray, nnz_i: np.ndarray) -> None:
+        """Rows of arch csr: a layer is given, fits (rows, cols), and row_nnz agrees with csr when both are."""
+        i = _first_bad(wanted & (self.of_row < 0))
+        if i is not None:
+            raise ValueError(f"layers_table row {i}: arch 'csr' needs row_nnz (stored entries per row, shape "
+                             f"(rows,)) or csr")
+        lid = np.where(wanted, self.of_row, 0)
+        rows, cols = layers.rows, layers.cols
+        i = _first_bad(wanted & (self.lengths[lid] != rows))
+        if i is not None:
+            raise ValueError(f"layers_table row {i}: row_nnz / csr must cover rows={int(rows[i])} rows "
+                             f"(got {int(self.lengths[lid[i]])})")
+        i = _first_bad(wanted & ((self.nnz_min[lid] < 0) | (self.nnz_max[lid] > cols)))
+        if i is not None:
+            raise ValueError(f"layers_table row {i}: row_nnz must lie in [0, {int(cols[i])}] "
+                             f"(got {int(self.nnz_min[lid[i]])} .. {int(self.nnz_max[lid[i]])})")
+        i = _first_bad(wanted & (self.max_col[lid] >= cols))
+        if i is not None:
+            raise ValueError(f"layers_table row {i}: csr column indices must lie in [0, {int(cols[i])}) "
+                             f"(got up to {int(self.max_col[lid[i]])})")
+        both = wanted & (csr_i >= 0) & (nnz_i >= 0)
+        if both.any():
+            for c, r in np.unique(np.stack([csr_i[both], nnz_i[both]], axis=1), axis=0):
+                if not np.array_equal(self.row_nnz(c), self.row_nnz(len(self.structures) + r)):
+                    i = int(np.flatnonzero(both & (csr_i == c) & (nnz_i == r))[0])
+                    raise ValueError(f"layers_table row {i}: row_nnz disagrees with the row lengths of csr")
+
+
+def _gather(table: dict[str, np.ndarray], code: np.ndarray) -> Callable[[str], np.ndarray]:
+    """``const(name)``: the design column ``name`` for each selected row (each gathered once)."""
+    done: dict[str, np.ndarray] = {}
+
+    def const(name: str) -> np.ndarray:
+        if name not in done:
+            done[name] = table[name][code]
+        return done[name]
+
+    return const
+
+
+def _group_starts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by group code, and where each group's rows begin in that order."""
+    order = np.argsort(codes, kind="stable")
+    return order, np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]])
+
+
+def _csr_columns(sel: np.ndarray, layers: LayerTable, csr: _CsrLayers, const: Callable[[str], np.ndarray],
+                 designs: list[ArrayParams], codes: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(steps, mac_ops, weight bits, index bits, activation reads) of the csr rows ``sel`` (row indices)."""
+    lid, k, pes = csr.of_row[sel], const("k"), const("pes")
+    batch, rows = layers.batch[sel], layers.rows[sel]
+    group, rep = group_rows([lid, k, pes])
+    span, words, nnz = (a[group] for a in csr_row_stats(csr.nnz, csr.offsets, csr.lengths, lid[rep], k[rep],
+                                                        pes[rep]))
+    steps, macs, weight, index = _csr_counts(batch, rows, span, words, nnz, const("value_bits"),
+                                             const("index_bits"), const("rowptr_bits"))
+    reads = macs.copy()
+    banks = const("act_banks")
+    banked = np.flatnonzero(banks > 0)
+    if banked.size:
+        cols = layers.cols[sel]
+        i = _first_bad(csr.of_row[sel[banked]] >= len(csr.structures))
+        if i is not None:
+            row = int(sel[banked[i]])
+            raise ValueError(f"layers_table row {row}: act_banks={int(banks[banked[i]])} needs csr (the CSRMatrix or "
+                             f"(row_ptr, col_indices)): bank conflicts depend on the column indices, not only on "
+                             f"row_nnz")
+        # one slot table per (layer, k, pes, batch, cols); cols only shifts vectors after the first
+        table, _ = group_rows([lid[banked], k[banked], pes[banked], batch[banked],
+                               np.where(batch[banked] > 1, cols[banked], 0)])
+        order, starts = _group_starts(table)
+        for members in np.split(banked[order], starts[1:]):
+            j = members[0]
+            indptr, indices = csr.structures[lid[j]]
+            requests = bank_requests(indptr, indices, int(rows[j]), int(cols[j]), int(batch[j]), int(k[j]),
+                                     int(pes[j]))
+            for b in np.unique(banks[members]):
+                same = members[banks[members] == b]
+                slot_cycles, slot_reads = requests.per_slot(Layout(designs[int(codes[sel[same[0]]])]))
+                steps[same], reads[same] = int(slot_cycles.sum()), int(slot_reads.sum())
+    return steps, macs, weight, index, reads
+
+
+def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
+    """The seven counters of many (design, layer) pairs: row ``i`` of the result is exactly
+    ``predict_counters(design i, rows[i], cols[i], batch[i], row_nnz[i], csr=csr[i])``.
+
+    Args:
+        params_table: designs, one per row: a DataFrame or dict of columns named as the
+            :class:`~rtl.params.ArrayParams` fields (``arch, k, n, pes, weight_bits, act_bits, out_bits``
+            required, the rest default as there), or a list of ``ArrayParams``.
+        layers_table: a DataFrame or dict of columns ``rows, cols, batch`` (integers) and, for csr rows,
+            ``row_nnz`` (stored entries per row) and/or ``csr`` (the ``CSRMatrix`` or ``(row_ptr, col_indices)``,
+            required with ``act_banks > 0``); ``None`` where not needed. Rows holding the same object share
+            its work. Either table may have one row (it then applies to every row of the other).
+
+    Returns:
+        A DataFrame with the columns :data:`rtl.layout.COUNTERS` (int64; Python ints in an object column for
+        the rare design whose counters could pass 2**63), one row per pair, in order.
+
+    Raises:
+        ValueError / TypeError naming the first bad row, as :func:`predict_counters` would for that pair.
+
+    Example:
+        >>> from rtl.params import ArrayParams
+        >>> p = ArrayParams(arch="kofn", k=2, n=8, pes=4, weight_bits=8, act_bits=8, out_bits=8)
+        >>> predict_counters_many([p], {"rows": [10, 64], "cols": [50, 64], "batch": [1, 4]})["cycles"].tolist()
+        [26, 517]
+    """
+    designs = design_table(params_table)
+    layers = layer_table(layers_table)
+    n = max(len(designs.codes), len(layers))
+    if min(len(designs.codes), len(layers)) not in (1, n):
+        raise ValueError(f"params_table and layers_table must have equal lengths or one row "
+                         f"(got {len(designs.codes)} and {len(layers)})")
+    codes = designs.codes if len(designs.codes) == n else np.zeros(n, dtype=np.int64)
+    if len(layers) != n:
+        layers = layers.repeat(n)
+    table = _design_columns(designs.designs)
+    for name in ("rows", "cols", "batch"):
+        _check_range(name, getattr(layers, name), table[f"max_{name}"][codes])
+    arch = table["arch"][codes]
+    present = np.unique(table["arch"])
+    out = np.empty((len(COUNTERS), n), dtype=np.int64)
+    csr = _CsrLayers(layers, arch == CSR) if CSR in present else None
+    for a in present:
+        sel = np.flatnonzero(arch == a) if len(present) > 1 else slice(None)  # a slice copies nothing
+        const = _gather(table, codes[sel])
+        batch, rows, cols = layers.batch[sel], layers.rows[sel], layers.cols[sel]
+        if a == KOFN:
+            steps, macs, weight, index = _kofn_counts(batch, rows, cols, const("k"), const("n"), const("block"),
+                                                      const("pes"), const("value_bits"), const("index_bits"))
+            units = steps
+        elif a == DENSE:
+            steps, macs, weight, index = _dense_counts(batch, rows, cols, const("k"), const("pes"),
+                                                       const("value_bits"))
+            units = steps
+        else:
+            steps, macs, weight, index, units = _csr_columns(np.arange(n)[sel], layers, csr, const, designs.designs,
+                                                             codes)
+        out[:, sel] = _all_counters(steps, macs, weight, index, units, const("act_step"), const("drain"),
+                                    const("pes") * const("k"), batch, rows, const("out_bits"))
+    result = pd.DataFrame(out.T, columns=list(COUNTERS), copy=False)  # out is already the frame's one block
+    unsafe = np.flatnonzero(table["safe"][codes] == 0)
+    if unsafe.size:  # exact Python ints where int64 could overflow
+        result = result.astype(object)
+        for i in unsafe:
+            nnz = layers.row_nnz.index[i]
+            c = layers.csr.index[i]
+            result.iloc[i] = list(predict_counters(
+                designs.designs[codes[i]], int(layers.rows[i]), int(layers.cols[i]), int(layers.batch[i]),
+                None if nnz < 0 else layers.row_nnz.objects[nnz],
+                csr=None if c < 0 else layers.csr.objects[c]).values())
+    return result

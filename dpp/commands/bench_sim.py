@@ -4,7 +4,9 @@
 * ``arch``: cycles of k-of-n vs dense vs CSR on one layer at several k/n, same density and multipliers; the
   CSR array both with per-lane activation replicas (``csr``, the strong baseline) and with ONE activation
   memory in ``--act-banks`` banks (``csr_banked``, the same activation SRAM as k-of-n).
-* ``model``: configurations per second of the analytic counter model :func:`sim.model.predict_counters`.
+* ``model``: configurations per second of the analytic counter model: :func:`sim.model.predict_counters_many`
+  per array (tables of configurations, one call) and, for comparison, one :func:`sim.model.predict_counters`
+  call per configuration.
 
 Every simulated layer is also checked (bit-exact, counters equal to the model); a failure raises
 :class:`dpp.errors.SimulationError`.
@@ -30,7 +32,9 @@ app = typer.Typer(help="Simulation benchmarks: speed, architecture ratios, analy
                   no_args_is_help=True)
 
 SPEED_TARGET = 1_000_000  #: simulated cycles per second
-MODEL_TARGET = 10_000  #: model configurations per second
+MODEL_TARGET = 10_000  #: model configurations per second, one predict_counters call each
+MANY_TARGET = 1_000_000  #: predict_counters_many configurations per second (kofn, dense, csr)
+BANKED_MANY_TARGET = 10_000  #: predict_counters_many banked-CSR configurations per second, 512x1024 layers
 KOFN_DENSE_TOLERANCE = 0.05  #: k-of-n / dense cycles within 5 % of k/n
 CSR_SLOWDOWN_TARGET = 1.3  #: CSR at least 1.3x the k-of-n cycles
 #: default banks of the equal-memory CSR in ``arch``: twice the lanes (the smallest power of two >= 2*pes*k)
@@ -272,25 +276,194 @@ def measure_model(configs: int, seed: int) -> dict[str, Any]:
     return {"configs": configs, "seconds": wall, "configs_per_second": configs / wall}
 
 
+def _pool(arch: str) -> list[Any]:
+    """The designs of the model benchmarks: 4 k/n x 3 PE counts, sized for 512x1024 layers, batch 8."""
+    return [_params(arch, k, n, pes, 512, 1024, 8) for k, n in ((1, 8), (2, 8), (4, 8), (2, 4)) for pes in (4, 8, 16)]
+
+
+def many_model_tables(arch: str, configs: int, seed: int, layers: int = 256) -> tuple[Any, Any, int]:
+    """(design table, layer table, distinct layers) of ``configs`` random configurations of one array.
+
+    kofn / dense: a design of :func:`_pool`, a random layer up to 512x1024 and a batch up to 8 per row. csr:
+    the layer is one of ``layers`` random row-length vectors (rows up to 512, cols up to 1024), as a sweep
+    evaluates many designs on few layers; each distinct (layer, k, pes) costs one pass over its rows.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    pool = pd.DataFrame([p.to_dict() for p in _pool(arch)])
+    params = pool.iloc[rng.integers(len(pool), size=configs)].reset_index(drop=True)
+    batch = rng.integers(1, 9, size=configs)
+    if arch != "csr":
+        return params, pd.DataFrame({"rows": rng.integers(1, 513, size=configs),
+                                     "cols": rng.integers(1, 1025, size=configs), "batch": batch}), configs
+    shapes = [(int(rng.integers(1, 513)), int(rng.integers(1, 1025))) for _ in range(layers)]
+    counts = [rng.integers(0, c + 1, size=r) for r, c in shapes]
+    pick = rng.integers(layers, size=configs)
+    row_nnz = np.empty(configs, dtype=object)
+    row_nnz[:] = [counts[i] for i in pick]
+    rows, cols = np.array(shapes, dtype=np.int64)[pick].T
+    return params, pd.DataFrame({"rows": rows, "cols": cols, "batch": batch, "row_nnz": row_nnz}), layers
+
+
+def banked_tables(configs: int, seed: int, shared: bool = True) -> tuple[Any, Any, list[Any]]:
+    """(design table, layer table, designs) of banked-CSR configurations on realistic 512x1024 layers, 8 PEs,
+    batch 1: k/n 1/8, 2/8, 4/8 (the layer pruned to k/n), banks 1x/2x/4x the lanes, weight/act bits 4 or 8,
+    out bits 8 or 16. ``shared``: the configurations of one k share its layer object (3 layers: one request
+    table each, one sort per bank count); otherwise every configuration holds its own copy."""
+    import pandas as pd
+
+    from dpp.kofn import CSRMatrix
+    from sim.workloads import array_params, realistic_weights
+
+    rng = np.random.default_rng(seed)
+    w = realistic_weights(rng, 512, 1024, 8)
+    layers = {k: CSRMatrix.prune_magnitude(w, k / 8, weight_bits=8) for k in (1, 2, 4)}
+    designs, matrices = [], []
+    for _ in range(configs):
+        k = (1, 2, 4)[int(rng.integers(3))]
+        bits = {name: int(rng.choice(choices)) for name, choices in
+                (("weight_bits", (4, 8)), ("act_bits", (4, 8)), ("out_bits", (8, 16)))}
+        designs.append(array_params("csr", k, 8, 8, 512, 1024, 1, act_banks=8 * k << int(rng.integers(3)), **bits))
+        W = layers[k]
+        matrices.append(W if shared else (W.row_ptr.copy(), W.col_indices.copy()))
+    ones = np.ones(configs, dtype=np.int64)
+    return (pd.DataFrame([d.to_dict() for d in designs]),
+            pd.DataFrame({"rows": 512 * ones, "cols": 1024 * ones, "batch": ones, "csr": matrices}), designs)
+
+
+def _check_sample(params: Any, layers: Any, got: Any, seed: int, sample: int = 200) -> int:
+    """Compare ``sample`` random rows of a predict_counters_many result with predict_counters; raise on any
+    difference (a bug, so a RuntimeError with its traceback). Returns the rows compared."""
+    from rtl.layout import COUNTERS
+    from rtl.params import ArrayParams
+    from sim.model import predict_counters
+
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(got), size=min(sample, len(got)), replace=False)
+    for i in rows:
+        p = ArrayParams.from_dict({k: (v.item() if hasattr(v, "item") else v) for k, v in params.iloc[i].items()})
+        layer = layers.iloc[i]
+        want = predict_counters(p, int(layer["rows"]), int(layer["cols"]), int(layer["batch"]),
+                                layer.get("row_nnz"), csr=layer.get("csr"))
+        have = {c: int(got[c].iloc[i]) for c in COUNTERS}
+        if have != want:
+            raise RuntimeError(f"predict_counters_many row {i} = {have} but predict_counters gives {want}")
+    return len(rows)
+
+
+def _time_many(params: Any, layers: Any, repeat: int) -> tuple[list[float], Any]:
+    from sim.model import predict_counters_many
+
+    times, got = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        got = predict_counters_many(params, layers)
+        times.append(time.perf_counter() - t0)
+    return times, got
+
+
+def measure_model_many(arch: str, configs: int, seed: int, repeat: int = 3) -> dict[str, Any]:
+    """Configurations per second of :func:`sim.model.predict_counters_many` on one array (best of ``repeat``
+    calls on the same tables, built beforehand), with a sample of rows checked against predict_counters."""
+    params, layers, distinct = many_model_tables(arch, configs, seed)
+    times, got = _time_many(params, layers, repeat)
+    best = min(times)
+    return {"arch": arch, "configs": configs, "distinct_designs": len(_pool(arch)), "distinct_layers": distinct,
+            "seconds": best, "seconds_all": times, "configs_per_second": configs / best,
+            "target": MANY_TARGET, "ratio_to_target": configs / best / MANY_TARGET,
+            "checked_rows": _check_sample(params, layers, got, seed)}
+
+
+def measure_banked_many(configs: int, seed: int, repeat: int = 3, unshared: int = 30) -> dict[str, Any]:
+    """Configurations per second of predict_counters_many on banked CSR 512x1024 layers (see
+    :func:`banked_tables`), and with ``unshared`` configurations that each hold their own layer copy."""
+    params, layers, designs = banked_tables(configs, seed)
+    times, got = _time_many(params, layers, repeat)
+    best = min(times)
+    out = {"configs": configs, "distinct_designs": len(set(designs)), "distinct_layers": 3,
+           "distinct_layer_banks": len({(d.k, d.act_banks) for d in designs}), "seconds": best,
+           "seconds_all": times, "configs_per_second": configs / best, "target": BANKED_MANY_TARGET,
+           "ratio_to_target": configs / best / BANKED_MANY_TARGET,
+           "checked_rows": _check_sample(params, layers, got, seed, sample=20)}
+    if unshared:
+        params, layers, _ = banked_tables(unshared, seed + 1, shared=False)
+        times, got = _time_many(params, layers, 1)
+        out.update({"unshared_configs": unshared, "unshared_seconds": times[0],
+                    "unshared_configs_per_second": unshared / times[0],
+                    "unshared_checked_rows": _check_sample(params, layers, got, seed, sample=5)})
+    return out
+
+
+def _many_table(rows: list[dict[str, Any]], banked: dict[str, Any] | None) -> Table:
+    t = Table(title="sim.model.predict_counters_many: configurations per second (one call per table; best of "
+                    f"{len(rows[0]['seconds_all']) if rows else 0} calls)")
+    for c in ("array", "configs", "designs", "distinct layers", "s", "configs / s", "target", "/ target",
+              "rows = predict_counters"):
+        t.add_column(c, justify="right")
+    for r in rows:
+        layers = f"{r['distinct_layers']:,}" + (" row-length vectors" if r["arch"] == "csr" else " (every row)")
+        t.add_row(r["arch"], f"{r['configs']:,}", f"{r['distinct_designs']}", layers, f"{r['seconds']:.3f}",
+                  f"{r['configs_per_second']:,.0f}", f"{r['target']:,}", f"{r['ratio_to_target']:.2f}",
+                  f"{r['checked_rows']} sampled")
+    if banked:
+        t.add_row("csr banked 512x1024", f"{banked['configs']:,}", f"{banked['distinct_designs']}",
+                  f"{banked['distinct_layers']} layers, {banked['distinct_layer_banks']} (layer, banks)",
+                  f"{banked['seconds']:.3f}",
+                  f"{banked['configs_per_second']:,.0f}", f"{banked['target']:,}", f"{banked['ratio_to_target']:.2f}",
+                  f"{banked['checked_rows']} sampled")
+    return t
+
+
 @app.command("model")
 def model(
-    configs: int = typer.Option(20_000, "--configs", help="Random configurations to evaluate."),
+    configs: int = typer.Option(20_000, "--configs", help="Random configurations for the one-call-per-"
+                                                          "configuration figure (predict_counters)."),
     banked_configs: int = typer.Option(200, "--banked-configs",
-                                       help="Banked-CSR configurations (512x1024 layers) to evaluate; 0 = skip."),
+                                       help="Banked-CSR configurations (512x1024 layers) evaluated one call each; "
+                                            "0 = skip."),
+    many_configs: int = typer.Option(1_000_000, "--many-configs",
+                                     help="Configurations per array for predict_counters_many; 0 = skip."),
+    many_banked_configs: int = typer.Option(20_000, "--many-banked-configs",
+                                            help="Banked-CSR configurations for predict_counters_many; 0 = skip."),
+    repeat: int = typer.Option(3, "--repeat", help="Calls of predict_counters_many per table (best reported)."),
     seed: int = typer.Option(0, "--seed"),
+    json_path: Path = typer.Option(None, "--json", help="Also write the numbers as JSON here."),
 ) -> None:
-    """Configurations per second of the analytic counter model (target >= 10,000)."""
+    """Configurations per second of the analytic counter model: predict_counters_many per array (target
+    >= 1,000,000; banked CSR on 512x1024 layers >= 10,000) and one predict_counters call per configuration."""
+    repeat = check_int("repeat", repeat, lo=1)
+    many = [measure_model_many(arch, many_configs, seed, repeat) for arch in ("kofn", "dense", "csr")] \
+        if check_int("many_configs", many_configs, lo=0) else []
+    banked = measure_banked_many(many_banked_configs, seed, repeat) \
+        if check_int("many_banked_configs", many_banked_configs, lo=0) else None
     r = measure_model(check_int("configs", configs, lo=1), seed)
-    console = Console()
-    console.print(f"analytic model: {r['configs']:,} configurations (kofn/dense/csr, csr with per-row nnz) in "
-                  f"{r['seconds']:.3f} s = {r['configs_per_second']:,.0f} configs/s "
-                  f"({r['configs_per_second'] / MODEL_TARGET:.1f}x the {MODEL_TARGET:,}/s target)")
+    console = Console(width=max(Console().width, 130))
+    if many or banked:
+        console.print(_many_table(many, banked))
+    if banked:
+        if "unshared_configs" in banked:
+            console.print(f"banked CSR with no two configurations sharing a layer (each its own copy of a 512x1024 "
+                          f"layer): {banked['unshared_configs']} configurations in {banked['unshared_seconds']:.3f} s "
+                          f"= {banked['unshared_configs_per_second']:,.0f} configs/s "
+                          f"({banked['unshared_configs_per_second'] / BANKED_MANY_TARGET:.3f}x the target)")
+    console.print(f"one predict_counters call per configuration (before predict_counters_many): {r['configs']:,} "
+                  f"configurations (kofn/dense/csr, csr with per-row nnz) in {r['seconds']:.3f} s = "
+                  f"{r['configs_per_second']:,.0f} configs/s ({r['configs_per_second'] / MODEL_TARGET:.1f}x the "
+                  f"{MODEL_TARGET:,}/s per-call target)")
+    out: dict[str, Any] = dict(r)
     if check_int("banked_configs", banked_configs, lo=0):
         b = measure_banked_model(banked_configs, seed)
-        console.print(f"banked CSR model (per-slot bank conflicts from the column indices): {b['configs']:,} "
-                      f"configurations of a 512x1024 layer, batch 1, 8 PEs, k/n 1/8..4/8, banks 1x..4x the lanes, "
-                      f"in {b['seconds']:.3f} s = {b['configs_per_second']:,.0f} configs/s; 1-min load average "
-                      f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+        out["banked_per_call"] = b
+        console.print(f"banked CSR model, one call per configuration (per-slot bank conflicts from the column "
+                      f"indices): {b['configs']:,} configurations of a 512x1024 layer, batch 1, 8 PEs, k/n "
+                      f"1/8..4/8, banks 1x..4x the lanes, in {b['seconds']:.3f} s = {b['configs_per_second']:,.0f} "
+                      f"configs/s")
+    console.print(f"1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    out.update({"many": {m["arch"]: m for m in many}, "many_banked": banked,
+                "load_average_1min": os.getloadavg()[0]})
+    if json_path is not None:
+        atomic_write_text(Path(json_path), json.dumps(out, indent=2) + "\n")
 
 
 @app.command("trained")

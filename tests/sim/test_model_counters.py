@@ -95,8 +95,8 @@ def test_at_least_10k_configs_per_second() -> None:
     assert rate >= 10_000, f"{rate:.0f} configs/s"
 
 
-def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[int, int]:
-    """(slot cycles, bank reads) of the banked CSR schedule, slot by slot in plain Python (independent of
+def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[list[int], list[int]]:
+    """Per slot (cycles, bank reads) of the banked CSR schedule, slot by slot in plain Python (independent of
     sim.model's vectorised version): lock-step streams, merged equal addresses, one address per bank per cycle."""
     k, pes, banks = params.k, params.pes, params.act_banks
     streams = []
@@ -108,14 +108,14 @@ def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[int, int]:
                 for w in range(max(1, -(-len(cols) // k))):
                     items.append([b * W.cols + c for c in cols[w * k:(w + 1) * k]])
         streams.append(items)
-    cycles = reads = 0
+    cycles, reads = [], []
     for s in range(max(len(items) for items in streams)):
         addrs = {a for items in streams if s < len(items) for a in items[s]}
         per_bank = [0] * banks
         for a in addrs:
             per_bank[a % banks] += 1
-        cycles += max(1, max(per_bank))
-        reads += len(addrs)
+        cycles.append(max(1, max(per_bank)))
+        reads.append(len(addrs))
     return cycles, reads
 
 
@@ -131,7 +131,7 @@ def test_banked_model_equals_a_slot_by_slot_reference() -> None:
         W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
         p = ArrayParams(arch="csr", k=k, n=k + 1, pes=pes, weight_bits=4, act_bits=8, out_bits=8, max_rows=rows,
                         max_cols=cols, max_batch=batch, act_banks=banks)
-        cycles, reads = _banked_reference(p, W, batch)
+        cycles, reads = (sum(v) for v in _banked_reference(p, W, batch))
         c = predict_counters(p, rows, cols, batch, csr=W)
         assert c["cycles"] == cycles + DRAIN_CYCLES_BANKED and c["act_bits_read"] == reads * 8
         same = predict_counters(ArrayParams(**{**p.to_dict(), "act_banks": 0}), rows, cols, batch, W.row_lengths())
@@ -139,6 +139,27 @@ def test_banked_model_equals_a_slot_by_slot_reference() -> None:
             assert c[name] == same[name], name  # only cycles, idle lanes and activation reads change
         assert c["lane_idle_cycles"] == pes * k * c["cycles"] - c["mac_ops"]
         assert c["cycles"] - DRAIN_CYCLES_BANKED >= same["cycles"] - DRAIN_CYCLES["csr"]  # never faster
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_banked_slots_equal_the_reference_slot_by_slot(seed: int) -> None:
+    """Wider layers and up to 1024 banks (few requests per slot, many banks), batch up to 3: every slot's
+    cycles and reads, not only their sums."""
+    from dpp.kofn import CSRMatrix
+    from sim.model import banked_slots
+
+    rng = np.random.default_rng(100 + seed)
+    for _ in range(6):
+        k, pes, banks = int(rng.integers(1, 5)), int(rng.integers(1, 9)), 1 << int(rng.integers(0, 11))
+        rows, cols, batch = int(rng.integers(1, 60)), int(rng.integers(1, 400)), int(rng.integers(1, 4))
+        mask = rng.random((rows, cols)) < rng.random((rows, 1)) * 0.3 * (rng.random((rows, 1)) > 0.1)
+        W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
+        p = ArrayParams(arch="csr", k=k, n=k + 1, pes=pes, weight_bits=4, act_bits=8, out_bits=8, max_rows=rows,
+                        max_cols=cols, max_batch=batch, act_banks=banks)
+        cycles, reads = banked_slots(p, W.row_ptr.astype(np.int64), W.col_indices.astype(np.int64), rows, cols,
+                                     batch)
+        want_cycles, want_reads = _banked_reference(p, W, batch)
+        assert cycles.tolist() == want_cycles and reads.tolist() == want_reads
 
 
 def test_banked_model_accepts_a_pair_and_refuses_missing_columns() -> None:
