@@ -309,7 +309,7 @@ def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
     """Train (or reuse) ``cfg``'s run, export it, and run its torch model and integer reference on the images."""
     import torch
 
-    from dpp.commands.export import run_export
+    from dpp.export import run_export
     from dpp.network import IntNetwork
     from dpp.train import load_run
 

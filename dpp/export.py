@@ -8,18 +8,21 @@ reduction dimension (weight / kernel granularity) become :class:`~dpp.kofn.KofNM
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from dpp.errors import DPPError
 from dpp.kofn import KofNMatrix
 from dpp.network import IntLayer, IntNetwork
+from dpp.parametrize import masked_layers
 from dpp.qnet import QuantNet
 from dpp.quant import ACT_BITS, INPUT_SCALE
-from dpp.parametrize import masked_layers
-from dpp.errors import DPPError
+from dpp.serialize import atomic_write_text
 
 
 def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object] | None:
@@ -108,3 +111,28 @@ def measure_agreement(qnet: QuantNet, network: IntNetwork, x: torch.Tensor, y: t
         correct_i += int((pi == yb).sum())
     n = len(x)
     return Agreement(n, same, correct_t / n, correct_i / n)
+
+
+def run_export(run_dir: Path, out: Path, bits: int | None = None) -> dict:
+    """Export ``run_dir`` to ``out`` and measure prediction agreement on the test split; returns the report.
+
+    A full-precision run is quantised after training (8-bit weights unless ``bits`` is given).
+    """
+    from dpp.data import load_dataset
+    from dpp.models import DATASET_OF
+    from dpp.train import load_run  # dpp.train imports this module
+
+    cfg, qnet = load_run(run_dir)
+    if bits is not None or qnet.bits is None:
+        qnet.bits = bits if bits is not None else 8
+    data = load_dataset(DATASET_OF[cfg.model])
+    network = export_network(qnet, data.x_test, meta=dict(run=str(run_dir), model=cfg.model, method=cfg.method,
+                                                             trained_bits=cfg.bits, weight_bits=qnet.bits))
+    manifest = network.save(out)
+    agree = measure_agreement(qnet, network, data.x_test, data.y_test)
+    report = dict(network=str(manifest), images=agree.images, identical=agree.identical, agreement=agree.rate,
+                  torch_accuracy=agree.torch_accuracy, int_accuracy=agree.int_accuracy, weight_bits=qnet.bits,
+                  layers=[dict(kind=l.kind, format=l.format, rows=l.rows, cols=l.cols, multiplier=l.multiplier,
+                               shift=l.shift) for l in network.layers])
+    atomic_write_text(Path(out) / "agreement.json", json.dumps(report, indent=2) + "\n")
+    return report

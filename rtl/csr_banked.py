@@ -75,7 +75,7 @@ class ActivationBanks(wiring.Component):
     def _arbiter(self, m: Module, bank_addr: Memory, requested: Signal) -> tuple[list[Signal], list[Value]]:
         """S1, each cycle: lane ``i`` wins its bank if no lower lane wants that bank (``seen``: banks wanted so
         far); it is granted if a winner (itself or a lower lane) asks for its address."""
-        lay, nb, bb = self.layout, self.layout.act_banks, self.layout.act_bank_bits
+        nb, bb = self.layout.act_banks, self.layout.act_bank_bits
         fresh = Signal(init=1)  # S1 holds a slot that has not been served at all yet
         seen = Signal(nb, name="seen0")
         wins, grants, banks, left = [], [], [], []

@@ -10,11 +10,12 @@ from pathlib import Path
 
 from amaranth.back import verilog
 
+from dpp.errors import ArgumentTypeError, SimulationError
+from dpp.progress import step
 from dpp.serialize import atomic_write_text
 from rtl.build import make_array
 from rtl.layout import OUT_READ_LATENCY, Layout, drain_cycles
 from rtl.params import ArrayParams
-from dpp.errors import ArgumentTypeError
 
 #: Verilator warnings the generated code may raise under ``--lint-only -Wall``, each with its reason.
 LINT_WAIVERS = {
@@ -97,3 +98,17 @@ def lint_verilog(path: str | os.PathLike, top: str | None = None) -> LintResult:
     cmd.append(str(path))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     return LintResult(proc.returncode == 0, cmd, (proc.stdout + proc.stderr).strip())
+
+
+def run_rtl(params: ArrayParams, out: Path, lint: bool = True) -> tuple[Path, object | None]:
+    """Write ``<out>/<top>.v`` + ``params.json``; lint it when asked (failing lint raises); the work of
+    ``dpp rtl``."""
+    with step(f"generating {params.top_name} (Amaranth)"):
+        path = generate_verilog(params, out)
+    if not lint:
+        return path, None
+    with step(f"linting {path.name} (Verilator)"):
+        result = lint_verilog(path, params.top_name)
+    if not result.ok:
+        raise SimulationError(f"verilator lint failed on {path}:\n{result.output}")
+    return path, result

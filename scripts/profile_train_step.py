@@ -1,6 +1,6 @@
 """Where the extra time of a DPP training step goes (the README's "Training step time" breakdown).
 
-Runs :func:`dpp.commands.bench_train.bench_step_times` three ways on LeNet-300, k=1, n=8, batch 64, 1 thread:
+Runs :func:`dpp.bench.bench_step_times` three ways on LeNet-300, k=1, n=8, batch 64, 1 thread:
 
 1. as is, with a timer around every fused-kernel call (``dpp.fused_mask._run``): the kernels' share of a step;
 2. with every kernel call replaced by a no-op (outputs left unwritten, timing only): the Python, autograd and
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 
 from dpp import fused_mask
-from dpp.commands.bench_train import WARMUP_STEPS, bench_step_times
+from dpp.bench import WARMUP_STEPS, bench_step_times
 
 
 @contextmanager

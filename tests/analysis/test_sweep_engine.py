@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from analysis import sweep
 from analysis.sweep_config import expand_grid, load_config, parse_config, point_id
-from dpp.cli import app
+from analysis.cli import app
 
 NO_HW = {"model": False, "rtl": False, "verilog": False}
 

@@ -105,7 +105,7 @@ def test_cli_prints_and_writes_the_table(tmp_path) -> None:
         net.meta["model"] = "digits"
         net.save(tmp_path / name)
     out = tmp_path / "res" / "t.json"
-    res = subprocess.run([sys.executable, "-m", "dpp.cli", "bench-sim", "trained", "--kofn-net", "k", "--csr-net",
+    res = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained", "--kofn-net", "k", "--csr-net",
                           "u", "--pes", "4", "--images", "3", "--act-banks", "2x", "--json", "res/t.json"],
                          cwd=tmp_path, capture_output=True, text=True, timeout=900)  # as a user: relative paths
     assert res.returncode == 0, res.stdout + res.stderr
@@ -120,7 +120,7 @@ def test_cli_missing_network_is_one_line_error(tmp_path) -> None:
     import sys
 
     out = tmp_path / "t.json"
-    r = subprocess.run([sys.executable, "-m", "dpp.cli", "bench-sim", "trained", "--kofn-net", str(tmp_path / "no"),
+    r = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained", "--kofn-net", str(tmp_path / "no"),
                         "--csr-net", str(tmp_path / "no"), "--json", str(out)], capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: manifest {tmp_path / 'no' / 'network.json'} not found"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from dpp import __version__
-from dpp.commands.pack import run_pack
+from dpp.pack import run_pack
 from dpp.kofn import KofNMatrix
 
 

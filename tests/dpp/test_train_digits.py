@@ -9,7 +9,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from dpp.cli import app
+from analysis.cli import app
 from dpp.data import load_dataset
 from dpp.network import IntNetwork
 from dpp.train import TrainConfig, load_run, save_run, train
@@ -80,7 +80,7 @@ def test_compare_cli_writes_one_table(tmp_path):
 
 
 def test_bad_cli_arguments_fail_cleanly(tmp_path, capsys):
-    from dpp.cli import run
+    from analysis.cli import run
     import sys
 
     for args, needle in ([["train", "--model", "vgg", "--out", str(tmp_path)], "model must be one of"],
@@ -121,7 +121,7 @@ def test_cli_bench_train_refuses_a_negative_noise_scale():
 
 
 def test_bench_train_reports_both_step_times():
-    from dpp.commands.bench_train import bench_step_times
+    from dpp.bench import bench_step_times
 
     r = bench_step_times("digits", 1, 4, "weight", None, batch_size=32, steps=5)
     assert r["dense_step_seconds"] > 0 and r["dpp_step_seconds"] > 0
@@ -136,7 +136,7 @@ def test_bench_train_reports_both_step_times():
 
 
 def test_full_precision_run_exports_after_post_training_quantisation(tmp_path, digits):
-    from dpp.commands.export import run_export
+    from dpp.export import run_export
 
     res = train(TrainConfig(model="digits", method="random", k=2, n=8, epochs=2, seed=4), digits)
     save_run(res, tmp_path / "run")

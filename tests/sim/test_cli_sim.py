@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from dpp.cli import app
+from analysis.cli import app
 from dpp.errors import SimulationError
 from rtl.params import ArrayParams
 from sim.model import predict_counters

@@ -212,7 +212,7 @@ def test_bench_sim_model_prints_ratios_and_writes_json(tmp_path) -> None:
 
     from typer.testing import CliRunner
 
-    from dpp.cli import app
+    from analysis.cli import app
 
     out = tmp_path / "model.json"
     r = CliRunner().invoke(app, ["bench-sim", "model", "--configs", "300", "--banked-configs", "2", "--many-configs",
@@ -235,7 +235,7 @@ def test_bench_sim_model_prints_ratios_and_writes_json(tmp_path) -> None:
 def test_bench_sim_model_refuses_a_bad_repeat() -> None:
     from typer.testing import CliRunner
 
-    from dpp.cli import app
+    from analysis.cli import app
 
     r = CliRunner().invoke(app, ["bench-sim", "model", "--repeat", "0"])
     assert isinstance(r.exception, DPPError) and str(r.exception) == "repeat must be >= 1 (got repeat=0)"

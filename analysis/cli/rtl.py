@@ -6,28 +6,9 @@ from pathlib import Path
 
 import typer
 
-from dpp.errors import SimulationError
 from dpp.paths import check_out_dir
-from dpp.progress import step
 from rtl.params import ArrayParams
-
-
-def run_rtl(params: ArrayParams, out: Path, lint: bool = True) -> tuple[Path, object | None]:
-    """Write ``<out>/<top>.v`` + ``params.json``; lint it when asked (failing lint raises).
-
-    Amaranth is imported here, not at module level, so other ``dpp`` commands start fast.
-    """
-    from rtl.verilog import generate_verilog, lint_verilog
-
-    with step(f"generating {params.top_name} (Amaranth)"):
-        path = generate_verilog(params, out)
-    if not lint:
-        return path, None
-    with step(f"linting {path.name} (Verilator)"):
-        result = lint_verilog(path, params.top_name)
-    if not result.ok:
-        raise SimulationError(f"verilator lint failed on {path}:\n{result.output}")
-    return path, result
+from rtl.verilog import run_rtl
 
 
 def rtl(

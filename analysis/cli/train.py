@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from dpp.commands._common import check_new_run_dir, check_threads
+from analysis.cli._common import check_new_run_dir, check_threads
 
 
 def train(
@@ -41,7 +41,8 @@ def train(
     """Train a model; write RUN/checkpoint.pt, config.json, metrics.csv (per epoch) and result.json."""
     import torch  # imported here so that `dpp --help` stays fast
 
-    from dpp.train import TrainConfig, save_run, train as run_train
+    from dpp.train import TrainConfig, save_run
+    from dpp.train import train as run_train
 
     extra = {name: value for name, value in (("logit_lr", logit_lr), ("noise_scale", noise_scale),
                                              ("entropy_weight", entropy_weight), ("warmup_fraction", warmup_fraction),

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dpp.commands._common import check_threads
+from analysis.cli._common import check_threads
 from dpp.paths import check_out_dir
 
 
