@@ -64,24 +64,23 @@ def check_out_file(path: str | os.PathLike[str], option: str = "--json") -> Path
     return p
 
 
-def check_in_file(path: str | os.PathLike[str], option: str) -> Path:
-    """Absolute ``path`` if it is an existing file."""
+def _check_exists(path: str | os.PathLike[str], option: str, folder: bool) -> Path:
     p = absolute(path)
     if not p.exists():
         raise PathError(f"{option} {p} does not exist")
-    if not p.is_file():
-        raise PathError(f"{option} {p} is a folder, expected a file")
+    if p.is_dir() != folder:
+        raise PathError(f"{option} {p} is a {'file' if folder else 'folder'}, expected a {'folder' if folder else 'file'}")
     return p
+
+
+def check_in_file(path: str | os.PathLike[str], option: str) -> Path:
+    """Absolute ``path`` if it is an existing file."""
+    return _check_exists(path, option, folder=False)
 
 
 def check_in_dir(path: str | os.PathLike[str], option: str) -> Path:
     """Absolute ``path`` if it is an existing folder."""
-    p = absolute(path)
-    if not p.exists():
-        raise PathError(f"{option} {p} does not exist")
-    if not p.is_dir():
-        raise PathError(f"{option} {p} is a file, expected a folder")
-    return p
+    return _check_exists(path, option, folder=True)
 
 
 def describe_os_error(exc: OSError) -> str:
