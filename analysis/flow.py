@@ -388,6 +388,9 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
         result.update(csr_run=str(csr.run_dir), csr_network=str(csr.net_dir), csr_export_agreement=csr.agreement)
     atomic_write_text(results / FLOW_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
     _write_layers_csv(records, results / "flow_layers.csv")
+    from analysis.flow_model import run_flow_model
+
+    run_flow_model(result, results)  # the analytic model around this design: the report's design-space sections
     record_command(results, "flow", json.loads(json.dumps(asdict(cfg), default=_json_default)))
     if report:
         from analysis.report import build_report

@@ -1,9 +1,12 @@
 """Read a RESULTS/ folder and derive the report's tables; every reader tolerates missing inputs.
 
-RESULTS/ layout (any part may be missing; the report then says "no data" for what needs it)::
+RESULTS/ layout (any part may be missing; the report then leaves out what needs it, with one line saying what
+would fill it)::
 
     RESULTS/
-      sweep.parquet | sweep.csv   one row per sweep point (``dpp sweep``; parquet preferred)
+      sweep.parquet | sweep.csv   one row per sweep point (``dpp sweep``, or the analytic model ``dpp flow`` runs
+                                  around its design: :mod:`analysis.flow_model`; parquet preferred)
+      flow.json, flow_layers.csv  the whole network run in RTL on each array (``dpp flow``, schema ``dpp.flow``)
       sweep_config.json           the resolved sweep config
       points/<id>.json            the sweep's resumable per-point store
       runs/<RUN>/result.json      one trained network (``dpp train``, schema ``dpp.run``): method, k, n,
@@ -88,6 +91,21 @@ def baseline_archs(archs: Any) -> list[str]:
     return ["dense", "csr", *banked_archs(archs)]
 
 
+def present_baselines(archs: Any) -> list[str]:
+    """The baselines (:func:`baseline_archs` order) that are among ``archs``."""
+    archs = {str(a) for a in archs}
+    return [a for a in baseline_archs(archs) if a in archs]
+
+
+def arch_rank(arch: str) -> int:
+    """Order of architectures in tables and plots: k-of-n, dense, CSR, banked CSR by bank count."""
+    base = {"kofn": 0, "dense": 1, "csr": 2}
+    if arch in base:
+        return base[arch]
+    m = re.fullmatch(r"csr_banked(\d+)", str(arch))
+    return 3 + int(m.group(1)) if m else 10_000
+
+
 def _read_runs(root: Path, data: ResultsData) -> None:
     recs = []
     for run in sorted(p for p in (root / "runs").glob("*") if p.is_dir()):
@@ -143,18 +161,109 @@ def _read_flow(root: Path, data: ResultsData) -> None:
 
 
 def flow_layers(flow: dict[str, Any] | None) -> pd.DataFrame | None:
-    """One row per (architecture, layer) of the flow's RTL runs."""
+    """One row per (architecture, layer) of the flow's RTL runs, per image: cycles, the model's cycles,
+    utilisation, energy, stored bits and bit-exactness (every counter, in total, is in ``flow_layers.csv``)."""
     if not flow or not flow.get("layers"):
         return None
+    images = int(flow.get("images") or 1)
     df = pd.DataFrame([{k: v for k, v in r.items() if k != "design"} for r in flow["layers"]])
-    return df
+    df["vectors_per_image"] = df["batch"] // images
+    df["cycles_per_image"] = df["cycles"] / images
+    df["model_cycles_per_image"] = df["model_cycles"] / images
+    df["energy_per_image_pj"] = df["energy_pj"] / images
+    cols = ["arch", "array", "layer", "kind", "rows", "cols", "vectors_per_image", "bit_exact", "counters_match",
+            "cycles_per_image", "model_cycles_per_image", "utilisation", "energy_per_image_pj", "storage_bits"]
+    return df[[c for c in cols if c in df.columns]]
 
 
 def flow_summary(flow: dict[str, Any] | None) -> pd.DataFrame | None:
-    """One row per architecture: whole-network cycles, energy, bit-exactness, class agreement, speed-ups."""
+    """One row per architecture, per image: whole-network cycles and energy, bit-exactness, class agreement,
+    accuracy and the k-of-n speed-up / energy saving (the totals over all images are in ``flow.json``)."""
     if not flow or not flow.get("archs"):
         return None
-    return pd.DataFrame([{"arch": a, **s} for a, s in flow["archs"].items()])
+    df = pd.DataFrame([{"arch": a, **s} for a, s in flow["archs"].items()])
+    cols = ["arch", "trained_method", "network", "bit_exact", "counters_match", "classes_equal_torch",
+            "classes_equal_reference", "rtl_accuracy", "torch_accuracy", "cycles_per_image", "energy_per_image_pj",
+            "storage_bits", "kofn_speedup", "kofn_energy_saving"]
+    return df[[c for c in cols if c in df.columns]]
+
+
+def flow_area(flow: dict[str, Any] | None) -> dict[str, int]:
+    """ice40 LUTs per architecture of the flow: its largest build (``flow.json`` ``area``, keyed
+    ``<arch>:<array>/<block>/<out_bits>``); empty when the flow ran without ``--area``."""
+    out: dict[str, int] = {}
+    for name, rep in ((flow or {}).get("area") or {}).items():
+        arch = name.split(":", 1)[0]
+        if isinstance(rep, dict) and rep.get("luts") is not None:
+            out[arch] = max(out.get(arch, 0), int(rep["luts"]))
+    return out
+
+
+def _run_accuracy(runs: pd.DataFrame | None, network: str | None) -> float:
+    """Test-set accuracy of the trained run behind a flow network (``nets/<run>`` ↔ ``runs/<run>``)."""
+    if runs is None or not network:
+        return float("nan")
+    hit = runs[runs["run"].astype(str) == Path(network).name]
+    return float(hit["accuracy"].iloc[0]) if not hit.empty else float("nan")
+
+
+def headline_table(flow: dict[str, Any] | None, runs: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The answer the report opens with: one row per array of a flow, from ``flow.json``: its network, accuracy
+    (RTL on the flow's images; the trained run's test-set accuracy when ``runs`` has it), cycles and energy per
+    image, stored weight bits and area where known, each also as a ratio to k-of-n (``<metric>_vs_kofn``)."""
+    if not flow or not flow.get("archs"):
+        return None
+    archs = flow["archs"]
+    cfg = flow.get("config", {})
+    area = flow_area(flow)
+    recs = []
+    for arch, s in archs.items():
+        net = f"{s.get('trained_method', cfg.get('method'))} ({cfg.get('model')}, {cfg.get('k')}/{cfg.get('n')})"
+        if arch != "kofn" and "kofn" in archs and s.get("network") == archs["kofn"].get("network"):
+            net += ", same as k-of-n"
+        rec = {"arch": arch, "network": net, "rtl_accuracy": s.get("rtl_accuracy"),
+               "test_accuracy": _run_accuracy(runs, s.get("network")),
+               "cycles_per_image": s["cycles_per_image"], "energy_per_image_pj": s["energy_per_image_pj"],
+               "storage_bits": s.get("storage_bits")}
+        if area:
+            rec["area_ice40_luts"] = area.get(arch)
+        recs.append(rec)
+    df = pd.DataFrame(recs)
+    if df["test_accuracy"].isna().all():
+        df = df.drop(columns="test_accuracy")
+    if "kofn" in archs:
+        for metric, name in (("cycles_per_image", "cycles_vs_kofn"), ("energy_per_image_pj", "energy_vs_kofn"),
+                             ("storage_bits", "storage_vs_kofn"), ("area_ice40_luts", "area_vs_kofn")):
+            if metric in df.columns:
+                values = pd.to_numeric(df[metric], errors="coerce")
+                base = float(values[df["arch"] == "kofn"].iloc[0])
+                df.insert(df.columns.get_loc(metric) + 1, name, values / base if base else float("nan"))
+    return df
+
+
+def sweep_answer(sweep: pd.DataFrame | None) -> tuple[pd.DataFrame, str] | None:
+    """The answer of a sweep folder: per baseline, over the compared designs, k-of-n's speed-up and energy
+    saving (min, median, max). Whole networks when the sweep has several layers, else per layer point.
+    Returns (table, what the compared designs are) or None."""
+    nets = network_speedups(network_table(sweep))
+    if nets is not None and nets["layers"].max() > 1:
+        table, what = nets, "whole-network designs (all swept layers, per inference)"
+    else:
+        table, what = speedup_table(sweep), "layer points"
+    if table is None:
+        return None
+    recs = []
+    for arch in baseline_archs(a.removeprefix("speedup_vs_") for a in table.columns if a.startswith("speedup_vs_")):
+        sp = table.get(f"speedup_vs_{arch}")
+        if sp is None or sp.notna().sum() == 0:
+            continue
+        rec = {"baseline": arch, "designs": int(sp.notna().sum()), "speedup_min": sp.min(),
+               "speedup_median": sp.median(), "speedup_max": sp.max()}
+        es = table.get(f"energy_saving_vs_{arch}")
+        if es is not None and es.notna().any():
+            rec.update(energy_saving_min=es.min(), energy_saving_median=es.median(), energy_saving_max=es.max())
+        recs.append(rec)
+    return (pd.DataFrame(recs), what) if recs else None
 
 
 def _points(sweep: pd.DataFrame) -> pd.DataFrame:
@@ -168,42 +277,71 @@ def has_columns(df: pd.DataFrame | None, cols: list[str]) -> bool:
 
 
 def accuracy_vs_sparsity(runs: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Trained runs: method, granularity, k, n, sparsity (1 - density), accuracy."""
+    """Trained runs: method, granularity, k, n, the design's sparsity (1 - k/n; 0 for dense), the measured
+    sparsity (1 - trained density) and accuracy.
+
+    The plot uses the design's sparsity: runs built for the same k/n share one x, although their measured
+    densities differ slightly (a k-of-n layer whose columns are not a multiple of n keeps k in its last,
+    partial group: LeNet-300's 100-column layer keeps 13 of 100, not 12.5).
+    """
     if runs is None or runs.empty:
         return None
     df = runs.copy()
     density = pd.to_numeric(df["trained_density"], errors="coerce")
-    df["sparsity"] = 1.0 - density.fillna(df["k"] / df["n"])
-    cols = ["run", "model", "method", "granularity", "k", "n", "sparsity", "accuracy"]
+    dense = df["arch"] == "dense" if "arch" in df.columns else df["method"] == "dense"
+    df["sparsity"] = np.where(dense, 0.0, 1.0 - df["k"] / df["n"])
+    df["measured_sparsity"] = 1.0 - density.fillna(1.0 - df["sparsity"])
+    cols = ["run", "model", "method", "granularity", "k", "n", "sparsity", "measured_sparsity", "accuracy"]
     return df[cols].sort_values(["method", "granularity", "sparsity"]).reset_index(drop=True)
 
 
+def cycles_column(sweep: pd.DataFrame | None) -> str:
+    """``cycles_per_inference`` when the sweep has it (the model's points), else ``cycles`` (per layer run)."""
+    return "cycles_per_inference" if has_columns(sweep, ["cycles_per_inference"]) else "cycles"
+
+
 def speedup_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
-    """k-of-n cycles against dense and CSR on the same layer, k, n, PEs and bit widths."""
+    """k-of-n cycles (per inference when known, else per layer run: see :func:`cycles_column`) and energy per
+    inference against every baseline on the same layer, k, n, PEs and bit widths, with the ratios
+    ``speedup_vs_<arch>`` and ``energy_saving_vs_<arch>`` (baseline / k-of-n)."""
     if not has_columns(sweep, ["cycles"]):
         return None
     pts = _points(sweep).dropna(subset=["cycles"])
+    cyc = cycles_column(pts)
+    energy = ["energy_per_inference_pj"] if has_columns(pts, ["energy_per_inference_pj"]) else []
     keys = [k for k in SHAPE_KEYS if k in pts.columns]
-    kofn = pts[pts.arch == "kofn"][keys + ["block", "cycles"]].rename(columns={"cycles": "cycles_kofn"})
+
+    def side(arch: str) -> pd.DataFrame:
+        return pts[pts.arch == arch][keys + [cyc, *energy]].rename(
+            columns={cyc: f"cycles_{arch}", "energy_per_inference_pj": f"energy_pj_{arch}"})
+
+    kofn = pts[pts.arch == "kofn"][keys + ["block"]].join(side("kofn").drop(columns=keys))
     if kofn.empty:
         return None
-    for arch in baseline_archs(pts["arch"].unique()):
-        other = pts[pts.arch == arch][keys + ["cycles"]].rename(columns={"cycles": f"cycles_{arch}"})
-        kofn = kofn.merge(other.drop_duplicates(keys), on=keys, how="left")
+    for arch in present_baselines(pts["arch"].unique()):
+        kofn = kofn.merge(side(arch).drop_duplicates(keys), on=keys, how="left")
         kofn[f"speedup_vs_{arch}"] = kofn[f"cycles_{arch}"] / kofn["cycles_kofn"]
+        if energy:
+            kofn[f"energy_saving_vs_{arch}"] = kofn[f"energy_pj_{arch}"] / kofn["energy_pj_kofn"]
     return kofn.sort_values(keys + ["block"]).reset_index(drop=True)
 
 
 def storage_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Memory bits per kept weight against the information bound, per arch / layer / k / n / block."""
+    """Memory bits per kept weight against the information bound, per arch / layer / k / n / block (dense: one
+    row per layer), with the stored bits and kept weights of the layer when the sweep has them."""
     need = ["bits_per_kept_weight", "bound_bits_per_kept_weight"]
     if not has_columns(sweep, need):
         return None
     pts = _points(sweep)
     keys = [k for k in ["arch", "layer", "k", "n", "block", "weight_bits"] if k in pts.columns]
     cols = keys + [c for c in ["density", "bits_per_kept_weight", "bound_bits_per_kept_weight",
-                               "bits_per_dense_weight", "storage_total_bits"] if c in pts.columns]
-    return pts[cols].drop_duplicates(keys).sort_values(keys).reset_index(drop=True)
+                               "bits_per_dense_weight", "storage_total_bits", "kept_weights"] if c in pts.columns]
+    out = pts[cols].drop_duplicates(keys)
+    if "arch" in out.columns:  # a dense layer stores the same bits whatever k and n: one row per layer
+        dense = out["arch"] == "dense"
+        same = [k for k in keys if k not in ("k", "n")]
+        out = pd.concat([out[~dense], out[dense].drop_duplicates(same)])
+    return out.sort_values(keys).reset_index(drop=True)
 
 
 def area_column(sweep: pd.DataFrame | None) -> str | None:
@@ -214,21 +352,29 @@ def area_column(sweep: pd.DataFrame | None) -> str | None:
     return None
 
 
-def energy_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
-    """Energy per inference, split by component (``<component>_pj`` per inference), and area, per point."""
-    if not has_columns(sweep, ["energy_per_inference_pj"]):
-        return None
-    pts = _points(sweep).dropna(subset=["energy_per_inference_pj"]).copy()
-    keys = [k for k in ["arch", "layer", "k", "n", "block", "pes", "weight_bits"] if k in pts.columns]
+def per_inference_components(pts: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``pts`` with one ``<component>_pj`` column per inference for every ``energy_<component>_pj`` column
+    (the sweep stores components per layer run of ``batch`` vectors; one inference feeds ``vectors``)."""
+    pts = pts.copy()
     per_inf = (pts["vectors"] if "vectors" in pts.columns else 1) / pts["batch"] if "batch" in pts.columns else 1
     comp = []
     for c in pts.columns:
         if c.startswith("energy_") and c.endswith("_pj") and c not in ("energy_total_pj", "energy_per_inference_pj"):
             name = c.removeprefix("energy_")
-            pts[name] = pts[c] * per_inf  # the sweep stores components per layer run (batch vectors)
+            pts[name] = pts[c] * per_inf
             comp.append(name)
-    area = [c for c in pts.columns if c.startswith("area_")]
-    cols = keys + ["cycles", "energy_per_inference_pj"] + comp + area
+    return pts, comp
+
+
+def energy_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
+    """Energy per inference, split by component (``<component>_pj`` per inference), cycles (per inference when
+    known) and area (the preferred metric, :func:`area_column`), per point."""
+    if not has_columns(sweep, ["energy_per_inference_pj"]):
+        return None
+    pts, comp = per_inference_components(_points(sweep).dropna(subset=["energy_per_inference_pj"]))
+    keys = [k for k in ["arch", "layer", "k", "n", "block", "pes", "weight_bits"] if k in pts.columns]
+    area = area_column(pts)
+    cols = keys + [cycles_column(pts), "energy_per_inference_pj"] + comp + ([area] if area else [])
     return pts[[c for c in cols if c in pts.columns]].sort_values(keys).reset_index(drop=True)
 
 
@@ -245,7 +391,9 @@ def mask_curves(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
                 recs.append({"run": run, "epoch": int(epoch), "layer": layer,
                              "confidence": float(conf.iloc[i]) if conf is not None else np.nan,
                              "diversity": float(div.iloc[i]) if div is not None else np.nan})
-    return pd.DataFrame(recs) if recs else None
+    df = pd.DataFrame(recs, columns=["run", "epoch", "layer", "confidence", "diversity"])
+    df = df.dropna(subset=["confidence", "diversity"], how="all")  # epochs before the masks start
+    return df.reset_index(drop=True) if not df.empty else None
 
 
 DESIGN_KEYS = ["arch", "k", "n", "pes", "weight_bits", "act_bits", "out_bits", "batch"]
@@ -256,11 +404,13 @@ def network_table(sweep: pd.DataFrame | None, layers: list[str] | None = None) -
 
     A design is (arch, k, n, PEs, bit widths) plus a granularity: ``weight`` takes each layer's block-1 point,
     ``kernel`` (k-of-n only) each layer's largest block. Designs missing a layer are left out. Area: the
-    largest layer's (the array must hold it).
+    largest layer's (the array must hold it). Energy components (``<component>_pj`` per inference) and
+    ``storage_total_bits`` are summed over the layers too when the sweep has them.
     """
     if not has_columns(sweep, ["energy_per_inference_pj", "cycles_per_inference"]):
         return None
-    pts = _points(sweep).dropna(subset=["energy_per_inference_pj"])
+    pts, comp = per_inference_components(_points(sweep).dropna(subset=["energy_per_inference_pj"]))
+    sums = comp + (["storage_total_bits"] if "storage_total_bits" in pts.columns else [])
     layers = layers or sorted(pts["layer"].unique())
     area = area_column(pts)
     keys = [k for k in DESIGN_KEYS if k in pts.columns]
@@ -284,6 +434,7 @@ def network_table(sweep: pd.DataFrame | None, layers: list[str] | None = None) -
             rec.update(granularity=gran, layers=len(picks),
                        energy_per_inference_pj=float(sum(p["energy_per_inference_pj"] for p in picks)),
                        cycles_per_inference=float(sum(p["cycles_per_inference"] for p in picks)))
+            rec.update({c: float(sum(p[c] for p in picks)) for c in sums})
             if area:
                 rec[area] = max(p[area] for p in picks)
             recs.append(rec)
@@ -317,7 +468,7 @@ def network_speedups(nets: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     keys = [k for k in DESIGN_KEYS if k in nets.columns and k != "arch"]
     out = nets[nets.arch == "kofn"].drop(columns="arch")
-    for arch in baseline_archs(nets["arch"].unique()):
+    for arch in present_baselines(nets["arch"].unique()):
         base = nets[nets.arch == arch][keys + ["cycles_per_inference", "energy_per_inference_pj"]]
         base = base.rename(columns={"cycles_per_inference": f"cycles_{arch}", "energy_per_inference_pj":
                                     f"energy_pj_{arch}"})

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis.flow import FlowConfig, flow_ok, run_flow
+from analysis.report_render import si
 from dpp.network import IntNetwork
 
 pytest.importorskip("torch")
@@ -23,7 +24,7 @@ def flow_result(tmp_path_factory) -> tuple[dict, Path]:
     user = tmp_path_factory.mktemp("user")
     args = ["flow", "--quick", "--model", "digits", "--k", "1", "--n", "4", "--bits", "4", "--epochs", "2",
             "--images", "24", "--pes", "4", "--threads", "2", "--out", "results/flow"]
-    proc = subprocess.run([sys.executable, "-m", "dpp.cli", *args], cwd=user, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=user, capture_output=True, text=True,
                           timeout=1200)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = user / "results" / "flow"
@@ -103,11 +104,35 @@ def test_flow_json_and_report_hold_the_measured_numbers(flow_result) -> None:
     html = (out / "report" / "report.html").read_text()
     md = (out / "report" / "report.md").read_text()
     assert "Trained network through the RTL" in html
-    cycles = str(result["archs"]["dense"]["cycles"])
+    cycles = si(result["archs"]["dense"]["cycles_per_image"], "cycles")  # per image, as the chart
     assert cycles in html and cycles in md
     assert "dpp.flow" not in md  # the schema tag is data, not prose
     commands = json.loads((out / "commands.json").read_text())
     assert commands[-1]["kind"] == "flow" and commands[-1]["params"]["model"] == "digits"
+
+
+def test_flow_report_opens_with_the_answer_and_has_no_empty_section(flow_result) -> None:
+    """The report of the flow: its first table is flow.json's per-image numbers; the model the flow ran around
+    its design fills the cycles, memory, energy and Pareto sections; no section is left empty."""
+    from analysis.report import build_report
+
+    result, out = flow_result
+    res = build_report(out, out / "report_check")
+    assert [s.anchor for s in res.sections if s.no_data] == []
+    assert res.sections[0].anchor == "answer"
+    head = pd.read_csv(out / "report_check" / "tables" / "answer.csv").set_index("arch")
+    for arch, s in result["archs"].items():
+        assert head.loc[arch, "cycles_per_image"] == s["cycles"] / result["images"]
+        assert head.loc[arch, "energy_per_image_pj"] == pytest.approx(s["energy_pj"] / result["images"], rel=1e-12)
+        assert head.loc[arch, "storage_bits"] == s["storage_bits"]
+        assert head.loc[arch, "cycles_vs_kofn"] == s["cycles"] / result["archs"]["kofn"]["cycles"]
+    # the model's point of the flow's own design reproduces the RTL cycles of the fully connected layers
+    sweep = pd.read_parquet(out / "sweep.parquet")
+    layers = pd.read_csv(out / "flow_layers.csv")
+    for arch in ("kofn", "dense"):
+        rtl = layers[(layers.arch == arch) & (layers.kind == "linear")]
+        pts = sweep[(sweep.arch == arch) & (sweep.k == 1) & (sweep.n == 4) & (sweep.pes == 4)].set_index("layer")
+        assert [pts.loc[f"layer{i}", "cycles"] for i in rtl["layer"]] == list(rtl["cycles"])
 
 
 def test_second_run_reuses_training_and_builds(flow_result, capsys) -> None:

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis.report import build_report, fmt
-from dpp.cli import app
+from analysis.report_render import energy, percent, ratio
+from analysis.cli import app
 
 
 def sweep_table() -> pd.DataFrame:
@@ -64,10 +65,10 @@ def test_report_contains_the_input_numbers(tmp_path):
     assert [s.anchor for s in res.sections if s.no_data] == ["flow"]  # this folder has no flow.json
     for text in (page, md):
         # accuracy of every run, speed-ups computed from the cycles: 1000/250, 700/250, 1000/500, 1100/500
-        for v in ("0.8765", "0.9432", "0.9811", fmt(4.0), fmt(2.8), fmt(2.0), fmt(2.2)):
+        for v in ("87.65 %", "94.32 %", "98.11 %", ratio(4.0), ratio(2.8), ratio(2.0), ratio(2.2)):
             assert v in text
         assert fmt(9.29248) in text and fmt(14.6445) in text  # bound and CSR bits per kept weight
-        assert fmt(1234.5 / 2) in text  # energy per inference of the first point
+        assert energy(1234.5 / 2) == "617 pJ" and energy(1234.5 / 2) in text  # energy per inference, 1st point
         assert "dpp sweep cfg.yaml --out R" in text and "dpp train --method dpp --k 1 --out R/runs/dpp_k1" in text
         assert "dpp report R --out REP" in text
     speed = pd.read_csv(tmp_path / "REP" / "tables" / "speedup.csv")
@@ -77,11 +78,11 @@ def test_report_contains_the_input_numbers(tmp_path):
     front = pd.read_csv(tmp_path / "REP" / "tables" / "pareto_energy_per_inference_pj.csv")
     assert list(front["accuracy"]) == [0.8765, 0.9432, 0.9811, 0.9811]
     assert list(front["arch"]) == ["kofn", "kofn", "dense", "dense"]
-    energy = pd.read_csv(tmp_path / "REP" / "tables" / "energy.csv")
+    per_layer = pd.read_csv(tmp_path / "REP" / "tables" / "energy.csv")
     # components are stored per layer run (batch 2) and reported per inference; they add up to the total
-    assert energy[["mac_mult_pj", "weight_read_pj"]].sum(axis=1).tolist() == \
-        pytest.approx(energy["energy_per_inference_pj"].tolist())
-    assert fmt(1234.5 * 0.25 / 2) in page
+    assert per_layer[["mac_mult_pj", "weight_read_pj"]].sum(axis=1).tolist() == \
+        pytest.approx(per_layer["energy_per_inference_pj"].tolist())
+    assert energy(1234.5 * 0.25 / 2) in page
     final = pd.read_csv(tmp_path / "REP" / "tables" / "mask_metrics_final.csv")
     assert set(zip(final.run, final.confidence)) == {("dpp_k1", 0.9), ("dpp_k2", 0.95)}
     # plots are embedded, so the HTML is self-contained; the Markdown links the PNG files
@@ -107,7 +108,7 @@ def test_partial_and_broken_inputs(tmp_path):
     by = {s.anchor: s for s in res.sections}
     assert by["speedup"].no_data and by["storage"].no_data and by["pareto"].no_data
     assert not by["accuracy"].no_data and not by["masks"].no_data
-    assert "0.9432" in res.html.read_text() and "Problems reading the inputs" in res.html.read_text()
+    assert "94.32 %" in res.html.read_text() and "Problems reading the inputs" in res.html.read_text()
 
 
 def test_cli_report(tmp_path):
@@ -116,7 +117,7 @@ def test_cli_report(tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "REP" / "report.html").is_file() and (tmp_path / "REP" / "report.md").is_file()
     r = CliRunner().invoke(app, ["report", str(tmp_path / "missing"), "--out", str(tmp_path / "X")])
-    assert r.exit_code != 0 and "not found" in str(r.exception)
+    assert r.exit_code != 0 and str(tmp_path / "missing") in str(r.exception)
 
 
 def test_network_designs_sum_layers_and_join_runs():
@@ -140,7 +141,7 @@ def test_network_designs_sum_layers_and_join_runs():
                          dict(run="c", method="dpp", arch="kofn", k=2, n=4, granularity="weight", accuracy=0.8)])
     sp = rd.network_speedups(nets).set_index("granularity")
     assert sp.loc["weight", "speedup_vs_dense"] == 4.0 and sp.loc["kernel", "speedup_vs_dense"] == 600 / 140
-    assert sp.loc["weight", "energy_saving_vs_dense"] == 4.0 and sp["cycles_csr"].isna().all()
+    assert sp.loc["weight", "energy_saving_vs_dense"] == 4.0 and "cycles_csr" not in sp.columns  # no CSR design
     joined = rd.join_runs(nets, runs)
     assert sorted(zip(joined.run, joined.energy_per_inference_pj)) == [("a", 12.0), ("b", 60.0)]
 
@@ -170,8 +171,8 @@ def test_report_on_a_real_sweep(tmp_path):
     assert fmt(kofn["bits_per_kept_weight"]) in page and fmt(kofn["bound_bits_per_kept_weight"]) in page
     if caps["model"]:
         dense = table[table.arch == "dense"].iloc[0]
-        assert fmt(dense["cycles"] / kofn["cycles"]) in page  # the speed-up vs dense
-        assert fmt(kofn["energy_per_inference_pj"]) in page
+        assert ratio(dense["cycles"] / kofn["cycles"]) in page  # the speed-up vs dense
+        assert energy(kofn["energy_per_inference_pj"]) in page
 
 
 def test_banked_csr_points_are_their_own_design_in_the_report(tmp_path):
@@ -192,4 +193,4 @@ def test_banked_csr_points_are_their_own_design_in_the_report(tmp_path):
     kofn = table[table.arch == "kofn"].iloc[0]
     assert speed["speedup_vs_csr_banked2"].iloc[0] == pytest.approx(banked["cycles"] / kofn["cycles"])
     page = build_report(tmp_path / "R", tmp_path / "REP").html.read_text()
-    assert "csr_banked2" in page and fmt(banked["cycles"] / kofn["cycles"]) in page
+    assert "csr_banked2" in page and ratio(banked["cycles"] / kofn["cycles"]) in page
