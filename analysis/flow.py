@@ -335,8 +335,11 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
     from dpp.data import load_dataset
     from dpp.models import DATASET_OF
 
+    from analysis.flow_model import check_flow_model_target
+
     t_start = time.perf_counter()
-    results = Path(results)
+    results = Path(results).resolve()
+    check_flow_model_target(results)  # before any training: the flow's model table must not replace a sweep's
     results.mkdir(parents=True, exist_ok=True)
     data = load_dataset(DATASET_OF[cfg.model])
     images = min(cfg.images, len(data.x_test))
