@@ -26,3 +26,7 @@ class SimulationError(DPPError):
 
 class PathError(DPPError):
     """A path the user gave cannot be read or written (missing, a file where a folder is expected, read-only)."""
+
+
+class GraphError(DPPError):
+    """A model the graph front end cannot take: tracing failed, or a node, op or module is not supported."""

@@ -1,9 +1,14 @@
 """Trained (fake-quantised) torch model → :class:`dpp.network.IntNetwork`, and the agreement check.
 
-The integers come from :meth:`dpp.qnet.QuantNet.integer_layers`, i.e. from the very code of the evaluation
-forward, so the exported network reproduces the torch model's predictions. Layers masked k-of-n along their
-reduction dimension (weight / kernel granularity) become :class:`~dpp.kofn.KofNMatrix` built from the trained
-*mask* (not from the non-zeros): exactly k of n per group always, a kept slot may hold a weight that rounded to 0.
+The integers come from the evaluation forward itself (:meth:`dpp.qnet.QuantNet.integer_layers` for the built-in
+chains, :meth:`dpp.graph_quant.QuantGraph.integer_nodes` for any traced model), so the exported network
+reproduces the torch model's predictions. Layers masked k-of-n along their reduction dimension (weight / kernel
+granularity) become :class:`~dpp.kofn.KofNMatrix` built from the trained *mask* (not from the non-zeros):
+exactly k of n per group always, a kept slot may hold a weight that rounded to 0. A grouped (depthwise) conv
+becomes one layer per group, its rows of the weight.
+
+Python API for any model: ``export_model(model, example_input, bits=8, calibration=x) -> IntNetwork`` (trace,
+fold BatchNorm, calibrate activation ranges on ``x``, quantise, export).
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ import torch
 from torch import nn
 
 from dpp.errors import DPPError
+from dpp.graph_quant import NodeIntegers, QuantGraph
 from dpp.kofn import KofNMatrix
 from dpp.network import IntLayer, IntNetwork
 from dpp.parametrize import masked_layers
 from dpp.qnet import QuantNet
-from dpp.quant import ACT_BITS, INPUT_SCALE
+from dpp.quant import ACT_BITS, INPUT_SCALE, check_weight_bits
 from dpp.serialize import atomic_write_text
 
 
@@ -33,53 +39,133 @@ def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object]
     return None
 
 
-def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = None) -> IntNetwork:
-    """The integer network of a quantised ``qnet``; ``sample`` is one input batch (for its shape)."""
-    if qnet.bits is None:
-        raise DPPError("export needs a quantised model: set qnet.bits (2..8) first")
-    ints = qnet.integer_layers(sample[:1])
-    layers: list[IntLayer] = []
-    ops: list[dict] = []
-    for step in qnet.plan:
-        mod = qnet.net[step.index]
-        if step.kind == "pool":
-            k = mod.kernel_size if isinstance(mod.kernel_size, int) else mod.kernel_size[0]
-            stride = mod.stride if isinstance(mod.stride, int) else mod.stride[0]
-            if k != stride or mod.padding not in (0, (0, 0)):
-                raise DPPError(f"only non-overlapping max-pooling is exported (got {mod})")
-            ops.append(dict(op="maxpool", kernel=int(k)))
-            continue
-        if step.kind == "flatten":
-            ops.append(dict(op="flatten"))
-            continue
-        li = ints[step.layer]
-        w = li.weight.reshape(li.weight.shape[0], -1).numpy()
-        found = _kofn_mask(mod, qnet.net)
-        granularity = None
+def _matmul_layers(mod: nn.Module, model: nn.Module, w_int: torch.Tensor, bias: torch.Tensor, multiplier: int,
+                   shift: int, relu: bool, out_bits: int, bits: int, groups: int = 1) -> list[IntLayer]:
+    """One :class:`IntLayer` per group of a Linear / Conv2d: k-of-n from its mask, else dense."""
+    rows = w_int.shape[0] // groups
+    found = _kofn_mask(mod, model)
+    granularity = None
+    if found is None:
+        for _, m2, mask in masked_layers(model):
+            if m2 is mod:
+                granularity = getattr(getattr(mask, "layout", None), "granularity", "unstructured")
+    layers = []
+    for g in range(groups):
+        w = w_int[g * rows:(g + 1) * rows].reshape(rows, -1).numpy()
+        weights: KofNMatrix | np.ndarray = w
         if found is not None:
             mask, layout = found
-            weights: KofNMatrix | np.ndarray = KofNMatrix.from_dense(
-                w, mask, layout.n, block=layout.block if layout.granularity == "kernel" else 1,
-                weight_bits=qnet.bits, k=layout.k)
             granularity = layout.granularity
-        else:
-            weights = w
-            for _, m2, mask in masked_layers(qnet.net):
-                if m2 is mod:
-                    granularity = getattr(getattr(mask, "layout", None), "granularity", "unstructured")
+            weights = KofNMatrix.from_dense(w, mask[g * rows:(g + 1) * rows], layout.n,
+                                            block=layout.block if layout.granularity == "kernel" else 1,
+                                            weight_bits=bits, k=layout.k)
         geometry = {}
         kind = "linear"
         if isinstance(mod, nn.Conv2d):
             kind = "conv2d"
-            if mod.stride[0] != mod.stride[1] or mod.padding[0] != mod.padding[1]:
-                raise DPPError(f"only square stride and padding are exported (got {mod})")
-            geometry = dict(in_channels=mod.in_channels, out_channels=mod.out_channels, kh=mod.kernel_size[0],
-                            kw=mod.kernel_size[1], stride=mod.stride[0], padding=mod.padding[0])
-        layers.append(IntLayer(kind, weights, li.bias.numpy(), li.multiplier, li.shift, li.relu, li.out_bits,
-                               ACT_BITS, qnet.bits, granularity, geometry))
-        ops.append(dict(op="matmul", layer=step.layer))
-    return IntNetwork(layers, ops, input_shape=tuple(sample.shape[1:]), input_scale=INPUT_SCALE,
-                      act_bits=ACT_BITS, meta=meta)
+            square = lambda v: int(v[0]) if v[0] == v[1] else [int(v[0]), int(v[1])]  # noqa: E731
+            geometry = dict(in_channels=mod.in_channels // groups, out_channels=rows, kh=mod.kernel_size[0],
+                            kw=mod.kernel_size[1], stride=square(mod.stride), padding=square(_padding(mod)))
+        layers.append(IntLayer(kind, weights, bias[g * rows:(g + 1) * rows].numpy(), multiplier, shift, relu,
+                               out_bits, ACT_BITS, bits, granularity, geometry))
+    return layers
+
+
+def _padding(mod: nn.Conv2d) -> tuple[int, int]:
+    if mod.padding == "valid":
+        return 0, 0
+    if mod.padding == "same":
+        return (mod.kernel_size[0] - 1) // 2, (mod.kernel_size[1] - 1) // 2
+    return int(mod.padding[0]), int(mod.padding[1])
+
+
+def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = None) -> IntNetwork:
+    """The integer network of a quantised built-in ``qnet``; ``sample`` is one input batch (for its shape)."""
+    if qnet.bits is None:
+        raise DPPError("export needs a quantised model: set qnet.bits (2..8) first")
+    ints = qnet.integer_layers(sample[:1])
+    layers: list[IntLayer] = []
+    nodes: list[dict] = []
+    prev = "input"
+    for step in qnet.plan:
+        mod = qnet.net[step.index]
+        name = str(step.index)
+        if step.kind == "pool":
+            pair = lambda v: [int(v), int(v)] if isinstance(v, int) else [int(v[0]), int(v[1])]  # noqa: E731
+            if mod.dilation not in (1, (1, 1)) or mod.ceil_mode:
+                raise DPPError(f"max-pooling needs dilation 1 and ceil_mode=False (got {mod})")
+            nodes.append(dict(name=name, op="maxpool", inputs=[prev], kernel=pair(mod.kernel_size),
+                              stride=pair(mod.stride or mod.kernel_size), padding=pair(mod.padding)))
+        elif step.kind == "flatten":
+            nodes.append(dict(name=name, op="reshape", inputs=[prev], shape=[-1]))
+        else:
+            li = ints[step.layer]
+            first = len(layers)
+            layers += _matmul_layers(mod, qnet.net, li.weight, li.bias, li.multiplier, li.shift, li.relu,
+                                     li.out_bits, qnet.bits)
+            nodes.append(dict(name=name, op="matmul", inputs=[prev], layers=list(range(first, len(layers)))))
+        prev = name
+    return IntNetwork(layers, nodes=nodes, output=prev, input_shape=tuple(sample.shape[1:]),
+                      input_scale=INPUT_SCALE, act_bits=ACT_BITS, meta=meta)
+
+
+def export_graph(qgraph: QuantGraph, sample: torch.Tensor, meta: dict | None = None) -> IntNetwork:
+    """The integer network of a quantised :class:`~dpp.graph_quant.QuantGraph` (one input batch for shapes)."""
+    if qgraph.bits is None:
+        raise DPPError("export needs a quantised model: set bits (2..8) first")
+    records: list[NodeIntegers] = qgraph.integer_nodes(sample[:1])
+    alias: dict[str, str] = {}
+    layers: list[IntLayer] = []
+    nodes: list[dict] = []
+    for rec, node in zip(records, qgraph.spec.nodes, strict=True):
+        inputs = [alias.get(i, i) for i in rec.inputs]
+        if rec.op == "dropout":
+            alias[rec.name] = inputs[0]
+            continue
+        entry = dict(name=rec.name, op=rec.op, inputs=inputs)
+        if rec.op == "matmul":
+            p = rec.params
+            first = len(layers)
+            layers += _matmul_layers(node.module, qgraph.model, rec.weight, rec.bias, p["multiplier"], p["shift"],
+                                     p["relu"], p["out_bits"], qgraph.bits, node.attrs.get("groups", 1))
+            entry["layers"] = list(range(first, len(layers)))
+        else:
+            entry.update(rec.params)
+        nodes.append(entry)
+    return IntNetwork(layers, nodes=nodes, output=alias.get(qgraph.spec.output, qgraph.spec.output),
+                      input_shape=tuple(sample.shape[1:]), input_scale=qgraph.input_scale, act_bits=ACT_BITS,
+                      meta=meta)
+
+
+def export_model(model: nn.Module, example_input: torch.Tensor, *, bits: int = 8,
+                 calibration: torch.Tensor | None = None, meta: dict | None = None) -> IntNetwork:
+    """Any traceable classifier → its :class:`IntNetwork`: traced, BatchNorm folded, ``bits``-bit weights.
+
+    Args:
+        model: an ``nn.Module`` (masks from :func:`dpp.sparsify` are exported as k-of-n matrices), or a
+            :class:`~dpp.graph_quant.QuantGraph` already trained with quantisation (its ranges are kept).
+        example_input: one input batch (shapes only).
+        bits: weight bits (2..8); a QuantGraph keeps its own unless it has none.
+        calibration: images whose float activations set every activation range (needed unless ``model`` is a
+            QuantGraph that recorded its ranges in training).
+
+    Raises:
+        GraphError: the model cannot be traced or uses an unsupported op (one line naming node and module).
+
+    Example::
+
+        net = export_model(model, x_test[:1], bits=8, calibration=x_train[:512])
+        classes = net.predict(net.quantize_input(x_test.numpy()))
+    """
+    qgraph = model if isinstance(model, QuantGraph) else QuantGraph(model, example_input, bits)
+    if qgraph.bits is None:
+        qgraph.bits = check_weight_bits(bits)
+    if calibration is not None:
+        qgraph.calibrate(calibration)
+    elif qgraph.act_max.numel() and not bool((qgraph.act_max > 0).all()):
+        raise DPPError("export_model needs calibration images: no activation range was recorded for "
+                       f"{[n for n, v in zip(qgraph.calibrated, qgraph.act_max.tolist(), strict=True) if v <= 0]}")
+    return export_graph(qgraph, example_input, meta)
 
 
 @dataclass(frozen=True)
@@ -97,14 +183,14 @@ class Agreement:
 
 
 @torch.no_grad()
-def measure_agreement(qnet: QuantNet, network: IntNetwork, x: torch.Tensor, y: torch.Tensor,
+def measure_agreement(qnet: nn.Module, network: IntNetwork, x: torch.Tensor, y: torch.Tensor,
                       batch: int = 500) -> Agreement:
-    """Run both models on ``x`` (float images) and count identical predictions."""
+    """Run both models (a QuantNet or QuantGraph, and its integer network) on ``x`` and count identical classes."""
     qnet.eval()
     same = correct_t = correct_i = 0
     for i in range(0, len(x), batch):
         xb, yb = x[i:i + batch], y[i:i + batch].numpy()
-        pt = qnet(xb).argmax(dim=1).numpy()
+        pt = qnet(xb).reshape(len(xb), -1).argmax(dim=1).numpy()
         pi = network.predict(network.quantize_input(xb.numpy()))
         same += int((pt == pi).sum())
         correct_t += int((pt == yb).sum())

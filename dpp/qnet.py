@@ -54,7 +54,8 @@ class LayerIntegers:
 def build_plan(net: nn.Sequential) -> list[Step]:
     """Check the layer chain and list its steps; a clear error names the first unsupported module."""
     if not isinstance(net, nn.Sequential):
-        raise ArgumentTypeError(f"QuantNet needs an nn.Sequential (got {type(net).__name__})")
+        raise ArgumentTypeError(f"QuantNet needs an nn.Sequential (got {type(net).__name__}); any other "
+                                "traceable model runs as dpp.graph_quant.QuantGraph")
     steps: list[Step] = []
     mods = list(net)
     layer = 0
@@ -77,7 +78,8 @@ def build_plan(net: nn.Sequential) -> list[Step]:
             steps.append(Step("flatten", i))
         else:
             raise DPPError(f"layer {i}: unsupported module {type(m).__name__} (expected Linear, Conv2d, "
-                             "ReLU after a matmul layer, MaxPool2d or Flatten)")
+                             "ReLU after a matmul layer, MaxPool2d or Flatten; dpp.graph_quant.QuantGraph takes "
+                             "more)")
         i += 1
     if layer == 0:
         raise DPPError("the network has no Linear or Conv2d layer")

@@ -198,3 +198,10 @@ def test_sweep_refuses_another_sweeps_folder_without_force(user: Path) -> None:
     assert_one_line(proc, "holds another sweep (sweep_config.json, name 's')")
     assert (user / "sw" / "sweep.csv").read_text() == table
     assert dpp(user, "sweep", other, "--out", "sw", "--serial", "--no-progress", "--force").returncode == 0
+
+
+def test_flow_into_a_sweeps_folder_is_refused_before_training(user: Path) -> None:
+    assert dpp(user, "sweep", sweep_file(user), "--out", "sw", "--serial", "--no-progress").returncode == 0
+    proc = dpp(user, "flow", "--quick", "--model", "digits", "--out", "sw")
+    assert_one_line(proc, "holds the table of sweep 's' (sweep_config.json)")
+    assert not (user / "sw" / "runs").exists()

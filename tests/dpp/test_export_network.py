@@ -117,7 +117,7 @@ def test_load_refuses_a_bad_manifest(tmp_path, digits):
     net = build_model("digits", 0)
     qnet = quick_fit(QuantNet(net, 8), digits, steps=2)
     export_network(qnet, digits.x_test).save(tmp_path)
-    text = (tmp_path / "network.json").read_text().replace('"schema_version": 1', '"schema_version": 9')
+    text = (tmp_path / "network.json").read_text().replace('"schema_version": 2', '"schema_version": 9')
     (tmp_path / "network.json").write_text(text)
     with pytest.raises(FormatError, match="schema_version must be 1"):
         IntNetwork.load(tmp_path)
