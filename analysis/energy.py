@@ -20,9 +20,8 @@ from typing import Iterable, Mapping
 from analysis import energy_constants as C
 from dpp.checks import check_int
 from dpp.errors import DPPError
+from rtl.layout import COUNTERS
 
-COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
-            "out_bits_written")
 MEMORIES = ("weight", "index", "act", "out")
 COMPONENTS = ("mac_mult", "mac_add", "acc_register", "idle_lanes", "weight_read", "index_read", "act_read",
               "out_write")

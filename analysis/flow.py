@@ -33,13 +33,14 @@ from typing import Any, Callable
 import numpy as np
 
 from analysis.commands_log import record_command
-from analysis.energy import COUNTERS, layer_energy
+from analysis.energy import layer_energy
 from dpp.checks import check_int, check_k_n
 from dpp.errors import DPPError, SimulationError
 from dpp.kofn import CSRMatrix, KofNMatrix, dense_storage_bits
 from dpp.serialize import atomic_write_text
+from rtl.archs import ARCHS, arch_named, banks_for
+from rtl.layout import COUNTERS
 
-ARCHS = ("kofn", "dense", "csr")
 CSR_NETS = ("unstructured", "same")  #: what the CSR baseline runs: its own unstructured-trained net, or the DPP one
 FLOW_FILE = "flow.json"
 FLOW_SCHEMA = "dpp.flow"
@@ -87,8 +88,9 @@ class FlowConfig:
         this config's network."""
         from dataclasses import replace
 
-        if arch == "csr" and self.csr_net == "unstructured" and self.method != "unstructured":
-            return replace(self, method="unstructured", granularity="weight")
+        trained = arch_named(arch).trained_method
+        if trained == "unstructured" and self.csr_net == "unstructured" and self.method != trained:
+            return replace(self, method=trained, granularity="weight")
         return self
 
     @property
@@ -156,14 +158,10 @@ def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -
 
 # ------------------------------------------------------------------------------------------ hardware
 def layer_matrix(arch: str, layer: Any) -> tuple[str, Any]:
-    """The array a layer runs on in ``arch``'s design, and its weights in that array's format."""
-    if arch == "kofn":
-        if isinstance(layer.weights, KofNMatrix):
-            return "kofn", layer.weights
-        return "dense", layer.dense_weights()  # a layer stored dense runs on the dense array
-    if arch == "dense":
-        return "dense", layer.dense_weights()
-    return "csr", CSRMatrix.from_dense(layer.dense_weights(), weight_bits=layer.weight_bits)
+    """The array a layer runs on in ``arch``'s design, and its weights in that array's format
+    (:meth:`rtl.archs.ArrayArch.network_matrix`: a layer stored dense runs on the dense array in k-of-n's)."""
+    array, matrix = arch_named(arch).network_matrix(layer)
+    return array.arch, matrix
 
 
 def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, sizes: dict[tuple, dict]) -> Any:
@@ -177,7 +175,7 @@ def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, sizes: dict
     return ArrayParams(arch=array, k=cfg.k, n=n, pes=cfg.pes, weight_bits=layer.weight_bits,
                        act_bits=layer.act_bits, out_bits=layer.out_bits, block=block, max_rows=dims["rows"],
                        max_cols=dims["cols"], max_batch=dims["batch"],
-                       act_banks=cfg.act_banks if array == "csr" else 0)
+                       act_banks=banks_for(array, cfg.act_banks))
 
 
 def batch_chunk(cols: int) -> int:

@@ -4,8 +4,9 @@ Per point (see :func:`evaluate_point`): a random integer layer (seeded, identica
 is packed in the point's format for its storage bits; the analytic model ``sim.model.predict_counters`` gives
 the seven counters, from which utilisation and energy follow; a deterministic sample of points is also run
 in RTL simulation (``sim.run.simulate_layer``) to re-check model = RTL; optionally Yosys gives the area of the
-point's hardware. The hardware packages are imported lazily, so the engine runs (with fewer columns) before
-they exist; which of them was used is part of a point's key, so results are redone once they appear.
+point's hardware. The array registry (:mod:`rtl.archs`) and the counter names are pure Python and imported
+directly; the model, simulator and synthesis are imported lazily, and which of them was used is part of a
+point's key.
 
 Store: ``OUT/points/<id>.json``, one file per finished point, written atomically; a restarted sweep skips
 every point whose file exists. Execution: serial, a Dask ``LocalCluster`` (default) or an existing Dask
@@ -32,16 +33,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from analysis.energy import layer_energy
 from analysis.sweep_config import SweepConfig, expand_grid, load_config, parse_config, point_id
 from dpp.errors import DPPError
-from dpp.kofn import CSRMatrix, KofNMatrix, StorageBits, dense_storage_bits
+from dpp.kofn import StorageBits
 from dpp.serialize import atomic_write_text
+from rtl.archs import ARRAYS, KOFN, arch_named
+from rtl.layout import COUNTERS
 
 __all__ = ["SweepConfig", "load_config", "parse_config", "expand_grid", "point_id", "evaluate_point",
            "ResultStore", "SweepOutcome", "run_sweep", "plan_jobs", "capabilities", "write_table",
            "accuracy_table", "join_accuracy", "read_run_result"]
 
 Evaluate = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
-COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
-            "out_bits_written")
 
 
 def _importable(*modules: str) -> bool:
@@ -75,16 +76,19 @@ def layer_weights(point: dict[str, Any]) -> np.ndarray:
 
 
 def pack_layer(point: dict[str, Any]) -> tuple[Any, StorageBits, float, np.ndarray | None]:
-    """(matrix in the point's format, its storage bits, density, CSR row lengths or None)."""
+    """(matrix in the point's format, its storage bits, density, CSR row lengths or None).
+
+    The point's array (:func:`point_array`) prunes the layer to density k/n in its format; an array that stores
+    every weight (dense) stores the unpruned layer."""
     w = layer_weights(point)
-    arch, k, n, wb = point["arch"], point["k"], point["n"], point["weight_bits"]
-    if arch == "kofn":
-        m = KofNMatrix.prune_magnitude(w, k, n, block=point["block"], weight_bits=wb)
-        return m, m.storage_bits(), m.density, None
-    if arch == "csr":
-        m = CSRMatrix.prune_magnitude(w, k / n, weight_bits=wb)
-        return m, m.storage_bits(), m.density, m.row_lengths()
-    return w, dense_storage_bits(point["rows"], point["cols"], wb), 1.0, None
+    array, wb = point_array(point), point["weight_bits"]
+    m = array.prune(w, point["k"], point["n"], point["block"], wb) if array.sparse else w
+    return m, array.storage_bits(m, wb), array.density(m), array.row_lengths(m)
+
+
+def point_array(point: dict[str, Any]) -> Any:
+    """The registry entry (:mod:`rtl.archs`) of a point: its ``arch``, banked when it carries ``act_banks``."""
+    return arch_named(point["arch"], point.get("act_banks", 0))
 
 
 def make_params(point: dict[str, Any]) -> Any:
@@ -127,8 +131,8 @@ def model_columns(point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: 
     its bank conflicts depend on the columns)."""
     from sim.model import predict_counters
 
-    banked = matrix if point.get("act_banks", 0) else None
-    c = predict_counters(params, point["rows"], point["cols"], point["batch"], row_nnz=row_nnz, csr=banked)
+    columns = matrix if params.array_arch.model_needs == "columns" else None
+    c = predict_counters(params, point["rows"], point["cols"], point["batch"], row_nnz=row_nnz, csr=columns)
     counters = {name: int(c[name]) for name in COUNTERS}
     cols: dict[str, Any] = dict(counters)
     lane_cycles = cols["mac_ops"] + cols["lane_idle_cycles"]
@@ -360,8 +364,9 @@ ACCURACY_KEYS = ("accuracy", "test_accuracy")
 
 
 def method_arch(method: str) -> str:
-    """The array that runs a training method's network: dense → dense, unstructured → csr, else kofn."""
-    return {"dense": "dense", "unstructured": "csr"}.get(method, "kofn")
+    """The array that runs a training method's network (:attr:`rtl.archs.ArrayArch.trained_method`): dense →
+    dense, unstructured → csr, else (every k-of-n method) kofn."""
+    return next((a.arch for a in ARRAYS if a.trained_method == method), KOFN.arch)
 
 
 def read_run_result(run: Path) -> dict[str, Any]:
@@ -392,10 +397,11 @@ def join_accuracy(df: pd.DataFrame, acc: pd.DataFrame) -> pd.DataFrame:
     gran = np.where(df["block"] > 1, "kernel", "weight")
     matched, used = [], np.zeros(len(df), dtype=bool)
     for rec in acc.to_dict("records"):
+        array = arch_named(rec["arch"])
         sel = np.array(df["arch"] == rec["arch"], dtype=bool)
-        if rec["arch"] != "dense":
+        if array.sparse:  # the density k/n describes a sparse array's network
             sel &= (df["k"] == rec["k"]).to_numpy() & (df["n"] == rec["n"]).to_numpy()
-        if rec["arch"] == "kofn":
+        if array.takes_block:
             sel &= gran == rec["granularity"]
         used |= sel
         part = df[sel].copy()

@@ -42,8 +42,8 @@ from typing import Any
 
 import yaml
 from dpp.errors import DPPError
+from rtl.archs import ARCHS, arch_named, banks_for
 
-ARCHS = ("kofn", "dense", "csr")
 GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks")
 GRID_DEFAULTS: dict[str, list[Any]] = {"arch": ["kofn"], "block": [1], "pes": [4], "weight_bits": [8],
                                        "act_bits": [8], "out_bits": [8], "act_banks": [0]}
@@ -242,13 +242,13 @@ def expand_grid(cfg: SweepConfig) -> tuple[list[dict[str, Any]], int]:
             if k >= n:
                 skipped += 1
                 continue
-            p = {"arch": arch, "k": k, "n": n, "block": block if arch == "kofn" else 1, "pes": pes,
+            p = {"arch": arch, "k": k, "n": n, "block": block if arch_named(arch).takes_block else 1, "pes": pes,
                  "weight_bits": wb, "act_bits": ab, "out_bits": ob, "layer": layer.name, "rows": layer.rows,
                  "cols": layer.cols, "batch": cfg.batch, "vectors": layer.vectors, "seed": cfg.seed,
                  "max_rows": cfg.hardware.get("max_rows", 0) or layer.rows,
                  "max_cols": cfg.hardware.get("max_cols", 0) or layer.cols,
                  "max_batch": cfg.hardware.get("max_batch", 0) or cfg.batch}
-            if arch == "csr" and banks:  # absent when 0, so the ids of replicated / other points stay as they were
+            if banks_for(arch, banks):  # absent when 0, so the ids of replicated / other points stay as they were
                 p["act_banks"] = banks
             points.setdefault(point_id(p), p)
     if not points:

@@ -20,8 +20,9 @@ import numpy as np
 from analysis.flow import batch_chunk, layer_matrix, storage_bits_of
 from dpp.checks import check_int
 from dpp.errors import DPPError, SimulationError
-from dpp.kofn import CSRMatrix, KofNMatrix
+from dpp.kofn import KofNMatrix
 from dpp.network import IntNetwork
+from rtl.archs import ARRAYS, KOFN
 
 
 def pair_k_n(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
@@ -71,19 +72,20 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
     ios = {"kofn": kofn_net.layer_io(x_int), "csr": csr_net.layer_io(x_int)}
     act_banks = check_int("act_banks", act_banks, lo=0)
     rows: list[dict[str, Any]] = []
+    designs = [a for a in ARRAYS if act_banks or not a.banked]  # registry order; the banked CSR with banks
     for i, (kl, cl) in enumerate(zip(kofn_net.layers, csr_net.layers)):
-        mats = {"kofn": layer_matrix("kofn", kl), "dense": layer_matrix("dense", kl), "csr": layer_matrix("csr", cl)}
-        if act_banks:
-            mats["csr_banked"] = mats["csr"]
         row: dict[str, Any] = {"layer": i, "kind": kl.kind, "rows": kl.rows, "cols": kl.cols}
-        for design, (array, matrix) in mats.items():
-            unstructured = design.startswith("csr")
+        mats = {}
+        for entry in designs:
+            design = entry.label
+            unstructured = entry.trained_method == "unstructured"  # runs the network trained for it
+            array, matrix = mats[design] = layer_matrix(entry.arch, cl if unstructured else kl)
             io = ios["csr" if unstructured else "kofn"][i]
             batch = int(io.x.shape[0])
             params = _params(array, k, n, pes, cl if unstructured else kl, matrix, batch,
-                             act_banks if design == "csr_banked" else 0)
-            sparse = isinstance(matrix, CSRMatrix)
-            counters = predict_counters(params, kl.rows, kl.cols, batch, csr=matrix if sparse else None)
+                             act_banks if entry.banked else 0)
+            columns = matrix if params.array_arch.model_needs else None  # a CSR layer: its row lengths, columns
+            counters = predict_counters(params, kl.rows, kl.cols, batch, csr=columns)
             if simulate:
                 if on_layer is not None:
                     on_layer(f"layer {i}: {design} design on the {array} array, batch {batch}")
@@ -106,7 +108,7 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
 
 
 def _with_ratios(row: dict[str, Any]) -> dict[str, Any]:
-    for design in ("dense", "csr", "csr_banked"):
+    for design in (a.label for a in ARRAYS if a is not KOFN):
         if f"{design}_cycles" in row:
             row[f"{design}_over_kofn"] = row[f"{design}_cycles"] / row["kofn_cycles"]
     return row

@@ -16,39 +16,45 @@ Schedule per PE (S0 = issue): S0 word + bias read (row pointers prefetched one r
 lanes beyond the row's entries are masked to 0, activation replicas are read at ``b*cols + column``;
 S2 products registered; S3 adder tree + accumulate; S4 row total on ``res``.
 
-``act_banks = B > 0`` (the equal-memory variant, :mod:`rtl.csr_banked`): the replicas are replaced by ONE
-activation memory in ``B`` banks. The PEs keep exactly the streams above but advance in lock-step: S0 and S1
-move only on ``advance``, S1 holds a slot while its lanes wait for their banks (words held, not re-read),
-then a bank-read stage SB precedes S2. ``cycles = sum over slots of the slot's cycles +
-DRAIN_CYCLES_BANKED``.
+``act_banks = B > 0`` (the equal-memory variant, :mod:`rtl.csr_banked`, :class:`rtl.csr_banked.BankedCsrArray`
+built on :class:`CsrArray` and :class:`CsrPE` by overriding their hooks): the replicas are replaced by ONE
+activation memory in ``B`` banks. The PEs keep exactly the streams above but advance in lock-step.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
+from rtl.archs import check_component
 from rtl.blocks import adder_tree
 from rtl.control import array_load, array_members, attach_requantisers, build_shell
-from rtl.csr_banked import ActivationBanks
-from rtl.interfaces import FlatPorts, LaneRequestSignature, LoadSignature
-from rtl.layout import BANKED_SERVICE_DRAIN, DRAIN_CYCLES, SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
+from rtl.interfaces import FlatPorts, LoadSignature
+from rtl.layout import SEL_ACT, SEL_BIAS, SEL_ROWPTR, SEL_WEIGHT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import per_pe_write
 
 
 class CsrPE(wiring.Component):
-    """One CSR PE with its own sequencer (see the module docstring for the schedule)."""
+    """One CSR PE with its own sequencer (see the module docstring for the schedule). A variant overrides the
+    hooks ``_members``, ``_array``, ``_step``, ``_enter_s1``, ``_before_s2`` and ``_lane_operands``."""
 
     def __init__(self, layout: Layout, index: int) -> None:
         self.layout, self.index = layout, index
+        check_component(type(self).__name__, self._array(), layout.params, verb="serves")
+        super().__init__(self._members(layout))
+
+    def _array(self) -> type[wiring.Component]:
+        """The array this PE serves."""
+        return CsrArray
+
+    def _members(self, layout: Layout) -> dict[str, Any]:
         p = layout.params
-        if p.arch != "csr":
-            raise ValueError(f"CsrPE serves arch 'csr' (got arch={p.arch!r})")
-        self.banked = p.act_banks > 0
-        members = {
+        return {
             "load": In(LoadSignature.of(layout)),
             "launch": In(1), "batch": In(layout.register_bits("batch")),
             "tiles": In(layout.register_bits("tiles")), "last_pes": In(layout.register_bits("last_pes")),
@@ -57,10 +63,6 @@ class CsrPE(wiring.Component):
             "lanes_used": Out(range(p.k + 1)), "word_read": Out(1), "ptr_read": Out(1),
             "res_valid": Out(1), "res": Out(signed(p.acc_bits)), "res_word": Out(addr_bits(layout.out_depth)),
         }
-        if self.banked:  # the shared banked activation memory (rtl.csr_banked) serves the lanes
-            members["advance"] = In(1)
-            members["requests"] = Out(LaneRequestSignature(layout.act_addr_bits, p.act_bits)).array(p.k)
-        super().__init__(members)
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -89,7 +91,7 @@ class CsrPE(wiring.Component):
         row_end, row_tail = Signal(lay.ptr_bits), Signal(range(p.k + 1))
         word = Signal(addr_bits(lay.out_depth))
         empty, last, row_last, next_j = Signal(), Signal(), Signal(), Signal.like(j)
-        step = self.running & self.advance if self.banked else self.running  # banked: frozen while stalled
+        step = self._step()
 
         m.d.comb += [
             local_rows.eq(Mux(self.last_pes > self.index, self.tiles, self.tiles - 1)),
@@ -126,18 +128,18 @@ class CsrPE(wiring.Component):
         return {"valid": self.running, "first": starting, "last": last, "lanes": self.lanes_used,
                 "act_base": act_base, "word": word}
 
+    def _step(self) -> Value:
+        """The sequencer moves on this cycle."""
+        return self.running
+
     def _datapath(self, m: Module, w_rd, b_rd, issue: dict[str, Signal]) -> None:
-        """S1..S4: masked lane values, replica reads, products, accumulate, result (banked: S1 lasts until
-        every lane is granted, then one bank-read stage SB before S2)."""
+        """S1..S4: masked lane values, replica reads, products, accumulate, result."""
         lay, p = self.layout, self.layout.params
         s1 = {name: Signal.like(sig, name=f"{name}1") for name, sig in issue.items()}
-        if not self.banked:
-            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        self._enter_s1(m, issue, s1)
         s2 = {name: Signal.like(s1[name], name=f"{name}2") for name in ("valid", "first", "last", "word")}
         s3 = {name: Signal.like(s2[name], name=f"{name}3") for name in s2}
-        into_s2, bias_in = s1, b_rd.data
-        if self.banked:
-            into_s2, bias_in = self._banked_stages(m, issue, s1, b_rd)
+        into_s2, bias_in = self._before_s2(m, issue, s1, b_rd)
         m.d.sync += [s2[name].eq(into_s2[name]) for name in s2] + [s3[name].eq(s2[name]) for name in s3]
         bias2, bias3 = Signal(signed(p.acc_bits)), Signal(signed(p.acc_bits))
         m.d.sync += [bias2.eq(bias_in), bias3.eq(bias2)]
@@ -148,14 +150,7 @@ class CsrPE(wiring.Component):
             value = w_rd.data[lay.value_offset(lane):lay.value_offset(lane + 1)].as_signed()
             value2 = Signal(signed(p.weight_bits), name=f"value2_{lane}")
             prod3 = Signal(signed(p.weight_bits + p.act_bits), name=f"prod3_{lane}")
-            masked = Mux(s1["lanes"] > lane, value, 0)
-            if self.banked:
-                act = self._banked_lane(m, lane, s1, col)
-                valueb = Signal(signed(p.weight_bits), name=f"valueb_{lane}", reset_less=True)
-                m.d.sync += valueb.eq(masked)
-                masked = valueb
-            else:
-                act = self._replica(m, lane, s1, col)
+            masked, act = self._lane_operands(m, lane, s1, col, Mux(s1["lanes"] > lane, value, 0))
             m.d.sync += [value2.eq(masked), prod3.eq(value2 * act.as_signed())]
             products.append(prod3)
 
@@ -166,22 +161,19 @@ class CsrPE(wiring.Component):
         m.d.sync += [self.res_valid.eq(s3["valid"] & s3["last"]), self.res.eq(total),
                      self.res_word.eq(s3["word"])]
 
-    def _banked_stages(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
-                       ) -> tuple[dict[str, Signal], Signal]:
-        """Banked schedule: S0 and S1 advance only on ``advance`` (S1 lasts until every lane is granted); then
-        SB (bank read) and S2 follow one cycle apart, with bubbles entering SB while S1 waits."""
-        p = self.layout.params
-        names = ("valid", "first", "last", "word")
-        sb = {name: Signal.like(s1[name], name=f"{name}b") for name in names}
-        bias_b = Signal(signed(p.acc_bits), name="biasb", reset_less=True)
-        with m.If(self.advance):
-            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
-        m.d.sync += [sb[name].eq(s1[name]) for name in names] + [bias_b.eq(b_rd.data)]
-        m.d.sync += sb["valid"].eq(s1["valid"] & self.advance)
-        return sb, bias_b
+    def _enter_s1(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal]) -> None:
+        """S0 -> S1 every cycle."""
+        m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
 
-    def _replica(self, m: Module, lane: int, s1: dict[str, Signal], col: Value) -> Value:
-        """``act_banks = 0``: the lane's own activation replica, read in S1, data in S2."""
+    def _before_s2(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
+                   ) -> tuple[dict[str, Signal], Value]:
+        """What enters S2 (the S1 controls) and the bias read it goes with."""
+        return s1, b_rd.data
+
+    def _lane_operands(self, m: Module, lane: int, s1: dict[str, Signal], col: Value,
+                       masked: Value) -> tuple[Value, Value]:
+        """(weight value, activation) of lane ``lane`` entering S2: the lane's own activation replica, read in
+        S1 at ``b*cols + column``, data in S2."""
         lay, p = self.layout, self.layout.params
         acts = m.submodules[f"acts{lane}"] = Memory(shape=p.act_bits, depth=lay.act_depth, init=[])
         wr, rd = acts.write_port(), acts.read_port()
@@ -191,35 +183,27 @@ class CsrPE(wiring.Component):
             wr.addr.eq(load.addr[:addr_bits(lay.act_depth)]), wr.data.eq(load.data),
             rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
         ]
-        return rd.data
-
-    def _banked_lane(self, m: Module, lane: int, s1: dict[str, Signal], col: Value) -> Value:
-        """``act_banks > 0``: request address ``b*cols + column`` in S1 (while the lane is busy) on
-        ``requests[lane]``; the shared banks hand the activation back on its ``act`` in S2, after the
-        bank-read stage SB."""
-        request = self.requests[lane]
-        m.d.comb += [request.req.eq(s1["lanes"] > lane), request.addr.eq(s1["act_base"] + col)]
-        return request.act
+        return masked, rd.data
 
 
 class CsrArray(wiring.Component):
     """``csr_array``: ``pes`` independent :class:`CsrPE`; ports in :func:`rtl.control.array_members`."""
 
+    pe_class: type[CsrPE] = CsrPE
+
     def __init__(self, params: ArrayParams) -> None:
-        if params.arch != "csr":
-            raise ValueError(f"CsrArray builds arch 'csr' (got arch={params.arch!r})")
+        check_component(type(self).__name__, type(self), params)
         self.params, self.layout = params, Layout(params)
         super().__init__(array_members(self.layout))
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         lay, p = self.layout, self.params
-        drain = BANKED_SERVICE_DRAIN if p.act_banks else DRAIN_CYCLES["csr"]
-        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=drain)
+        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=self._control_drain())
         load = array_load(self, lay)
         pes = []
         for i in range(p.pes):
-            pe = m.submodules[f"pe{i}"] = CsrPE(lay, i)
+            pe = m.submodules[f"pe{i}"] = self.pe_class(lay, i)
             connect(m, load, pe.load)
             m.d.comb += [pe.launch.eq(ctrl.launch), pe.batch.eq(regs.batch), pe.tiles.eq(regs.tiles),
                          pe.last_pes.eq(regs.last_pes), pe.cols.eq(regs.cols)]
@@ -228,31 +212,20 @@ class CsrArray(wiring.Component):
         all_finishing = Signal()
         m.d.comb += [any_running.eq(Cat(*[pe.running for pe in pes]).any()),
                      all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all())]
-        if p.act_banks:
-            banks = self._banked(m, pes, load)
-            last_slot = Signal()  # S1 holds the final slot: last_issue when its last lane is granted
-            with m.If(banks.advance):
-                m.d.sync += last_slot.eq(any_running & all_finishing)
-            m.d.comb += ctrl.last_issue.eq(last_slot & banks.advance)
-            act_reads = banks.reads
-        else:
-            m.d.comb += ctrl.last_issue.eq(any_running & all_finishing)
-            act_reads = None
+        act_reads = self._last_issue(m, pes, load, ctrl, any_running & all_finishing)
         writes = attach_requantisers(m, lay, regs, outs, [(pe.res_valid, pe.res, pe.res_word) for pe in pes])
         self._count(m, pes, ctrl, counters, writes, act_reads)
         return m
 
-    def _banked(self, m: Module, pes: list[CsrPE], load: FlatPorts) -> ActivationBanks:
-        """``act_banks > 0``: one shared banked activation memory; PE ``i``'s lane ``j`` is its global lane
-        ``i*k + j``."""
-        k = self.params.k
-        banks = m.submodules.acts = ActivationBanks(self.layout, len(pes) * k)
-        connect(m, load, banks.load)
-        for i, pe in enumerate(pes):
-            m.d.comb += pe.advance.eq(banks.advance)
-            for j, request in enumerate(pe.requests):
-                connect(m, request, banks.requests[i * k + j])
-        return banks
+    def _control_drain(self) -> int:
+        """Cycles the run control counts down after ``last_issue`` (:attr:`rtl.archs.ArrayArch.drain_cycles`)."""
+        return self.layout.array_arch.drain_cycles
+
+    def _last_issue(self, m: Module, pes: list[CsrPE], load: FlatPorts, ctrl, finishing: Value) -> Value | None:
+        """Drive ``ctrl.last_issue`` (every PE issues its last word: ``finishing``); return the activation
+        reads per cycle if they are not one per MAC (None)."""
+        m.d.comb += ctrl.last_issue.eq(finishing)
+        return None
 
     def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal],
                act_reads: Signal | None = None) -> None:

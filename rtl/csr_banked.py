@@ -1,4 +1,6 @@
-"""``ActivationBanks``: the ONE activation memory of an equal-memory CSR array (``act_banks = B > 0``).
+"""The banked CSR array (registry entry ``csr_banked``): ``BankedCsrArray`` and ``BankedCsrPE``, the CSR array
+of :mod:`rtl.csr` with ``ActivationBanks``, the ONE activation memory of an equal-memory CSR array
+(``act_banks = B > 0``).
 
 The k-of-n array keeps one activation buffer and broadcasts it; the default CSR baseline gives each of its
 ``pes * k`` lanes a private replica (``pes * k`` times the SRAM) so random columns never conflict. With
@@ -23,6 +25,10 @@ pays for random access with bank conflicts:
   the slot kept its activation in ``held``. So the slot's operands reach the multipliers two cycles after its
   last service cycle, and a run takes ``sum of slot cycles + DRAIN_CYCLES_BANKED`` (:mod:`rtl.layout`).
 
+The PEs (:class:`BankedCsrPE`) keep exactly the streams of :class:`rtl.csr.CsrPE` but advance in lock-step: S0
+and S1 move only on ``advance``, S1 holds a slot while its lanes wait for their banks (words held, not re-read),
+then the bank-read stage SB precedes S2. ``cycles = sum over slots of the slot's cycles + DRAIN_CYCLES_BANKED``.
+
 The crossbars are memories (arrays indexed by bank) rather than ``B``-way multiplexers per lane: the same
 hardware, and Verilator simulates an indexed array in constant time where it would evaluate every arm of a
 per-lane multiplexer. ``reads`` (banks read this cycle) drives ``act_bits_read``: merged requests count once.
@@ -30,15 +36,18 @@ per-lane multiplexer. ``reads`` (banks read this cycle) drives ``act_bits_read``
 
 from __future__ import annotations
 
-from amaranth.hdl import C, Module, Mux, Signal, Value
+from typing import Any
+
+from amaranth.hdl import C, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In, Out, connect
 
 from dpp.checks import check_int
 from rtl.blocks import or_tree, popcount_tree
-from rtl.interfaces import LaneRequestSignature, LoadSignature
-from rtl.layout import SEL_ACT, Layout, addr_bits, mem_depth
+from rtl.csr import CsrArray, CsrPE
+from rtl.interfaces import FlatPorts, LaneRequestSignature, LoadSignature
+from rtl.layout import BANKED_SERVICE_DRAIN, SEL_ACT, Layout, addr_bits, mem_depth
 
 
 class ActivationBanks(wiring.Component):
@@ -138,3 +147,73 @@ class ActivationBanks(wiring.Component):
                          held.eq(act)]
             m.d.comb += [rd.addr.eq(bank2), act.eq(Mux(granted2, rd.data, held))]
 
+
+
+class BankedCsrPE(CsrPE):
+    """A :class:`~rtl.csr.CsrPE` whose lanes request their activations from the shared banks (``requests``)
+    and whose S0/S1 advance only on ``advance``; SB (bank read) sits between S1 and S2."""
+
+    def _array(self) -> type[wiring.Component]:
+        return BankedCsrArray
+
+    def _members(self, layout: Layout) -> dict[str, Any]:
+        p = layout.params
+        return {**super()._members(layout), "advance": In(1),
+                "requests": Out(LaneRequestSignature(layout.act_addr_bits, p.act_bits)).array(p.k)}
+
+    def _step(self) -> Value:
+        return self.running & self.advance  # frozen while the slot is stalled
+
+    def _enter_s1(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal]) -> None:
+        """S1 is loaded in :meth:`_before_s2`, only on ``advance``."""
+
+    def _before_s2(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
+                   ) -> tuple[dict[str, Signal], Value]:
+        """S0 and S1 advance only on ``advance`` (S1 lasts until every lane is granted); then SB (bank read)
+        and S2 follow one cycle apart, with bubbles entering SB while S1 waits."""
+        p = self.layout.params
+        names = ("valid", "first", "last", "word")
+        sb = {name: Signal.like(s1[name], name=f"{name}b") for name in names}
+        bias_b = Signal(signed(p.acc_bits), name="biasb", reset_less=True)
+        with m.If(self.advance):
+            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        m.d.sync += [sb[name].eq(s1[name]) for name in names] + [bias_b.eq(b_rd.data)]
+        m.d.sync += sb["valid"].eq(s1["valid"] & self.advance)
+        return sb, bias_b
+
+    def _lane_operands(self, m: Module, lane: int, s1: dict[str, Signal], col: Value,
+                       masked: Value) -> tuple[Value, Value]:
+        """Request address ``b*cols + column`` in S1 (while the lane is busy) on ``requests[lane]``; the banks
+        hand the activation back on its ``act`` in S2, after SB; the weight value waits one cycle in SB."""
+        p = self.layout.params
+        request = self.requests[lane]
+        m.d.comb += [request.req.eq(s1["lanes"] > lane), request.addr.eq(s1["act_base"] + col)]
+        valueb = Signal(signed(p.weight_bits), name=f"valueb_{lane}", reset_less=True)
+        m.d.sync += valueb.eq(masked)
+        return valueb, request.act
+
+
+class BankedCsrArray(CsrArray):
+    """``csr_array`` with ONE activation memory in ``act_banks`` banks (:class:`ActivationBanks`, submodule
+    ``acts``) instead of the per-lane replicas; PE ``i``'s lane ``j`` is its global lane ``i*k + j``."""
+
+    pe_class = BankedCsrPE
+
+    def _control_drain(self) -> int:
+        """The run control is told "last issue" at the last grant of the last slot, one cycle after slot 0 was
+        issued: it counts down the entry's drain minus that cycle (``BANKED_SERVICE_DRAIN``)."""
+        return BANKED_SERVICE_DRAIN
+
+    def _last_issue(self, m: Module, pes: list[CsrPE], load: FlatPorts, ctrl, finishing: Value) -> Value:
+        k = self.params.k
+        banks = m.submodules.acts = ActivationBanks(self.layout, len(pes) * k)
+        connect(m, load, banks.load)
+        for i, pe in enumerate(pes):
+            m.d.comb += pe.advance.eq(banks.advance)
+            for j, request in enumerate(pe.requests):
+                connect(m, request, banks.requests[i * k + j])
+        last_slot = Signal()  # S1 holds the final slot: last_issue when its last lane is granted
+        with m.If(banks.advance):
+            m.d.sync += last_slot.eq(finishing)
+        m.d.comb += ctrl.last_issue.eq(last_slot & banks.advance)
+        return banks.reads

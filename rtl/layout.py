@@ -41,8 +41,9 @@ from typing import Any
 import numpy as np
 
 from dpp.checks import index_bits
-from rtl.params import ArrayParams
 from dpp.errors import DPPError
+from rtl.archs import ARRAYS, CSR_BANKED, ArrayArch, arch_of
+from rtl.params import ArrayParams
 
 SEL_REG, SEL_WEIGHT, SEL_ACT, SEL_BIAS, SEL_ROWPTR = 0, 1, 2, 3, 4
 SEL_BITS = 3
@@ -55,32 +56,24 @@ COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_
 REG_BATCH, REG_TILES, REG_LAST_PES, REG_STEPS, REG_TAIL_LANES, REG_COLS, REG_MULTIPLIER, REG_SHIFT, REG_RELU = \
     range(9)
 REGISTER_NAMES = ("batch", "tiles", "last_pes", "steps", "tail_lanes", "cols", "multiplier", "shift", "relu")
-#: Registers each array reads (the others are ignored). steps = groups (kofn) or ceil(cols / k) (dense);
-#: tail_lanes = real columns in the last dense chunk.
-ARCH_REGISTERS = {
-    "kofn": ("batch", "tiles", "last_pes", "steps", "multiplier", "shift", "relu"),
-    "dense": ("batch", "tiles", "last_pes", "steps", "tail_lanes", "multiplier", "shift", "relu"),
-    "csr": ("batch", "tiles", "last_pes", "cols", "multiplier", "shift", "relu"),
-}
+#: Registers each array reads (the others are ignored), from the registry (:attr:`ArrayArch.registers`).
+ARCH_REGISTERS = {a.arch: a.registers for a in ARRAYS if not a.banked}
 MULTIPLIER_BITS = 16
 SHIFT_BITS = 6
 
-#: Busy cycles after the last issued step (memory read, lanes with registered products, accumulate,
-#: requantise in 2 stages, output write; csr has one more: the activation read after the column read).
+#: Busy cycles after the last issued step, per ``arch`` (:attr:`ArrayArch.drain_cycles`: 5 kofn/dense, 6 csr):
 #: ``busy`` rises with the first issued step, so ``cycles`` = steps issued + ``DRAIN_CYCLES[arch]``.
-DRAIN_CYCLES = {"kofn": 5, "dense": 5, "csr": 6}
+DRAIN_CYCLES = {a.arch: a.drain_cycles for a in ARRAYS if not a.banked}
 #: Banked CSR (``act_banks > 0``, :mod:`rtl.csr_banked`): ``cycles = sum over slots of the slot's cycles +
-#: DRAIN_CYCLES_BANKED``: 1 cycle issuing slot 0 (S0, weight word read), every slot's S1 arbitration cycles,
-#: then 6 stages after the last grant (bank read, products, accumulate, result, 2 requantise stages with
-#: the write). Its run control is told "last issue" when the last slot's last grant is made, so it counts
-#: down ``BANKED_SERVICE_DRAIN`` = 6 cycles.
-DRAIN_CYCLES_BANKED = 7
+#: DRAIN_CYCLES_BANKED`` (7). Its run control is told "last issue" when the last slot's last grant is made,
+#: one cycle after slot 0 was issued, so it counts down ``BANKED_SERVICE_DRAIN`` = 6 cycles.
+DRAIN_CYCLES_BANKED = CSR_BANKED.drain_cycles
 BANKED_SERVICE_DRAIN = DRAIN_CYCLES_BANKED - 1
 
 
 def drain_cycles(params: ArrayParams) -> int:
     """Cycles after the last issued step until ``done``: the one number the header, model and RTL share."""
-    return DRAIN_CYCLES_BANKED if params.act_banks else DRAIN_CYCLES[params.arch]
+    return arch_of(params).drain_cycles
 
 
 def addr_bits(depth: int) -> int:
@@ -103,6 +96,11 @@ class Layout:
     """Every width, depth and offset of one build, derived from its :class:`ArrayParams`."""
 
     params: ArrayParams
+
+    @property
+    def array_arch(self) -> ArrayArch:
+        """The build's registry entry (:mod:`rtl.archs`): the per-array facts below come from it."""
+        return arch_of(self.params)
 
     # ------------------------------------------------------------------ basic widths
     @property
@@ -130,12 +128,7 @@ class Layout:
 
     @property
     def weight_depth(self) -> int:
-        p = self.params
-        if p.arch == "kofn":
-            return mem_depth(p.max_tiles * p.max_groups)
-        if p.arch == "dense":
-            return mem_depth(p.max_tiles * self.max_chunks)
-        return mem_depth(math.ceil(p.max_nnz / p.k) + p.max_tiles)
+        return mem_depth(self.array_arch.weight_words(self))
 
     @property
     def weight_value_bits(self) -> int:
@@ -146,8 +139,7 @@ class Layout:
     @property
     def weight_index_bits(self) -> int:
         """Index bits of one weight word (what ``index_bits_read`` adds per word read)."""
-        p = self.params
-        return {"kofn": p.k * self.index_bits, "dense": 0, "csr": p.k * self.col_bits}[p.arch]
+        return self.params.k * self.array_arch.index_field_bits(self)
 
     @property
     def weight_word_bits(self) -> int:
@@ -157,14 +149,13 @@ class Layout:
         return (lane * self.params.block + element) * self.params.weight_bits
 
     def index_offset(self, lane: int) -> int:
-        width = self.index_bits if self.params.arch == "kofn" else self.col_bits
-        return self.weight_value_bits + lane * width
+        return self.weight_value_bits + lane * self.array_arch.index_field_bits(self)
 
     # ------------------------------------------------------------------ activations (shared / replicated)
     @property
     def act_lanes(self) -> int:
         """Activations per activation word."""
-        return {"kofn": self.params.n, "dense": self.params.k, "csr": 1}[self.params.arch]
+        return self.array_arch.act_lanes(self.params)
 
     @property
     def act_word_bits(self) -> int:
@@ -172,9 +163,7 @@ class Layout:
 
     @property
     def act_depth(self) -> int:
-        p = self.params
-        per_vector = {"kofn": p.max_groups * p.block, "dense": self.max_chunks, "csr": p.max_cols}[p.arch]
-        return mem_depth(p.max_batch * per_vector)
+        return mem_depth(self.params.max_batch * self.array_arch.act_words_per_vector(self))
 
     # ------------------------------------------------------------------ banked CSR activations (act_banks > 0)
     @property
@@ -215,6 +204,10 @@ class Layout:
         """Words of the per-PE bias and row-pointer memories (one per local row)."""
         return mem_depth(self.params.max_tiles)
 
+    def pe_memory_depth(self, name: str) -> int:
+        """Words of the per-PE memory ``name`` (:attr:`ArrayArch.pe_memories`): weights, or one per local row."""
+        return self.weight_depth if name == "weights" else self.tile_depth
+
     @property
     def ptr_bits(self) -> int:
         return count_bits(self.weight_depth)
@@ -243,7 +236,7 @@ class Layout:
 
     @property
     def registers(self) -> tuple[str, ...]:
-        return ARCH_REGISTERS[self.params.arch]
+        return self.array_arch.registers
 
     @property
     def load_addr_bits(self) -> int:
@@ -253,7 +246,7 @@ class Layout:
     @property
     def load_data_bits(self) -> int:
         widths = [self.weight_word_bits, self.act_word_bits, self.params.acc_bits, MULTIPLIER_BITS]
-        if self.params.arch == "csr":
+        if "rowptr" in self.array_arch.pe_memories:
             widths.append(self.rowptr_bits)
         return max(widths)
 

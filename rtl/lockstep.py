@@ -6,7 +6,7 @@ PE ``p`` computes row ``t*pes + p``; PEs past the last row (last tile) are switc
 writes, their lanes count as idle). Per vector, every weight word and every activation word of the vector
 is re-read once per row tile (weights are not kept across the batch). The requantise/write-back of a tile
 runs in its own pipeline stages while the next tile accumulates, so a run takes ``batch * tiles * steps *
-block`` issue cycles plus ``DRAIN_CYCLES[arch]`` cycles of pipeline drain (see :mod:`sim.model`).
+block`` issue cycles plus the entry's ``drain_cycles`` of pipeline drain (:mod:`rtl.archs`, :mod:`sim.model`).
 
 kofn: step = one weight word (k values x block elements + k indices) per PE, read once and held for
 ``block`` cycles; the activation word of (vector, group, element e) holds the n candidates of that element,
@@ -21,10 +21,11 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
+from rtl.archs import check_component
 from rtl.blocks import popcount_tree
 from rtl.control import array_load, array_members, attach_requantisers, build_shell
 from rtl.interfaces import FlatPorts
-from rtl.layout import DRAIN_CYCLES, SEL_ACT, Layout, addr_bits
+from rtl.layout import SEL_ACT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import LockstepPE
 
@@ -88,15 +89,14 @@ class LockstepArray(wiring.Component):
     """The kofn or dense array (``params.arch``); ports in :func:`rtl.control.array_members`."""
 
     def __init__(self, params: ArrayParams) -> None:
-        if params.arch not in ("kofn", "dense"):
-            raise ValueError(f"LockstepArray builds arch 'kofn' or 'dense' (got arch={params.arch!r})")
+        check_component("LockstepArray", LockstepArray, params)
         self.params, self.layout = params, Layout(params)
         super().__init__(array_members(self.layout))
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         lay, p = self.layout, self.params
-        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=DRAIN_CYCLES[p.arch])
+        regs, ctrl, counters, outs = build_shell(m, self, lay, drain=lay.array_arch.drain_cycles)
         seq = m.submodules.seq = LockstepSequencer(lay)
         m.d.comb += [seq.launch.eq(ctrl.launch), seq.batch.eq(regs.batch), seq.tiles.eq(regs.tiles),
                      seq.steps.eq(regs.steps), seq.last_pes.eq(regs.last_pes), ctrl.last_issue.eq(seq.final)]
@@ -148,7 +148,7 @@ class LockstepArray(wiring.Component):
         macs = Signal(range(p.pes * p.k + 1))
         words = Signal(range(p.pes + 1))
         m.d.comb += lanes.eq(p.k)
-        if p.arch == "dense":
+        if "tail_lanes" in lay.registers:  # dense: the last chunk of a row has tail_lanes real columns
             with m.If(seq.last):
                 m.d.comb += lanes.eq(regs.tail_lanes)
         with m.If(seq.valid):

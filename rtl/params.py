@@ -13,12 +13,13 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from dpp.checks import check_int, check_k_n
-from dpp.reference import ACT_BITS_RANGE, OUT_BITS_RANGE, accumulator_bits
 from dpp.errors import DPPError
+from dpp.limits import MAX_ACC_BITS, MAX_ACT_BANKS, MAX_BLOCK, MAX_N, MAX_PES, WEIGHT_BITS_RANGE  # noqa: F401
+from dpp.reference import ACT_BITS_RANGE, OUT_BITS_RANGE, accumulator_bits
+from rtl.archs import ARCHS, ARRAYS, ArrayArch, arch_named, arch_of, check_arch  # noqa: F401 (ARCHS: re-exported)
 
-ARCHS = ("kofn", "dense", "csr")
-TOP_NAMES = {"kofn": "kofn_array", "dense": "dense_array", "csr": "csr_array"}
-from dpp.limits import MAX_ACC_BITS, MAX_ACT_BANKS, MAX_BLOCK, MAX_N, MAX_PES, WEIGHT_BITS_RANGE  # noqa: E402,F401
+#: Verilog top-module name per ``arch`` (from the registry, :mod:`rtl.archs`).
+TOP_NAMES = {a.arch: a.top_name for a in ARRAYS if not a.banked}
 
 
 def check_act_banks(act_banks: int) -> int:
@@ -28,6 +29,11 @@ def check_act_banks(act_banks: int) -> int:
     if act_banks & (act_banks - 1):
         raise DPPError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={act_banks})")
     return act_banks
+
+
+def _archs_that(fact: str) -> str:
+    """``"arch='kofn'"``: the arches whose entry has ``fact`` (for the "applies to ... only" errors)."""
+    return " or ".join(dict.fromkeys(f"arch={a.arch!r}" for a in ARRAYS if getattr(a, fact)))
 
 
 @dataclass(frozen=True)
@@ -60,15 +66,14 @@ class ArrayParams:
     act_banks: int = 0
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise DPPError(f"arch must be one of {', '.join(ARCHS)} (got arch={self.arch!r})")
+        check_arch(self.arch)
         check_k_n(self.k, self.n)
         check_int("n", self.n, hi=MAX_N)
         check_int("pes", self.pes, lo=1, hi=MAX_PES)
         check_int("block", self.block, lo=1, hi=MAX_BLOCK)
-        if self.arch != "kofn" and self.block != 1:
-            raise DPPError(f"block applies to arch='kofn' only; the baselines process columns "
-                             f"(got block={self.block} for arch={self.arch!r}, expected 1)")
+        if self.block != 1 and not arch_named(self.arch).takes_block:
+            raise DPPError(f"block applies to {_archs_that('takes_block')} only; the baselines process columns "
+                           f"(got block={self.block} for arch={self.arch!r}, expected 1)")
         check_int("weight_bits", self.weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
         check_int("act_bits", self.act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
         check_int("out_bits", self.out_bits, lo=OUT_BITS_RANGE[0], hi=OUT_BITS_RANGE[1])
@@ -76,13 +81,11 @@ class ArrayParams:
         check_int("max_cols", self.max_cols, lo=1, hi=1 << 20)
         check_int("max_batch", self.max_batch, lo=1, hi=1 << 16)
         check_int("max_nnz", self.max_nnz, lo=0, hi=1 << 28)
-        if self.arch != "csr" and self.max_nnz != 0:
-            raise DPPError(f"max_nnz applies to arch='csr' only (got max_nnz={self.max_nnz} "
-                             f"for arch={self.arch!r}, expected 0)")
+        if self.max_nnz != 0 and not arch_named(self.arch).takes_max_nnz:
+            raise DPPError(f"max_nnz applies to {_archs_that('takes_max_nnz')} only (got max_nnz={self.max_nnz} "
+                           f"for arch={self.arch!r}, expected 0)")
         check_int("act_banks", self.act_banks, lo=0, hi=MAX_ACT_BANKS)
-        if self.arch != "csr" and self.act_banks != 0:
-            raise DPPError(f"act_banks applies to arch='csr' only (got act_banks={self.act_banks} "
-                             f"for arch={self.arch!r}, expected 0)")
+        arch_named(self.arch, self.act_banks)  # act_banks > 0 only where a banked variant exists
         check_act_banks(self.act_banks)
         check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
         need = self.min_acc_bits
@@ -94,13 +97,18 @@ class ArrayParams:
             raise DPPError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
                              f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in} "
                              f"(got acc_bits={self.acc_bits})")
-        if self.arch == "csr" and self.max_nnz == 0:
+        if self.max_nnz == 0 and self.array_arch.takes_max_nnz:  # 0 = full rows
             object.__setattr__(self, "max_nnz", self.max_tiles * self.max_cols)
 
     # ------------------------------------------------------------------ derived sizes (one source of truth)
     @property
+    def array_arch(self) -> ArrayArch:
+        """This build's registry entry (:func:`rtl.archs.arch_of`): every per-array fact and behaviour."""
+        return arch_of(self)
+
+    @property
     def top_name(self) -> str:
-        return TOP_NAMES[self.arch]
+        return self.array_arch.top_name
 
     @property
     def multipliers(self) -> int:
@@ -118,9 +126,7 @@ class ArrayParams:
     @property
     def max_fan_in(self) -> int:
         """Most products summed into one accumulator."""
-        if self.arch == "kofn":
-            return self.max_groups * self.k * self.block
-        return self.max_cols
+        return self.array_arch.max_fan_in(self)
 
     @property
     def min_acc_bits(self) -> int:

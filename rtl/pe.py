@@ -17,6 +17,7 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from rtl.archs import check_component
 from rtl.blocks import IndexMux, adder_tree
 from rtl.interfaces import LoadSignature
 from rtl.layout import SEL_BIAS, SEL_WEIGHT, Layout, addr_bits
@@ -39,8 +40,9 @@ class LockstepPE(wiring.Component):
     def __init__(self, layout: Layout, index: int) -> None:
         self.layout, self.index = layout, index
         p = layout.params
-        if p.arch not in ("kofn", "dense"):
-            raise ValueError(f"LockstepPE serves arch 'kofn' or 'dense' (got arch={p.arch!r})")
+        from rtl.lockstep import LockstepArray  # the array this PE serves (it imports this module)
+
+        check_component("LockstepPE", LockstepArray, p, verb="serves")
         super().__init__({
             "load": In(LoadSignature.of(layout)),
             "rd_en": In(1), "rd_addr": In(addr_bits(layout.weight_depth)),
@@ -84,7 +86,7 @@ class LockstepPE(wiring.Component):
     def _lane(self, m: Module, j: int, word: Signal) -> Signal:
         """Product of lane ``j``'s weight value and its activation (combinational, S1)."""
         lay, p = self.layout, self.layout.params
-        if p.arch == "kofn":
+        if lay.weight_index_bits:  # kofn: the word's index picks the lane's activation from the group
             mux = IndexMux(p.n, p.act_bits)
             m.submodules[f"mux{j}"] = mux
             values = word[lay.value_offset(j):lay.value_offset(j + 1)]

@@ -25,7 +25,10 @@ With ``tiles = ceil(rows / pes)``:
   run lengths give ``C_s`` (:func:`banked_slots`): no Python loop over slots or cycles.
 * all: ``lane_idle_cycles = pes*k*cycles - mac_ops``; ``out_bits_written = batch*rows*out_bits``.
 
-:func:`predict_counters` evaluates one (design, layer) pair; :func:`predict_counters_many` evaluates tables of
+Each array's closed forms are its registry entry's :meth:`rtl.archs.ArrayArch.counts` (steps, MACs, weight
+and index traffic, activation reads); this module checks the inputs, computes the layer statistics an entry
+asks for (:class:`rtl.archs.LayerStats`: CSR row statistics, banked slot cycles) and adds what all arrays
+share. :func:`predict_counters` evaluates one (design, layer) pair; :func:`predict_counters_many` evaluates tables of
 them with the same closed forms on NumPy columns (exactly equal, pair by pair). Configurations that share a
 layer share its work: the csr row statistics once per (layer, k, pes), the banked slot table once per
 (layer, k, pes, batch, cols) for all bank counts at once.
@@ -33,57 +36,38 @@ layer share its work: the csr row statistics once per (layer, k, pes), the banke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from dpp.checks import check_int
+from rtl.archs import ARRAYS
+from rtl.archs import ceil_div as _ceil_div
 from rtl.layout import COUNTERS, Layout, drain_cycles
-from rtl.params import ARCHS, ArrayParams
+from rtl.params import ArrayParams
 from sim.model_tables import LayerTable, design_table, group_rows, layer_table
 
-KOFN, DENSE, CSR = (ARCHS.index(a) for a in ("kofn", "dense", "csr"))
+#: The design constants :meth:`rtl.archs.ArrayArch.counts` reads (``d[name]``), plus what all arrays share.
+DESIGN_CONSTANTS = ("k", "n", "block", "pes", "value_bits", "index_bits", "act_step", "rowptr_bits", "drain",
+                    "out_bits")
 
 
 @lru_cache(maxsize=256)
-def _constants(params: ArrayParams) -> tuple[int, int, int, int, int]:
-    """(weight value bits / word, index bits / word, act bits / step, rowptr bits, drain) of a build."""
+def _constants(params: ArrayParams) -> dict[str, int]:
+    """:data:`DESIGN_CONSTANTS` of a build: its fields and widths per weight word, activation word (what one
+    activation read costs), row-pointer entry, and its drain."""
     lay = Layout(params)
-    act_step = lay.act_word_bits if params.arch != "csr" else params.act_bits
-    return lay.weight_value_bits, lay.weight_index_bits, act_step, lay.rowptr_bits, drain_cycles(params)
-
-
-def _ceil_div(a: Any, b: Any) -> Any:
-    return -(-a // b)
-
-
-# ------------------------------------------------------------------ closed forms (Python ints or int64 arrays)
-def _kofn_counts(batch: Any, rows: Any, cols: Any, k: Any, n: Any, block: Any, pes: Any, value_bits: Any,
-                 index_bits: Any) -> tuple[Any, Any, Any, Any]:
-    """(steps, mac_ops, weight_bits_read, index_bits_read) of the k-of-n array."""
-    groups = _ceil_div(cols, n * block)
-    words = batch * rows * groups
-    return batch * _ceil_div(rows, pes) * groups * block, words * (k * block), words * value_bits, words * index_bits
-
-
-def _dense_counts(batch: Any, rows: Any, cols: Any, k: Any, pes: Any, value_bits: Any) -> tuple[Any, Any, Any, Any]:
-    """(steps, mac_ops, weight_bits_read, index_bits_read) of the dense array."""
-    chunks = _ceil_div(cols, k)
-    return batch * _ceil_div(rows, pes) * chunks, batch * rows * cols, batch * rows * chunks * value_bits, 0 * batch
-
-
-def _csr_counts(batch: Any, rows: Any, span: Any, words: Any, nnz: Any, value_bits: Any, index_bits: Any,
-                rowptr_bits: Any) -> tuple[Any, Any, Any, Any]:
-    """(steps, mac_ops, weight_bits_read, index_bits_read) of the CSR array from its row statistics
-    (``span`` = busiest PE's stream items per vector, ``words`` = weight words, ``nnz`` = stored entries)."""
-    return batch * span, batch * nnz, batch * words * value_bits, batch * (words * index_bits + rows * rowptr_bits)
+    return {"k": params.k, "n": params.n, "block": params.block, "pes": params.pes,
+            "value_bits": lay.weight_value_bits, "index_bits": lay.weight_index_bits, "act_step": lay.act_word_bits,
+            "rowptr_bits": lay.rowptr_bits, "drain": drain_cycles(params), "out_bits": params.out_bits}
 
 
 def _all_counters(steps: Any, macs: Any, weight: Any, index: Any, act_units: Any, act_step: Any, drain: Any,
                   lanes: Any, batch: Any, rows: Any, out_bits: Any) -> tuple[Any, ...]:
-    """The seven counters in :data:`rtl.layout.COUNTERS` order (``act_units``: steps, or csr bank reads)."""
+    """The seven counters in :data:`rtl.layout.COUNTERS` order (``act_units``: activation words read)."""
     cycles = steps + drain
     return cycles, macs, lanes * cycles - macs, weight, index, act_units * act_step, batch * rows * out_bits
 
@@ -130,26 +114,30 @@ def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
     rows = check_int("rows", rows, lo=1, hi=params.max_rows)
     cols = check_int("cols", cols, lo=1, hi=params.max_cols)
     batch = check_int("batch", batch, lo=1, hi=params.max_batch)
-    value_bits, index_bits, act_step, rowptr_bits, drain = _constants(params)
-    k, pes = params.k, params.pes
-    if params.arch == "kofn":
-        steps, macs, weight, index = _kofn_counts(batch, rows, cols, k, params.n, params.block, pes, value_bits,
-                                                  index_bits)
-        units = steps
-    elif params.arch == "dense":
-        steps, macs, weight, index = _dense_counts(batch, rows, cols, k, pes, value_bits)
-        units = steps
-    else:
+    d = _constants(params)
+    arch = params.array_arch
+    layer = _OneLayer(params, rows, cols, batch, row_nnz, csr) if arch.model_needs else None
+    steps, macs, weight, index, units = arch.counts(d, batch, rows, cols, layer)
+    values = _all_counters(steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"], batch,
+                           rows, d["out_bits"])
+    return dict(zip(COUNTERS, (int(v) for v in values)))
+
+
+class _OneLayer:
+    """The layer statistics (:class:`rtl.archs.LayerStats`) of one layer, its ``row_nnz`` / ``csr`` checked
+    as the array's :attr:`~rtl.archs.ArrayArch.model_needs` asks."""
+
+    def __init__(self, params: ArrayParams, rows: int, cols: int, batch: int, row_nnz: Any, csr: Any) -> None:
         structure = None if csr is None else csr_structure(csr, rows, cols)
         if structure is not None:
             given, row_nnz = row_nnz, np.diff(structure[0])
             if given is not None and not np.array_equal(np.asarray(given), row_nnz):
                 raise ValueError("row_nnz disagrees with the row lengths of csr")
-        if params.act_banks and structure is None:
+        if params.array_arch.model_needs == "columns" and structure is None:
             raise ValueError(f"act_banks={params.act_banks} needs csr= (the CSRMatrix or (row_ptr, col_indices)): "
                              f"bank conflicts depend on the column indices, not only on row_nnz")
         if row_nnz is None:
-            raise ValueError("arch 'csr' needs row_nnz (stored entries per row, shape (rows,))")
+            raise ValueError(f"arch {params.arch!r} needs row_nnz (stored entries per row, shape (rows,))")
         nnz = np.asarray(row_nnz)
         if nnz.dtype.kind not in "iu":
             raise TypeError(f"row_nnz must be an integer array (got dtype {nnz.dtype})")
@@ -158,19 +146,20 @@ def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
         lo, hi = int(nnz.min()), int(nnz.max())
         if lo < 0 or hi > cols:
             raise ValueError(f"row_nnz must lie in [0, {cols}] (got {lo} .. {hi})")
+        self.params, self.rows, self.cols, self.batch = params, rows, cols, batch
+        self.nnz, self.structure = nnz.astype(np.int64, copy=False), structure
+
+    def row_stats(self) -> tuple[int, int, int]:
         zero = np.zeros(1, dtype=np.int64)
-        stats = csr_row_stats(nnz.astype(np.int64, copy=False), zero, np.array([rows]), zero, np.array([k]),
-                              np.array([pes]))
-        span, words, total = (int(a[0]) for a in stats)
-        steps, macs, weight, index = _csr_counts(batch, rows, span, words, total, value_bits, index_bits,
-                                                 rowptr_bits)
-        units = macs
-        if params.act_banks:
-            slot_cycles, slot_reads = banked_slots(params, structure[0], structure[1], rows, cols, batch)
-            steps, units = int(slot_cycles.sum()), int(slot_reads.sum())
-    values = _all_counters(steps, macs, weight, index, units, act_step, drain, pes * k, batch, rows,
-                           params.out_bits)
-    return dict(zip(COUNTERS, (int(v) for v in values)))
+        stats = csr_row_stats(self.nnz, zero, np.array([self.rows]), zero, np.array([self.params.k]),
+                              np.array([self.params.pes]))
+        return tuple(int(a[0]) for a in stats)  # type: ignore[return-value]
+
+    def bank_slots(self) -> tuple[int, int]:
+        assert self.structure is not None  # __init__ refused a "columns" model without it
+        slot_cycles, slot_reads = banked_slots(self.params, self.structure[0], self.structure[1], self.rows,
+                                               self.cols, self.batch)
+        return int(slot_cycles.sum()), int(slot_reads.sum())
 
 
 def csr_pair(csr: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -310,20 +299,20 @@ def _int64_safe(p: ArrayParams) -> bool:
     """
     lanes = p.pes * p.k
     volume = p.max_batch * p.max_tiles * p.pes * (p.max_cols + 64)
-    rowptr_bits = Layout(p).rowptr_bits if p.arch == "csr" else 0
+    rowptr_bits = Layout(p).rowptr_bits if "rowptr" in p.array_arch.pe_memories else 0
     per_unit = lanes * lanes + p.k * p.block * p.weight_bits + 64 * p.k + rowptr_bits + 64 * p.act_bits + p.out_bits
     return volume * per_unit + 64 < 1 << 63
 
 
 def _design_columns(designs: list[ArrayParams]) -> dict[str, np.ndarray]:
-    """Per distinct design: the fields and derived widths the closed forms use, as int64 arrays."""
+    """Per distinct design: its entry (index into :data:`rtl.archs.ARRAYS`), the constants the closed forms use
+    (:data:`DESIGN_CONSTANTS`) and the sizes the checks use, as int64 arrays."""
     rows = []
     for p in designs:
-        value_bits, index_bits, act_step, rowptr_bits, drain = _constants(p)
-        rows.append((ARCHS.index(p.arch), p.k, p.n, p.block, p.pes, value_bits, index_bits, act_step, rowptr_bits,
-                     drain, p.out_bits, p.max_rows, p.max_cols, p.max_batch, p.act_banks, _int64_safe(p)))
-    names = ("arch", "k", "n", "block", "pes", "value_bits", "index_bits", "act_step", "rowptr_bits", "drain",
-             "out_bits", "max_rows", "max_cols", "max_batch", "act_banks", "safe")
+        d = _constants(p)
+        rows.append((ARRAYS.index(p.array_arch), *(d[name] for name in DESIGN_CONSTANTS), p.max_rows, p.max_cols,
+                     p.max_batch, p.act_banks, _int64_safe(p)))
+    names = ("array", *DESIGN_CONSTANTS, "max_rows", "max_cols", "max_batch", "act_banks", "safe")
     return dict(zip(names, np.array(rows, dtype=np.int64).T))
 
 
@@ -345,7 +334,8 @@ class _CsrLayers:
     """The distinct CSR layers of a layer table (one per ``csr`` object, else per ``row_nnz`` object), checked
     on their own once; ``of_row`` maps each table row to its layer (-1: none given)."""
 
-    def __init__(self, layers: LayerTable, wanted: np.ndarray) -> None:
+    def __init__(self, layers: LayerTable, wanted: np.ndarray, arch_name: Callable[[int], str]) -> None:
+        self.arch_name = arch_name  #: ``ArrayParams.arch`` of a table row, for errors
         csr_i, csr_objects = self._used(layers.csr.index, layers.csr.objects, wanted)
         nnz_i, nnz_objects = self._used(layers.row_nnz.index, layers.row_nnz.objects, wanted)
         n_csr = len(csr_objects)
@@ -377,7 +367,8 @@ class _CsrLayers:
 
     @staticmethod
     def _used(index: np.ndarray, objects: list[Any], wanted: np.ndarray) -> tuple[np.ndarray, list[Any]]:
-        """Only the objects that csr rows hold (predict_counters ignores row_nnz / csr on other arrays)."""
+        """Only the objects the ``wanted`` rows hold (predict_counters ignores row_nnz / csr on arrays whose
+        model needs no more than the layer's shape)."""
         index = np.where(wanted, index, -1)
         used = np.flatnonzero(np.bincount(index + 1, minlength=len(objects) + 1)[1:])
         renumber = np.full(len(objects) + 1, -1, dtype=np.int64)  # index -1 stays -1
@@ -385,11 +376,11 @@ class _CsrLayers:
         return renumber[index], [objects[int(j)] for j in used]
 
     def _check(self, layers: LayerTable, wanted: np.ndarray, csr_i: np.ndarray, nnz_i: np.ndarray) -> None:
-        """Rows of arch csr: a layer is given, fits (rows, cols), and row_nnz agrees with csr when both are."""
+        """``wanted`` rows: a layer is given, fits (rows, cols), and row_nnz agrees with csr when both are."""
         i = _first_bad(wanted & (self.of_row < 0))
         if i is not None:
-            raise ValueError(f"layers_table row {i}: arch 'csr' needs row_nnz (stored entries per row, shape "
-                             f"(rows,)) or csr")
+            raise ValueError(f"layers_table row {i}: arch {self.arch_name(i)!r} needs row_nnz (stored entries per "
+                             f"row, shape (rows,)) or csr")
         lid = np.where(wanted, self.of_row, 0)
         rows, cols = layers.rows, layers.cols
         i = _first_bad(wanted & (self.lengths[lid] != rows))
@@ -412,16 +403,17 @@ class _CsrLayers:
                     raise ValueError(f"layers_table row {i}: row_nnz disagrees with the row lengths of csr")
 
 
-def _gather(table: dict[str, np.ndarray], code: np.ndarray) -> Callable[[str], np.ndarray]:
-    """``const(name)``: the design column ``name`` for each selected row (each gathered once)."""
-    done: dict[str, np.ndarray] = {}
+class _Gather:
+    """``d[name]``: the design column ``name`` for each selected row (each gathered once)."""
 
-    def const(name: str) -> np.ndarray:
-        if name not in done:
-            done[name] = table[name][code]
-        return done[name]
+    def __init__(self, table: dict[str, np.ndarray], code: np.ndarray) -> None:
+        self.table, self.code = table, code
+        self.done: dict[str, np.ndarray] = {}
 
-    return const
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self.done:
+            self.done[name] = self.table[name][self.code]
+        return self.done[name]
 
 
 def _group_starts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -430,41 +422,45 @@ def _group_starts(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return order, np.flatnonzero(np.r_[True, codes[order][1:] != codes[order][:-1]])
 
 
-def _csr_columns(sel: np.ndarray, layers: LayerTable, csr: _CsrLayers, const: Callable[[str], np.ndarray],
-                 designs: list[ArrayParams], codes: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(steps, mac_ops, weight bits, index bits, activation reads) of the csr rows ``sel`` (row indices)."""
-    lid, k, pes = csr.of_row[sel], const("k"), const("pes")
-    batch, rows = layers.batch[sel], layers.rows[sel]
-    group, rep = group_rows([lid, k, pes])
-    span, words, nnz = (a[group] for a in csr_row_stats(csr.nnz, csr.offsets, csr.lengths, lid[rep], k[rep],
-                                                        pes[rep]))
-    steps, macs, weight, index = _csr_counts(batch, rows, span, words, nnz, const("value_bits"),
-                                             const("index_bits"), const("rowptr_bits"))
-    reads = macs.copy()
-    banks = const("act_banks")
-    banked = np.flatnonzero(banks > 0)
-    if banked.size:
-        cols = layers.cols[sel]
-        i = _first_bad(csr.of_row[sel[banked]] >= len(csr.structures))
+class _TableLayers:
+    """The layer statistics (:class:`rtl.archs.LayerStats`) of the table rows ``sel`` of one array, each
+    computed once per group of rows that share it."""
+
+    def __init__(self, sel: np.ndarray, layers: LayerTable, csr: _CsrLayers, d: _Gather,
+                 designs: list[ArrayParams], codes: np.ndarray) -> None:
+        self.sel, self.layers, self.csr, self.d, self.designs, self.codes = sel, layers, csr, d, designs, codes
+
+    def row_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One :func:`csr_row_stats` pass per distinct (layer, k, pes)."""
+        csr, lid, k, pes = self.csr, self.csr.of_row[self.sel], self.d["k"], self.d["pes"]
+        group, rep = group_rows([lid, k, pes])
+        stats = csr_row_stats(csr.nnz, csr.offsets, csr.lengths, lid[rep], k[rep], pes[rep])
+        return stats[0][group], stats[1][group], stats[2][group]
+
+    def bank_slots(self) -> tuple[np.ndarray, np.ndarray]:
+        """One request table per (layer, k, pes, batch, cols), one sort per bank count."""
+        sel, csr, layers = self.sel, self.csr, self.layers
+        lid, k, pes, banks = csr.of_row[sel], self.d["k"], self.d["pes"], self.d["act_banks"]
+        batch, rows, cols = layers.batch[sel], layers.rows[sel], layers.cols[sel]
+        i = _first_bad(lid >= len(csr.structures))
         if i is not None:
-            row = int(sel[banked[i]])
-            raise ValueError(f"layers_table row {row}: act_banks={int(banks[banked[i]])} needs csr (the CSRMatrix or "
-                             f"(row_ptr, col_indices)): bank conflicts depend on the column indices, not only on "
-                             f"row_nnz")
-        # one slot table per (layer, k, pes, batch, cols); cols only shifts vectors after the first
-        table, _ = group_rows([lid[banked], k[banked], pes[banked], batch[banked],
-                               np.where(batch[banked] > 1, cols[banked], 0)])
+            raise ValueError(f"layers_table row {int(sel[i])}: act_banks={int(banks[i])} needs csr (the CSRMatrix "
+                             f"or (row_ptr, col_indices)): bank conflicts depend on the column indices, not only "
+                             f"on row_nnz")
+        steps, reads = np.empty(len(sel), dtype=np.int64), np.empty(len(sel), dtype=np.int64)
+        # cols only shifts vectors after the first
+        table, _ = group_rows([lid, k, pes, batch, np.where(batch > 1, cols, 0)])
         order, starts = _group_starts(table)
-        for members in np.split(banked[order], starts[1:]):
+        for members in np.split(order, starts[1:]):
             j = members[0]
             indptr, indices = csr.structures[lid[j]]
             requests = bank_requests(indptr, indices, int(rows[j]), int(cols[j]), int(batch[j]), int(k[j]),
                                      int(pes[j]))
             for b in np.unique(banks[members]):
                 same = members[banks[members] == b]
-                slot_cycles, slot_reads = requests.per_slot(Layout(designs[int(codes[sel[same[0]]])]))
+                slot_cycles, slot_reads = requests.per_slot(Layout(self.designs[int(self.codes[sel[same[0]]])]))
                 steps[same], reads[same] = int(slot_cycles.sum()), int(slot_reads.sum())
-    return steps, macs, weight, index, reads
+        return steps, reads
 
 
 def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
@@ -505,27 +501,22 @@ def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
     table = _design_columns(designs.designs)
     for name in ("rows", "cols", "batch"):
         _check_range(name, getattr(layers, name), table[f"max_{name}"][codes])
-    arch = table["arch"][codes]
-    present = np.unique(table["arch"])
+    array = table["array"][codes]
+    present = np.unique(table["array"])
     out = np.empty((len(COUNTERS), n), dtype=np.int64)
-    csr = _CsrLayers(layers, arch == CSR) if CSR in present else None
+    needs = np.array([a.model_needs is not None for a in ARRAYS])
+    csr = None
+    if needs[present].any():
+        csr = _CsrLayers(layers, needs[array], lambda i: designs.designs[int(codes[i])].arch)
     for a in present:
-        sel = np.flatnonzero(arch == a) if len(present) > 1 else slice(None)  # a slice copies nothing
-        const = _gather(table, codes[sel])
+        sel = np.flatnonzero(array == a) if len(present) > 1 else slice(None)  # a slice copies nothing
+        d = _Gather(table, codes[sel])
         batch, rows, cols = layers.batch[sel], layers.rows[sel], layers.cols[sel]
-        if a == KOFN:
-            steps, macs, weight, index = _kofn_counts(batch, rows, cols, const("k"), const("n"), const("block"),
-                                                      const("pes"), const("value_bits"), const("index_bits"))
-            units = steps
-        elif a == DENSE:
-            steps, macs, weight, index = _dense_counts(batch, rows, cols, const("k"), const("pes"),
-                                                       const("value_bits"))
-            units = steps
-        else:
-            steps, macs, weight, index, units = _csr_columns(np.arange(n)[sel], layers, csr, const, designs.designs,
-                                                             codes)
-        out[:, sel] = _all_counters(steps, macs, weight, index, units, const("act_step"), const("drain"),
-                                    const("pes") * const("k"), batch, rows, const("out_bits"))
+        stats = None if csr is None or not needs[a] else _TableLayers(np.arange(n)[sel], layers, csr, d,
+                                                                       designs.designs, codes)
+        steps, macs, weight, index, units = ARRAYS[a].counts(d, batch, rows, cols, stats)
+        out[:, sel] = _all_counters(steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"],
+                                    batch, rows, d["out_bits"])
     result = pd.DataFrame(out.T, columns=list(COUNTERS), copy=False)  # out is already the frame's one block
     unsafe = np.flatnonzero(table["safe"][codes] == 0)
     if unsafe.size:  # exact Python ints where int64 could overflow

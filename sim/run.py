@@ -100,7 +100,7 @@ def harness_depths(params: ArrayParams) -> tuple[int, int]:
     from rtl.layout import REGISTER_NAMES, Layout
 
     lay = Layout(params)
-    per_pe = lay.weight_depth + lay.tile_depth * (2 if params.arch == "csr" else 1)
+    per_pe = sum(lay.pe_memory_depth(name) for name in params.array_arch.pe_memories)
     prog = len(REGISTER_NAMES) + params.pes * per_pe + lay.act_depth
     return prog, 1 << lay.out_addr_bits
 
@@ -126,7 +126,7 @@ def _job_for(params: ArrayParams, layer: Layer,
     from sim.model import predict_counters
 
     prog = program_layer(params, layer.W, layer.x, layer.bias, layer.multiplier, layer.shift, layer.relu)
-    csr = layer.W if params.arch == "csr" else None  # the columns set the banked array's conflicts
+    csr = layer.W if params.array_arch.model_needs else None  # the columns set the banked array's conflicts
     model = predict_counters(params, prog.rows, prog.cols, prog.batch, row_nnz=prog.row_nnz, csr=csr)
     addrs = prog.output_addresses()
     limit = cycle_limit(model["cycles"]) if max_cycles is None else max_cycles

@@ -14,6 +14,7 @@ import numpy as np
 
 from dpp.checks import check_int
 from dpp.errors import DPPError, SimulationError
+from rtl.archs import ARCHS, ARRAYS, CSR_BANKED, arch_named, check_arch, has_banked
 
 JSON_KEYS = ("bit_exact", "cycles", "model_cycles", "mac_ops", "weight_bits_read", "index_bits_read",
              "act_bits_read", "out_bits_written")
@@ -31,21 +32,22 @@ def _summary(params: Any, res: Any) -> dict[str, Any]:
     }
 
 
-BANKED = "csr_banked"  #: label of the equal-memory (banked-activation) CSR array in tables and JSON
+BANKED = CSR_BANKED.label  #: label of the equal-memory (banked-activation) CSR array in tables and JSON
 
 
 def _runs(arch: str, act_banks: int, compare: bool) -> list[tuple[str, str, int]]:
-    """``(label, arch, act_banks)`` of every array to run, the one asked for first."""
-    if act_banks and arch != "csr" and not compare:
-        raise DPPError(f"act_banks applies to the CSR array: use --arch csr, or --compare to run the banked CSR "
-                         f"next to {arch} (got act_banks={act_banks} for arch={arch!r})")
-    main = (BANKED if arch == "csr" and act_banks else arch, arch, act_banks if arch == "csr" else 0)
-    if not compare:
-        return [main]
-    others = [(a, a, 0) for a in ("kofn", "dense", "csr") if a != arch or (a == "csr" and act_banks)]
-    if act_banks and arch != "csr":
-        others.append((BANKED, "csr", act_banks))
-    return [main] + others
+    """``(label, arch, act_banks)`` of every array to run (registry order, a banked variant only with
+    ``act_banks``), the one asked for first."""
+    check_arch(arch)
+    if act_banks and not has_banked(arch) and not compare:
+        banked = [a.arch for a in ARRAYS if a.banked]
+        raise DPPError(f"act_banks applies to the {'/'.join(a.upper() for a in banked)} array: use "
+                       f"{' or '.join(f'--arch {a}' for a in banked)}, or --compare to run the banked "
+                       f"{'/'.join(a.upper() for a in banked)} next to {arch} (got act_banks={act_banks} for "
+                       f"arch={arch!r})")
+    main = arch_named(arch, act_banks if has_banked(arch) else 0)
+    arrays = [main] + ([a for a in ARRAYS if a is not main and (act_banks or not a.banked)] if compare else [])
+    return [(a.label, a.arch, act_banks if a.banked else 0) for a in arrays]
 
 
 def _sizes(rows: int, cols: int, batch: int, max_rows: int | None, max_cols: int | None,
@@ -80,14 +82,16 @@ def run_sim(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: in
     from sim.workloads import array_params, layer_for, realistic_weights
 
     size_rows, size_cols, size_batch = _sizes(rows, cols, batch, max_rows, max_cols, max_batch)
-    if arch != "kofn" and block != 1:
-        raise DPPError(f"block applies to the kofn array only; {arch} processes single columns "
+    if block != 1 and arch in ARCHS and not arch_named(arch).takes_block:
+        takes = " or ".join(dict.fromkeys(a.arch for a in ARRAYS if a.takes_block))
+        raise DPPError(f"block applies to the {takes} array only; {arch} processes single columns "
                        f"(got block={block} for arch={arch!r}, expected 1)")
     runs = _runs(arch, check_int("act_banks", act_banks, lo=0), compare)
     bits = dict(block=block, weight_bits=weight_bits, act_bits=act_bits, out_bits=out_bits)
     # every build first: a bad parameter fails before any simulation
     builds = [ArrayParams(arch=a, k=k, n=n, pes=pes, max_rows=size_rows, max_cols=size_cols,
-                          max_batch=size_batch, act_banks=banks, **{**bits, "block": block if a == "kofn" else 1})
+                          max_batch=size_batch, act_banks=banks,
+                          **{**bits, "block": block if arch_named(a).takes_block else 1})
               if i == 0 else array_params(a, k, n, pes, size_rows, size_cols, size_batch, act_banks=banks, **bits)
               for i, (_, a, banks) in enumerate(runs)]  # baselines: same multipliers, canonical n
     w = realistic_weights(np.random.default_rng(seed), rows, cols, weight_bits)

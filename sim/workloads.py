@@ -14,22 +14,24 @@ from typing import Any
 import numpy as np
 
 from dpp.checks import signed_range
-from dpp.kofn import CSRMatrix, KofNMatrix
+from dpp.errors import DPPError
+from rtl.archs import arch_named
 from rtl.params import ArrayParams
 from sim.run import Layer
-from dpp.errors import DPPError
 
 
 def array_params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
                  weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8, act_banks: int = 0) -> ArrayParams:
     """A build sized to one layer, at the same ``pes * k`` multipliers whatever the architecture.
 
-    The dense and CSR arrays do not depend on ``n`` (density is a property of their weights), so they get
-    the canonical ``n = k + 1``: comparisons at 2/8 and 2/4 share one dense and one CSR build.
-    ``act_banks`` (csr only): 0 = per-lane activation replicas, B = one activation memory in B banks.
+    The arrays that do not depend on ``n`` (dense, CSR: density is a property of their weights;
+    :attr:`rtl.archs.ArrayArch.takes_n`) get the canonical ``n = k + 1``: comparisons at 2/8 and 2/4 share one
+    dense and one CSR build; ``block`` applies where the entry takes it. ``act_banks`` (csr only): 0 = per-lane
+    activation replicas, B = one activation memory in B banks.
     """
-    return ArrayParams(arch=arch, k=k, n=n if arch == "kofn" else k + 1, pes=pes, weight_bits=weight_bits,
-                       act_bits=act_bits, out_bits=out_bits, block=block if arch == "kofn" else 1,
+    entry = arch_named(arch)  # its banked variant takes the same n and block
+    return ArrayParams(arch=arch, k=k, n=n if entry.takes_n else k + 1, pes=pes, weight_bits=weight_bits,
+                       act_bits=act_bits, out_bits=out_bits, block=block if entry.takes_block else 1,
                        max_rows=rows, max_cols=cols, max_batch=batch, act_banks=act_banks)
 
 
@@ -62,18 +64,12 @@ def realistic_weights(rng: np.random.Generator, rows: int, cols: int, weight_bit
 
 
 def weights_for(arch: str, w: np.ndarray, k: int, n: int, block: int, weight_bits: int) -> Any:
-    """The layer ``w`` as each array takes it, at the same density ``k/n``.
+    """The layer ``w`` as each array takes it, at the same density ``k/n`` (:meth:`rtl.archs.ArrayArch.prune`).
 
     kofn: magnitude k-of-n; dense: that k-of-n matrix stored densely (zeros included, same function);
     csr: unstructured global magnitude pruning of ``w`` to density ``k/n`` (its own mask, same density).
     """
-    if arch == "kofn":
-        return KofNMatrix.prune_magnitude(w, k, n, block=block, weight_bits=weight_bits)
-    if arch == "dense":
-        return KofNMatrix.prune_magnitude(w, k, n, block=block, weight_bits=weight_bits).to_dense()
-    if arch == "csr":
-        return CSRMatrix.prune_magnitude(w, k / n, weight_bits=weight_bits)
-    raise DPPError(f"arch must be one of kofn, dense, csr (got arch={arch!r})")
+    return arch_named(arch).prune(w, k, n, block, weight_bits)
 
 
 def requant_for(fan_in: int, weight_bits: int, act_bits: int, out_bits: int) -> tuple[int, int]:
@@ -103,7 +99,7 @@ def layer_for(params: ArrayParams, w: np.ndarray, rng: np.random.Generator, batc
     """
     n = params.n if n is None else n
     block = params.block if block is None else block
-    W = weights_for(params.arch, w, params.k, n, block, params.weight_bits)
+    W = params.array_arch.prune(w, params.k, n, block, params.weight_bits)
     rows, cols = w.shape
     x, bias = random_inputs(rng, rows, cols, batch, params.act_bits, params.acc_bits)
     fan_in = math.ceil(cols * params.k / n)

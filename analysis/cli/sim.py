@@ -20,6 +20,7 @@ from rich.table import Table
 from dpp.errors import SimulationError
 from dpp.paths import check_out_dir, check_out_file
 from dpp.serialize import atomic_write_text
+from rtl.archs import arch_choices
 from sim.single_layer import TRAFFIC, run_sim
 
 
@@ -51,7 +52,7 @@ def _table(result: dict[str, Any]) -> Table:
 
 
 def sim(
-    arch: str = typer.Option("kofn", "--arch", help="Array: kofn, dense or csr."),
+    arch: str = typer.Option("kofn", "--arch", help=f"Array: {arch_choices()}."),
     k: int = typer.Option(..., "--k", help="Kept slots per group = multipliers per PE."),
     n: int = typer.Option(..., "--n", help="Slots per group (density k/n; 2..64)."),
     pes: int = typer.Option(4, "--pes", help="Processing elements (rows in parallel)."),
