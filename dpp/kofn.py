@@ -438,3 +438,7 @@ class CSRMatrix:
                        cols=man["cols"], weight_bits=man["weight_bits"])
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{path}: {exc}") from None
+
+
+#: A weight matrix in any format the reference model and the arrays take: packed k-of-n, CSR, or dense ints.
+WeightMatrix = KofNMatrix | CSRMatrix | np.ndarray

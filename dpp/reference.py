@@ -59,7 +59,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from dpp.checks import check_int, check_int_array, signed_range
-from dpp.kofn import CSRMatrix, KofNMatrix
+from dpp.kofn import CSRMatrix, KofNMatrix, WeightMatrix
 from dpp.errors import DPPError
 
 MULTIPLIER_BITS = 16  #: the hardware holds ``multiplier`` as a 16-bit signed (positive) number
@@ -86,16 +86,7 @@ def accumulator_bits(act_bits: int, weight_bits: int, fan_in: int, bias_bits: in
     return max(sum_bits, bias_bits) + 1
 
 
-def fan_in_of(W: Any) -> int:
-    """Number of products summed per output row of ``W`` (k-of-n: ``groups * k * block``)."""
-    if isinstance(W, KofNMatrix):
-        return W.fan_in
-    if isinstance(W, CSRMatrix):
-        return max(1, int(W.row_lengths().max(initial=0)))
-    return int(np.asarray(W).shape[1])
-
-
-def matmul_int(W: Any, x: np.ndarray) -> np.ndarray:
+def matmul_int(W: WeightMatrix, x: np.ndarray) -> np.ndarray:
     """Exact ``x @ W.T`` for a ``(batch, cols)`` int64 batch; each format uses its own packed arrays."""
     if isinstance(W, KofNMatrix):
         xp = np.pad(x, ((0, 0), (0, W.padded_cols - W.cols)))
@@ -150,7 +141,7 @@ def requantize(acc: Any, multiplier: Any, shift: Any, out_bits: int, relu: bool)
 
 def linear_int(
     x: Any,
-    W: Any,
+    W: WeightMatrix,
     bias: Any,
     multiplier: Any,
     shift: Any,

@@ -16,6 +16,7 @@ import numpy as np
 
 from dpp.checks import check_int, check_int_array, signed_range
 from dpp.errors import DPPError
+from dpp.kofn import WeightMatrix
 from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT, linear_int
 from rtl.layout import REGISTER_NAMES, SEL_ACT, SEL_BIAS, SEL_REG, SEL_ROWPTR, SEL_WEIGHT, Layout
 from rtl.params import ArrayParams
@@ -73,7 +74,7 @@ def register_paths(params: ArrayParams) -> dict[str, str]:
     return {name: f"regs.{name}" for name in Layout(params).registers}
 
 
-def program_layer(params: ArrayParams, W: Any, x: Any, bias: Any, multiplier: int, shift: int,
+def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int,
                   relu: bool) -> LayerProgram:
     """Registers, memory images and load-port writes for ``linear_int(x, W, bias, ...)`` on ``params``.
 
@@ -113,7 +114,7 @@ def program_layer(params: ArrayParams, W: Any, x: Any, bias: Any, multiplier: in
     return prog
 
 
-def _check_matrix(params: ArrayParams, W: Any) -> tuple[int, int]:
+def _check_matrix(params: ArrayParams, W: WeightMatrix) -> tuple[int, int]:
     """Check that ``W`` has the format, shape and widths this build accepts; return (rows, cols)."""
     rows, cols, wbits = params.array_arch.check_weights(params, W)
     if wbits > params.weight_bits:

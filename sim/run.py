@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from dpp.errors import SimulationError
+from dpp.kofn import WeightMatrix
 from dpp.reference import linear_int
 from rtl.params import ArrayParams
 from sim.build import BuiltDesign, build_design
@@ -30,7 +31,7 @@ CYCLE_LIMIT_MARGIN = 1000
 class Layer:
     """One layer to run: weights in the array's format (or dense), a batch ``x`` and the requantisation."""
 
-    W: Any
+    W: WeightMatrix
     x: np.ndarray
     bias: np.ndarray
     multiplier: int
@@ -164,7 +165,7 @@ def simulate_layers(params: ArrayParams, layers: Sequence[Layer], *, design: Bui
     return out
 
 
-def simulate_layer(params: ArrayParams, W: Any, x: Any, bias: Any, multiplier: int, shift: int, relu: bool,
+def simulate_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int, relu: bool,
                    **kwargs: Any) -> SimResult:
     """Simulate one layer; see :func:`simulate_layers` for the keyword arguments."""
     return simulate_layers(params, [Layer(W, np.asarray(x), np.asarray(bias), multiplier, shift, relu)],
