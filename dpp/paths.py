@@ -38,16 +38,21 @@ def _probe_writable(folder: Path, what: str) -> None:
     os.unlink(probe)
 
 
+def _check_creatable(folder: Path, what: str) -> None:
+    """``folder`` exists as a folder or can be created: its nearest existing ancestor is a writable folder."""
+    anc = _nearest_existing(folder)
+    if not anc.is_dir():
+        raise PathError(f"{what}: {anc} is a file, expected a folder")
+    _probe_writable(anc, what)
+
+
 def check_out_dir(path: str | os.PathLike[str], option: str = "--out") -> Path:
     """Absolute ``path`` if it is (or can be created as) a writable folder; else :class:`PathError`."""
     p = absolute(path)
     what = f"{option} {p}"
     if p.exists() and not p.is_dir():
         raise PathError(f"{what} is a file, expected a folder")
-    anc = _nearest_existing(p)
-    if not anc.is_dir():
-        raise PathError(f"{what}: {anc} is a file, expected a folder")
-    _probe_writable(anc, what)
+    _check_creatable(p, what)
     return p
 
 
@@ -57,10 +62,7 @@ def check_out_file(path: str | os.PathLike[str], option: str = "--json") -> Path
     what = f"{option} {p}"
     if p.is_dir():
         raise PathError(f"{what} is a folder, expected a file path")
-    anc = _nearest_existing(p.parent)
-    if not anc.is_dir():
-        raise PathError(f"{what}: {anc} is a file, expected a folder")
-    _probe_writable(anc, what)
+    _check_creatable(p.parent, what)
     return p
 
 
