@@ -209,6 +209,7 @@ class ResultStore:
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root)
         self.points_dir = self.root / "points"
+        self._parsed: dict[str, dict[str, Any]] = {}  # rows done() already read, handed out once by load()
 
     def path(self, pid: str) -> Path:
         return self.points_dir / f"{pid}.json"
@@ -220,7 +221,7 @@ class ResultStore:
         ids = set()
         for f in self.points_dir.glob("*.json"):
             try:
-                json.loads(f.read_text("utf-8"))
+                self._parsed[f.stem] = json.loads(f.read_text("utf-8"))
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 aside = f.with_name(f"{f.name}.corrupt")
                 os.replace(f, aside)
@@ -234,6 +235,8 @@ class ResultStore:
         atomic_write_text(self.path(pid), json.dumps({k: _jsonable(v) for k, v in row.items()}))
 
     def load(self, pid: str) -> dict[str, Any]:
+        if pid in self._parsed:
+            return self._parsed.pop(pid)
         return json.loads(self.path(pid).read_text("utf-8"))
 
 
