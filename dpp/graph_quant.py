@@ -28,7 +28,7 @@ from torch import nn
 from dpp.checks import signed_range
 from dpp.errors import DPPError
 from dpp.graph import INPUT, GraphNode, GraphSpec, trace_graph
-from dpp.qnet import ACT_MOMENTUM, ACT_QMAX
+from dpp.qnet import ACT_MOMENTUM, ACT_QMAX, eval_integers
 from dpp.quant import (ACT_BITS, INPUT_SCALE, LOGIT_MULTIPLIER, LOGIT_OUT_BITS, LOGIT_SHIFT, check_weight_bits,
                        fake_quant_weight, quantize_multiplier, round_half_up, round_ste, saturate)
 from dpp.reference import MAX_MULTIPLIER
@@ -300,14 +300,7 @@ class QuantGraph(nn.Module):
 
         ``sample``: any batch of the network's input shape (the integers do not depend on it).
         """
-        if self.bits is None:
-            raise DPPError("integer_nodes needs a quantised QuantGraph (bits is None); set bits first")
-        was = self.training
-        self.eval()
-        try:
-            return self._forward_quant(sample, keep=True)[1]
-        finally:
-            self.train(was)
+        return eval_integers(self, sample, "integer_nodes")
 
     @property
     def net(self) -> nn.Module:

@@ -14,6 +14,7 @@ training, in float mode too, so a float-trained model can be quantised after tra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -177,11 +178,21 @@ class QuantNet(nn.Module):
 
         ``sample``: any batch of the network's input shape (the integers do not depend on it).
         """
-        if self.bits is None:
-            raise DPPError("integer_layers needs a quantised QuantNet (bits is None); set bits first")
-        was = self.training
-        self.eval()
-        try:
-            return self._forward_quant(sample, keep=True)[1]
-        finally:
-            self.train(was)
+        return eval_integers(self, sample, "integer_layers")
+
+
+
+@torch.no_grad()
+def eval_integers(net: Any, sample: torch.Tensor, what: str) -> list[Any]:
+    """What ``net._forward_quant(sample, keep=True)`` records, run in evaluation mode (the mode is restored).
+
+    Serves :meth:`QuantNet.integer_layers` and :meth:`dpp.graph_quant.QuantGraph.integer_nodes`.
+    """
+    if net.bits is None:
+        raise DPPError(f"{what} needs a quantised {type(net).__name__} (bits is None); set bits first")
+    was = net.training
+    net.eval()
+    try:
+        return net._forward_quant(sample, keep=True)[1]
+    finally:
+        net.train(was)
