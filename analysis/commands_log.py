@@ -6,7 +6,7 @@ import json
 import os
 import shlex
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ def record_command(results: str | os.PathLike, kind: str, params: dict[str, Any]
     if argv and Path(argv[0]).name in ("dpp", "cli.py", "__main__.py"):
         argv = ["dpp", *argv[1:]]
     entry = {"kind": kind, "command": shlex.join(argv), "params": params, "cwd": os.getcwd(),
-             "utc": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "utc": datetime.now(UTC).isoformat(timespec="seconds")}
     entries = read_commands(results) + [entry]
     atomic_write_text(Path(results) / COMMANDS_FILE, json.dumps(entries, indent=2, default=str) + "\n")
     return entry

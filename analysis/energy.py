@@ -14,8 +14,8 @@ Energy per inference is the layer energy divided by the batch the counters were 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping
 
 from analysis import energy_constants as C
 from dpp.checks import check_int

@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -82,7 +83,7 @@ class FlowConfig:
         if self.csr_net not in CSR_NETS:
             raise DPPError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
 
-    def network_config(self, arch: str) -> "FlowConfig":
+    def network_config(self, arch: str) -> FlowConfig:
         """The config whose trained network ``arch`` runs: the CSR baseline runs a network pruned unstructured
         at the same density k/n (same model, bits, epochs, seed) unless ``csr_net="same"``; the others run
         this config's network."""
@@ -281,7 +282,8 @@ def area_of_designs(designs: dict[str, dict[str, Any]], work: Path) -> dict[str,
 
     out = {}
     for name, p in designs.items():
-        rep = area_of_params(ArrayParams.from_dict(p), work / "area" / name.replace("/", "_").replace(":", "_"), flows=["ice40"])
+        folder = work / "area" / name.replace("/", "_").replace(":", "_")
+        rep = area_of_params(ArrayParams.from_dict(p), folder, flows=["ice40"])
         out[name] = rep["ice40"].to_dict()
     return out
 
@@ -330,10 +332,9 @@ def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
 def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print,
              report: bool = True) -> dict[str, Any]:
     """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
+    from analysis.flow_model import check_flow_model_target
     from dpp.data import load_dataset
     from dpp.models import DATASET_OF
-
-    from analysis.flow_model import check_flow_model_target
 
     t_start = time.perf_counter()
     results = Path(results).resolve()
@@ -396,7 +397,8 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
     if report:
         from analysis.report import build_report
 
-        out = build_report(results, results / "report", report_command=f"dpp report {results} --out {results / 'report'}")
+        out = build_report(results, results / "report",
+                           report_command=f"dpp report {results} --out {results / 'report'}")
         result["report"] = str(out.html)
     return result
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from analysis.sweep import SweepOutcome, capabilities, run_sweep
 from analysis.sweep_config import SweepConfig, parse_config

@@ -15,23 +15,23 @@ from __future__ import annotations
 import io
 import itertools
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis import report_data as rd  # noqa: E402
 from analysis.pareto import pareto_front  # noqa: E402
-from analysis.report_render import (Figure, Section, energy, fmt, percent, ratio, render_html,  # noqa: E402,F401
-                                    render_markdown, si)
+from analysis.report_render import Figure, Section, energy, fmt, percent, ratio, render_html, render_markdown, si  # noqa: E402,F401
 from dpp.serialize import atomic_write_bytes, atomic_write_text  # noqa: E402
 
 ARCH_NAMES = {"kofn": "k-of-n", "dense": "dense", "csr": "CSR"}
@@ -446,7 +446,8 @@ def section_storage(data: rd.ResultsData) -> Section:
               (f" b{int(r.block)}" if r.block != 1 else "") for r in tot.itertuples()]
         tot_view = tot.assign(label=tl).drop_duplicates("label")
         bars = axes[0][1].bar(tot_view["label"], tot_view["storage_total_bits"] * factor,
-                              color=[f"C{list(ARCH_NAMES).index(a) if a in ARCH_NAMES else 3}" for a in tot_view["arch"]])
+                              color=[f"C{list(ARCH_NAMES).index(a) if a in ARCH_NAMES else 3}"
+                                     for a in tot_view["arch"]])
         axes[0][1].bar_label(bars, labels=[si(v, "bit") for v in tot_view["storage_total_bits"]], fontsize=7)
         axes[0][1].set_ylabel(f"stored weight bits, all swept layers ({unit})")
         axes[0][1].tick_params(axis="x", rotation=45, labelsize=8)
@@ -673,7 +674,7 @@ def build_report(results: str | os.PathLike, out: str | os.PathLike, *, report_c
             sections.append(Section(name, name, no_data=f"no data: this section failed on its inputs: {exc}"))
     sections.append(section_commands(data, report_command))
     header = [f"Results folder `{root.resolve()}` (paths below are relative to it); generated "
-              f"{datetime.now(timezone.utc).isoformat(timespec='seconds')} by `{report_command}`."]
+              f"{datetime.now(UTC).isoformat(timespec='seconds')} by `{report_command}`."]
     if data.problems:
         header.append("Problems reading the inputs: " + "; ".join(data.problems))
     for s in sections:

@@ -85,7 +85,9 @@ def si(v: Any, unit: str = "", digits: int = 3) -> str:
 
 def energy(pj: Any) -> str:
     """Energy given in pJ, with an SI prefix: ``energy(8.7e5)`` is ``870 nJ``."""
-    return "–" if pj is None or pj is pd.NA or (isinstance(pj, float) and math.isnan(pj)) else si(float(pj) * 1e-12, "J")
+    if pj is None or pj is pd.NA or (isinstance(pj, float) and math.isnan(pj)):
+        return "–"
+    return si(float(pj) * 1e-12, "J")
 
 
 def ratio(r: Any) -> str:
@@ -240,7 +242,8 @@ h1{margin:.2em 0}h2{margin-top:1.6em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;font-size:12px;margin:.3em 0 1.2em}td,th{border:1px solid #ccc;padding:2px 6px}
 th{background:#eee;font-weight:600}td{text-align:right;white-space:nowrap}td:first-child{text-align:left}
 .scroll{overflow-x:auto}figure{margin:1em 0;display:inline-block;vertical-align:top}
-figcaption{font-size:13px;color:#444;max-width:760px}h4{margin:.8em 0 .2em;font-size:14px}.note{font-weight:normal;color:#555}
+figcaption{font-size:13px;color:#444;max-width:760px}h4{margin:.8em 0 .2em;font-size:14px}
+.note{font-weight:normal;color:#555}
 .meta,.prov,.left{font-size:12px;color:#555}.lead table{font-size:15px}.lead td,.lead th{padding:4px 10px}
 .lead p{font-size:17px}.toc{font-size:14px;columns:2}code{background:#f4f4f4}img{max-width:100%}
 summary{cursor:pointer}summary h4{display:inline}"""

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from dpp.errors import DPPError
 from rtl.archs import ARCHS, arch_named, banks_for
 
@@ -87,9 +88,9 @@ class SweepConfig:
         """A JSON-able form (written next to the results)."""
         return {"name": self.name, "seed": self.seed, "batch": self.batch,
                 "grid": {k: list(v) for k, v in self.grid.items()},
-                "layers": [{"name": l.name, "rows": l.rows, "cols": l.cols,
-                            "vectors": l.vectors, **({"block": list(l.blocks)} if l.blocks else {})}
-                           for l in self.layers],
+                "layers": [{"name": ly.name, "rows": ly.rows, "cols": ly.cols,
+                            "vectors": ly.vectors, **({"block": list(ly.blocks)} if ly.blocks else {})}
+                           for ly in self.layers],
                 "hardware": dict(self.hardware), "rtl_sample": self.rtl_sample,
                 "area": {"enabled": self.area_enabled, "flows": list(self.area_flows)},
                 "runs": [str(r) for r in self.runs], "source": self.source}
@@ -157,7 +158,7 @@ def _parse_layers(raw: Any) -> tuple[Layer, ...]:
         layers.append(Layer(str(d.get("name", f"layer{i}")), _int(f"{where}.rows", d["rows"], 1),
                             _int(f"{where}.cols", d["cols"], 1), blocks, _int(f"{where}.vectors",
                                                                               d.get("vectors", 1), 1)))
-    names = [l.name for l in layers]
+    names = [ly.name for ly in layers]
     if len(set(names)) != len(names):
         raise DPPError(f"layer names must be unique (got {names})")
     return tuple(layers)

@@ -13,7 +13,8 @@ same shapes. A convolution runs as its im2col matrix, one input vector per outpu
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

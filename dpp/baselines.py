@@ -11,14 +11,14 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
 
+from dpp.errors import DPPError
 from dpp.masks import topk_mask
 from dpp.parametrize import GroupLayout, MaskBase, attach_masks, slot_scores
-from dpp.errors import DPPError
 
 SRSTE_DECAY = 2e-4
 

@@ -131,7 +131,9 @@ class Dataset:
 
 def _tensors(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
              norm: Normalization) -> Dataset:
-    t = lambda a, dt: torch.from_numpy(np.ascontiguousarray(a)).to(dt)
+    def t(a: np.ndarray, dt: torch.dtype) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(a)).to(dt)
+
     return Dataset(name, t(xtr, torch.float32), t(ytr, torch.int64), t(xte, torch.float32), t(yte, torch.int64),
                    norm)
 

@@ -224,8 +224,9 @@ def load_npz(path: Path, seed: int = 0) -> RawSplit:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles only dicts, lists, strings, numbers and numpy arrays: a batch file cannot run code."""
 
-    _ALLOWED: ClassVar[set[tuple[str, str]]] = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    _ALLOWED: ClassVar[set[tuple[str, str]]] = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
     # _codecs.encode: how protocol-2 pickles written by Python 3 store bytes (the original batches are Python 2).
 
     def find_class(self, module: str, name: str) -> object:

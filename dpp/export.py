@@ -218,7 +218,7 @@ def run_export(run_dir: Path, out: Path, bits: int | None = None) -> dict:
     agree = measure_agreement(qnet, network, data.x_test, data.y_test)
     report = dict(network=str(manifest), images=agree.images, identical=agree.identical, agreement=agree.rate,
                   torch_accuracy=agree.torch_accuracy, int_accuracy=agree.int_accuracy, weight_bits=qnet.bits,
-                  layers=[dict(kind=l.kind, format=l.format, rows=l.rows, cols=l.cols, multiplier=l.multiplier,
-                               shift=l.shift) for l in network.layers])
+                  layers=[dict(kind=ly.kind, format=ly.format, rows=ly.rows, cols=ly.cols, multiplier=ly.multiplier,
+                               shift=ly.shift) for ly in network.layers])
     atomic_write_text(Path(out) / "agreement.json", json.dumps(report, indent=2) + "\n")
     return report

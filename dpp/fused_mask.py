@@ -21,14 +21,14 @@ import ctypes
 import functools
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable
 
 import torch
 from torch.autograd.function import once_differentiable
 
-from dpp.noise import NOISE_CONSTANTS, gumbel_noise_reference
 from dpp.errors import DPPError
+from dpp.noise import NOISE_CONSTANTS, gumbel_noise_reference
 
 ENV_SWITCH = "DPP_FUSED_MASK"  #: set to 0 to force the torch path
 

@@ -41,6 +41,7 @@ from torch import nn
 
 from dpp.errors import GraphError
 from dpp.network import INPUT  # the name of the network's input in node ``inputs``
+
 NODE_OPS = ("matmul", "clamp", "maxpool", "avgpool", "global_avgpool", "add", "concat", "reshape", "dropout")
 SUPPORTED = ("Conv2d, Linear, BatchNorm1d/2d after a Conv2d/Linear, ReLU, ReLU6, Hardtanh/clamp, MaxPool2d, "
              "AvgPool2d, AdaptiveAvgPool2d((1, 1)), flatten/view/reshape, add, cat along dim 1, Dropout")
@@ -131,7 +132,8 @@ def _trace_failure(model: nn.Module, exc: Exception) -> GraphError:
         module = f"{type(owner).__name__} {path!r}" if path else type(owner).__name__
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return GraphError(f"cannot trace {type(model).__name__}: module {module} at {where or 'an unknown line'}: "
-                      f"{first} (symbolic tracing cannot follow Python that depends on tensor values: if/while on them, "
+                      f"{first} (symbolic tracing cannot follow Python that depends on tensor values: "
+                      "if/while on them, "
                       "len(), numpy conversions)")
 
 

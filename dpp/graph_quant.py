@@ -29,8 +29,19 @@ from dpp.checks import signed_range
 from dpp.errors import DPPError
 from dpp.graph import INPUT, GraphNode, GraphSpec, trace_graph
 from dpp.qnet import ACT_MOMENTUM, ACT_QMAX, eval_integers
-from dpp.quant import (ACT_BITS, INPUT_SCALE, LOGIT_MULTIPLIER, LOGIT_OUT_BITS, LOGIT_SHIFT, check_weight_bits,
-                       fake_quant_weight, quantize_multiplier, round_half_up, round_ste, saturate)
+from dpp.quant import (
+    ACT_BITS,
+    INPUT_SCALE,
+    LOGIT_MULTIPLIER,
+    LOGIT_OUT_BITS,
+    LOGIT_SHIFT,
+    check_weight_bits,
+    fake_quant_weight,
+    quantize_multiplier,
+    round_half_up,
+    round_ste,
+    saturate,
+)
 from dpp.reference import MAX_MULTIPLIER
 
 Value = tuple[torch.Tensor, torch.Tensor]  #: an integer-valued tensor and its scale

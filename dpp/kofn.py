@@ -149,7 +149,7 @@ class KofNMatrix:
         weight_bits: int = 8,
         *,
         k: int | None = None,
-    ) -> "KofNMatrix":
+    ) -> KofNMatrix:
         """Pack integer ``weights`` keeping the positions in boolean ``mask`` (exactly k per group).
 
         ``k`` is inferred from the first group when not given. Errors name the first offending row and group.
@@ -200,7 +200,7 @@ class KofNMatrix:
     @classmethod
     def prune_magnitude(
         cls, weights: Any, k: int, n: int, block: int = 1, weight_bits: int = 8
-    ) -> "KofNMatrix":
+    ) -> KofNMatrix:
         """Keep, per (row, group), the k slots of largest L1 magnitude (ties: lowest slot number)."""
         weight_bits = _check_weight_bits(weight_bits)
         w = _check_matrix(weights, weight_bits)
@@ -218,7 +218,7 @@ class KofNMatrix:
     @classmethod
     def _from_slot_mask(
         cls, w: np.ndarray, slot: np.ndarray, *, k: int, n: int, block: int, weight_bits: int
-    ) -> "KofNMatrix":
+    ) -> KofNMatrix:
         rows, cols = w.shape
         groups = slot.shape[1]
         wp = np.pad(w, ((0, 0), (0, groups * n * block - cols))).reshape(rows, groups, n, block)
@@ -307,7 +307,7 @@ class KofNMatrix:
         return save_arrays(path, {"indices": self.indices, "values": self.values}, manifest)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "KofNMatrix":
+    def load(cls, path: str | os.PathLike) -> KofNMatrix:
         """Read a matrix written by :meth:`save`, re-validating every invariant."""
         arrays, man = load_arrays(path, schema=KOFN_SCHEMA, schema_version=SCHEMA_VERSION)
         require_keys(man, ["rows", "cols", "k", "n", "block", "weight_bits"], str(path))
@@ -355,7 +355,7 @@ class CSRMatrix:
             a.setflags(write=False)
 
     @classmethod
-    def from_dense(cls, weights: Any, mask: Any | None = None, weight_bits: int = 8) -> "CSRMatrix":
+    def from_dense(cls, weights: Any, mask: Any | None = None, weight_bits: int = 8) -> CSRMatrix:
         """Keep the positions in ``mask`` (default: the non-zeros) of integer ``weights``."""
         weight_bits = _check_weight_bits(weight_bits)
         w = _check_matrix(weights, weight_bits)
@@ -372,7 +372,7 @@ class CSRMatrix:
         return cls(w[rr, cc], cc, row_ptr, rows=w.shape[0], cols=w.shape[1], weight_bits=weight_bits)
 
     @classmethod
-    def prune_magnitude(cls, weights: Any, density: float, weight_bits: int = 8) -> "CSRMatrix":
+    def prune_magnitude(cls, weights: Any, density: float, weight_bits: int = 8) -> CSRMatrix:
         """Keep the ``round(density * rows * cols)`` largest |w| over the whole matrix (ties: first)."""
         weight_bits = _check_weight_bits(weight_bits)
         w = _check_matrix(weights, weight_bits)
@@ -429,7 +429,7 @@ class CSRMatrix:
                                   "row_ptr": self.row_ptr}, manifest)
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "CSRMatrix":
+    def load(cls, path: str | os.PathLike) -> CSRMatrix:
         arrays, man = load_arrays(path, schema=CSR_SCHEMA, schema_version=SCHEMA_VERSION)
         require_keys(man, ["rows", "cols", "weight_bits"], str(path))
         require_keys(arrays, ["values", "col_indices", "row_ptr"], str(path))

@@ -23,9 +23,9 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from dpp.checks import check_k_n
+from dpp.errors import ArgumentTypeError, DPPError
 from dpp.fused_mask import gumbel_noise as _fast_gumbel
 from dpp.noise import draw_seed, gumbel_noise_reference
-from dpp.errors import ArgumentTypeError, DPPError
 
 PAD_LOGIT = -1.0e4  #: logit of a padded (non-existent) position; finite so softmaxes never give NaN
 _EXCLUDE = -1.0e9  #: added to a position already drawn, removing it from the later softmaxes

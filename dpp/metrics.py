@@ -46,10 +46,10 @@ def subset_entropy(logits: torch.Tensor, k: int) -> torch.Tensor:
     """Entropy (nats) of ``P(S) ∝ exp(sum_{i in S} l_i)`` over k-subsets, per group."""
     k, _ = check_k_n(k, logits.shape[-1])
     with torch.enable_grad():
-        l = logits.detach().double().requires_grad_(True)
-        log_z = log_elementary_symmetric(l, k)
-        (pi,) = torch.autograd.grad(log_z.sum(), l)
-    return (log_z.detach() - (pi * l.detach()).sum(dim=-1)).clamp_min(0.0)
+        lg = logits.detach().double().requires_grad_(True)
+        log_z = log_elementary_symmetric(lg, k)
+        (pi,) = torch.autograd.grad(log_z.sum(), lg)
+    return (log_z.detach() - (pi * lg.detach()).sum(dim=-1)).clamp_min(0.0)
 
 
 def group_confidence(logits: torch.Tensor, k: int) -> torch.Tensor:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
 from dpp.errors import DPPError
 
 MODELS = ("lenet300", "lenet5", "digits")

@@ -38,18 +38,29 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from dpp.checks import check_int, check_int_array
 from dpp.errors import DPPError, FormatError
 from dpp.kofn import KofNMatrix
-from dpp.reference import (add_int, avgpool_int, clamp_int, concat_int, conv_group_inputs, conv_merge_groups,
-                           global_avgpool_int, linear_int, maxpool_int, pair)
-from dpp.reference import im2col  # noqa: F401  (re-exported: its home was this module)
+from dpp.reference import (
+    add_int,
+    avgpool_int,
+    clamp_int,
+    concat_int,
+    conv_group_inputs,
+    conv_merge_groups,
+    global_avgpool_int,
+    im2col,  # noqa: F401  (re-exported: its home was this module)
+    linear_int,
+    maxpool_int,
+    pair,
+)
 from dpp.serialize import atomic_write_text, load_arrays, read_manifest, require_keys, save_arrays
 
 NETWORK_SCHEMA = "dpp.network"
@@ -406,7 +417,7 @@ class IntNetwork:
         return path
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "IntNetwork":
+    def load(cls, directory: str | os.PathLike) -> IntNetwork:
         """Read a network written by :meth:`save` (schema version 2, or 1), re-validating every matrix and node."""
         d = Path(directory)
         path = d / "network.json"

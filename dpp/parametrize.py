@@ -23,8 +23,8 @@ functions of :mod:`dpp.masks`. Both draw the same noise from the mask's generato
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import torch
 from torch import nn
@@ -32,9 +32,9 @@ from torch.nn.utils import parametrize
 
 from dpp import fused_mask
 from dpp.checks import check_k_n
+from dpp.errors import ArgumentTypeError, DPPError
 from dpp.masks import PAD_LOGIT, group_entropy, gumbel_topk_mask, topk_mask
 from dpp.noise import draw_seed
-from dpp.errors import ArgumentTypeError, DPPError
 
 GRANULARITIES = ("weight", "kernel", "filter")
 INIT_KINDS = ("normal", "magnitude")

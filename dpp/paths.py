@@ -71,7 +71,8 @@ def _check_exists(path: str | os.PathLike[str], option: str, folder: bool) -> Pa
     if not p.exists():
         raise PathError(f"{option} {p} does not exist")
     if p.is_dir() != folder:
-        raise PathError(f"{option} {p} is a {'file' if folder else 'folder'}, expected a {'folder' if folder else 'file'}")
+        is_a, expected = ("file", "folder") if folder else ("folder", "file")
+        raise PathError(f"{option} {p} is a {is_a}, expected a {expected}")
     return p
 
 

@@ -20,9 +20,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dpp.quant import (ACT_BITS, INPUT_SCALE, LOGIT_MULTIPLIER, LOGIT_OUT_BITS, LOGIT_SHIFT, check_weight_bits,
-                       fake_quant_weight, quantize_multiplier, round_half_up, round_ste, saturate)
 from dpp.errors import ArgumentTypeError, DPPError
+from dpp.quant import (
+    ACT_BITS,
+    INPUT_SCALE,
+    LOGIT_MULTIPLIER,
+    LOGIT_OUT_BITS,
+    LOGIT_SHIFT,
+    check_weight_bits,
+    fake_quant_weight,
+    quantize_multiplier,
+    round_half_up,
+    round_ste,
+    saturate,
+)
 
 ACT_MOMENTUM = 0.1
 ACT_QMAX = (1 << (ACT_BITS - 1)) - 1

@@ -20,8 +20,8 @@ import math
 import torch
 
 from dpp.checks import check_int, signed_range
-from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT
 from dpp.errors import DPPError
+from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT
 
 WEIGHT_BITS_RANGE = (2, 8)
 ACT_BITS = 8

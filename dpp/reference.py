@@ -54,13 +54,14 @@ Multipliers are integers in ``[1, MAX_MULTIPLIER]``, shifts in ``[1, MAX_SHIFT]`
 from __future__ import annotations
 
 import math
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from dpp.checks import check_int, check_int_array, signed_range
-from dpp.kofn import CSRMatrix, KofNMatrix, WeightMatrix
 from dpp.errors import DPPError
+from dpp.kofn import CSRMatrix, KofNMatrix, WeightMatrix
 
 MULTIPLIER_BITS = 16  #: the hardware holds ``multiplier`` as a 16-bit signed (positive) number
 MAX_MULTIPLIER = (1 << (MULTIPLIER_BITS - 1)) - 1

@@ -23,13 +23,14 @@ from __future__ import annotations
 import csv
 import io
 import json
-import pickle
-import zipfile
 import math
+import pickle
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -38,17 +39,25 @@ from torch import nn
 from dpp.baselines import SRSTE_DECAY, attach_magnitude, attach_random, attach_srste, attach_unstructured
 from dpp.checks import check_int, check_k_n
 from dpp.data import Dataset, load_dataset
+from dpp.errors import DPPError, FormatError
+from dpp.limits import MAX_N
 from dpp.metrics import layer_metrics
 from dpp.models import DATASET_OF, MODELS, build_model
 from dpp.numerics import flush_denormals
+from dpp.parametrize import (
+    GRANULARITIES,
+    INIT_KINDS,
+    KofNMask,
+    entropy_penalty,
+    mask_parameters,
+    masked_layers,
+    set_temperature,
+    sparsify,
+)
 from dpp.qnet import QuantNet
 from dpp.quant import check_weight_bits
 from dpp.schedules import TemperatureSchedule
 from dpp.serialize import atomic_write_bytes, atomic_write_text
-from dpp.parametrize import (GRANULARITIES, INIT_KINDS, KofNMask, entropy_penalty,
-                          mask_parameters, masked_layers, set_temperature, sparsify)
-from dpp.errors import DPPError, FormatError
-from dpp.limits import MAX_N
 
 METHODS = ("dense", "dpp", "magnitude", "srste", "unstructured", "random")
 RUN_SCHEMA = "dpp.run"
@@ -123,7 +132,7 @@ class TrainConfig:
         return min(self.epochs - 1, max(1, round(fraction * self.epochs))) if self.epochs > 1 else 0
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:

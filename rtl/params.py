@@ -140,7 +140,7 @@ class ArrayParams:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ArrayParams":
+    def from_dict(cls, d: dict[str, Any]) -> ArrayParams:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
@@ -148,7 +148,7 @@ class ArrayParams:
         return cls(**d)
 
     @classmethod
-    def from_json(cls, text: str) -> "ArrayParams":
+    def from_json(cls, text: str) -> ArrayParams:
         d = json.loads(text)
         if not isinstance(d, dict):
             raise DPPError(f"ArrayParams JSON must be an object (got {type(d).__name__})")

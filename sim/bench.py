@@ -7,13 +7,19 @@ simulated layer is checked (bit-exact, counters equal to the model); a failure r
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dpp.checks import check_k_n
+from dpp.errors import SimulationError
+from rtl.archs import ARCHS, ARRAYS, arch_named
 
 SPEED_TARGET = 1_000_000  #: simulated cycles per second
 MODEL_TARGET = 10_000  #: model configurations per second, one predict_counters call each
@@ -47,30 +53,146 @@ def _run_checked(params: Any, layer: Any, what: str, repeat: int = 1) -> tuple[A
     return design, results
 
 
-def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int,
-                  seed: int, repeat: int = 3, act_banks: int = 0) -> dict[str, Any]:
-    """Build (timed apart), run one layer ``repeat`` times in one process; return cycles per second."""
+MIN_SECONDS = 1.0  #: wall seconds of compute one speed measurement fills by default, so start-up does not dominate
+MAX_REPEAT = 2000  #: runs of one layer in one measurement at most (a tiny layer may then stay under min_seconds)
+CEILING_RATIO_TARGET = 0.5  #: our harness's cycles/s over the bare-Verilator ceiling's, kofn and dense
+
+
+def repeats_for(min_seconds: float, repeat: int, run_wall_seconds: float) -> int:
+    """Runs of a layer whose ``repeat`` runs took ``run_wall_seconds`` of compute, so that they take at least
+    ``min_seconds`` (10 % margin): ``repeat`` when already enough, else more, at most :data:`MAX_REPEAT`."""
+    if run_wall_seconds >= min_seconds:
+        return repeat
+    if run_wall_seconds <= 0:
+        return max(repeat, MAX_REPEAT)
+    return max(repeat, min(MAX_REPEAT, math.ceil(1.1 * min_seconds * repeat / run_wall_seconds)))
+
+
+def _speed_layer(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, seed: int,
+                 act_banks: int) -> tuple[Any, Any, str]:
+    """(params, layer, description) of a speed measurement: one realistic layer sized to its build."""
     from sim.workloads import layer_for, realistic_weights
 
     params = _params(arch, k, n, pes, rows, cols, batch, act_banks)
     rng = np.random.default_rng(seed)
     layer = layer_for(params, realistic_weights(rng, rows, cols, params.weight_bits), rng, batch, n=n)
-    t0 = time.perf_counter()
-    design, results = _run_checked(params, layer, f"{arch} {rows}x{cols} batch {batch}", repeat)
-    total = time.perf_counter() - t0
-    res = results[0]
+    return params, layer, f"{arch} {rows}x{cols} batch {batch}"
+
+
+def _timed_runs(params: Any, design: Any, layer: Any, what: str, repeat: int, min_seconds: float,
+                workdir: Path) -> tuple[list[Any], dict[str, Any], Path]:
+    """Run ``layer`` ``repeat`` times in one simulator process (checked); when their compute phases took less
+    than ``min_seconds``, run it again :func:`repeats_for` times. Returns the results of the last process,
+    what the first run measured, and the work folder of the last process (its programs and outputs)."""
+    from sim.run import simulate_layers
+
+    def run(times: int, folder: Path) -> list[Any]:
+        results = simulate_layers(params, [layer] * times, design=design, workdir=folder)
+        for res in results:
+            res.check(what)
+        return results
+
+    results = run(repeat, workdir / "probe")
+    probe_wall = sum(r.run_wall_seconds for r in results)
+    probe = {"probe_repeat": repeat, "probe_run_wall_seconds": probe_wall}
+    final = repeats_for(min_seconds, repeat, probe_wall)
+    if final == repeat:
+        return results, probe, workdir / "probe"
+    return run(final, workdir / "final"), probe, workdir / "final"
+
+
+def _speed_numbers(results: list[Any]) -> dict[str, Any]:
+    """Cycles, wall and CPU seconds and cycles per second of one simulator process's runs of a layer."""
+    res, stats = results[0], results[0].stats
     run_cyc, run_wall = sum(r.run_sim_cycles for r in results), sum(r.run_wall_seconds for r in results)
     job_cyc, job_wall = sum(r.sim_cycles for r in results), sum(r.wall_seconds for r in results)
     return {
+        "repeat": len(results), "array_cycles": res.counters["cycles"],
+        "bit_exact": all(r.bit_exact for r in results), "counters_match": all(r.counters_match for r in results),
+        "run_sim_cycles": run_cyc, "run_wall_seconds": run_wall, "run_cycles_per_second": _per(run_cyc, run_wall),
+        "best_run_cycles_per_second": max(_per(r.run_sim_cycles, r.run_wall_seconds) for r in results),
+        "job_sim_cycles": job_cyc, "job_wall_seconds": job_wall, "job_cycles_per_second": _per(job_cyc, job_wall),
+        "run_cpu_seconds": stats.run_cpu_seconds, "run_cycles_per_cpu_second": _per(run_cyc, stats.run_cpu_seconds),
+        "job_cpu_seconds": stats.cpu_seconds, "job_cycles_per_cpu_second": _per(job_cyc, stats.cpu_seconds),
+        "process_seconds": stats.process_seconds,
+    }
+
+
+def _per(cycles: int, seconds: float) -> float:
+    """Cycles per second; NaN when no time was measured (a run shorter than the clock's resolution)."""
+    return cycles / seconds if seconds > 0 else float("nan")
+
+
+def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int,
+                  seed: int, repeat: int = 3, act_banks: int = 0, min_seconds: float = MIN_SECONDS) -> dict[str, Any]:
+    """Build (timed apart), run one layer ``repeat`` times in one process, and again as often as needed for
+    ``min_seconds`` of compute (:func:`_timed_runs`); return cycles per second of the compute phase and of the
+    whole jobs, per wall second and per CPU second of the simulator process."""
+    from sim.run import build_array
+
+    params, layer, what = _speed_layer(arch, k, n, pes, rows, cols, batch, seed, act_banks)
+    t0 = time.perf_counter()
+    design = build_array(params)
+    with tempfile.TemporaryDirectory(prefix="dpp-speed-") as tmp:
+        results, probe, _ = _timed_runs(params, design, layer, what, repeat, min_seconds, Path(tmp))
+    return {
         "arch": arch, "act_banks": act_banks, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n,
-        "pes": pes, "repeat": repeat,
-        "build_seconds": design.build_seconds, "build_cached": design.cached,
-        "array_cycles": res.counters["cycles"], "bit_exact": all(r.bit_exact for r in results),
-        "counters_match": all(r.counters_match for r in results),
-        "run_sim_cycles": run_cyc, "run_wall_seconds": run_wall, "run_cycles_per_second": run_cyc / run_wall,
-        "best_run_cycles_per_second": max(r.run_sim_cycles / r.run_wall_seconds for r in results),
-        "job_sim_cycles": job_cyc, "job_wall_seconds": job_wall, "job_cycles_per_second": job_cyc / job_wall,
-        "process_seconds": res.stats.process_seconds if res.stats else float("nan"), "end_to_end_seconds": total,
+        "pes": pes, "min_seconds": min_seconds, **probe,
+        "build_seconds": design.build_seconds, "build_cached": design.cached, **_speed_numbers(results),
+        "end_to_end_seconds": time.perf_counter() - t0, "load_average_1min": os.getloadavg()[0],
+    }
+
+
+def measure_ceiling(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, seed: int,
+                    act_banks: int = 0, repeat: int = 3, min_seconds: float = MIN_SECONDS) -> dict[str, Any]:
+    """Our harness's cycles per second as a ratio to the bare-Verilator ceiling (:mod:`sim.ceiling`) on the same
+    layer, the same generated Verilog and the same Verilator flags, measured back to back after both builds.
+
+    Our harness runs as in :func:`measure_speed`; the ceiling then plays the very ``prog.hex`` our harness
+    loaded last, for ``min_seconds`` too, checking its ``cycles`` counter after every run. Its counters and output
+    words must equal our harness's (which equal the model and the reference), else
+    :class:`dpp.errors.SimulationError`: the two measure the same work.
+    """
+    from sim.ceiling import build_ceiling, read_hex_words, run_ceiling
+    from sim.run import build_array
+    from sim.wrapper import PROG_FILE
+
+    params, layer, what = _speed_layer(arch, k, n, pes, rows, cols, batch, seed, act_banks)
+    design = build_array(params)
+    ceiling = build_ceiling(design)
+    with tempfile.TemporaryDirectory(prefix="dpp-ceiling-") as tmp:
+        results, probe, work = _timed_runs(params, design, layer, what, repeat, min_seconds, Path(tmp))
+        job = json.loads((work / "manifest.json").read_text())["jobs"][-1]
+        last = json.loads((work / "results.json").read_text())["results"][-1]
+        ours_words = read_hex_words(work / last["out"])
+        bare = run_ceiling(ceiling, work / PROG_FILE, job["out_len"], job["max_cycles"], min_seconds=min_seconds,
+                           workdir=Path(tmp), expect_cycles=results[-1].counters["cycles"])
+    if bare.counters != results[-1].counters:
+        raise SimulationError(f"{what}: the ceiling's counters {bare.counters} differ from our harness's "
+                              f"{results[-1].counters}")
+    if bare.out_words != ours_words:
+        bad = next(i for i, (a, b) in enumerate(zip(bare.out_words, ours_words)) if a != b)
+        raise SimulationError(f"{what}: the ceiling's output word {bad} is {bare.out_words[bad]:#x}, our "
+                              f"harness's {ours_words[bad]:#x}")
+    ours = _speed_numbers(results)
+    return {
+        "arch": arch, "act_banks": act_banks, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n,
+        "pes": pes, "min_seconds": min_seconds, **probe, "harness": ours,
+        "ceiling": {"runs": bare.runs, "compute_cycles_per_run": bare.compute_cycles_per_run,
+                    "run_sim_cycles": bare.compute_cycles, "run_wall_seconds": bare.compute_seconds,
+                    "run_cycles_per_second": bare.compute_cycles_per_second,
+                    "run_cpu_seconds": bare.compute_cpu_seconds,
+                    "run_cycles_per_cpu_second": bare.compute_cycles_per_cpu_second,
+                    "job_sim_cycles": bare.job_cycles, "job_wall_seconds": bare.job_seconds,
+                    "job_cycles_per_second": bare.job_cycles_per_second, "job_cpu_seconds": bare.job_cpu_seconds,
+                    "job_cycles_per_cpu_second": bare.job_cycles_per_cpu_second,
+                    "best_run_cycles_per_second": bare.best_compute_cycles_per_second,
+                    "build_seconds": ceiling.build_seconds, "build_cached": ceiling.cached},
+        "array_cycles": bare.counters["cycles"],
+        "ratio_run_wall": ours["run_cycles_per_second"] / bare.compute_cycles_per_second,
+        "ratio_run_cpu": ours["run_cycles_per_cpu_second"] / bare.compute_cycles_per_cpu_second,
+        "ratio_job_wall": ours["job_cycles_per_second"] / bare.job_cycles_per_second,
+        "ratio_job_cpu": ours["job_cycles_per_cpu_second"] / bare.job_cycles_per_cpu_second,
         "load_average_1min": os.getloadavg()[0],
     }
 
@@ -101,20 +223,22 @@ def measure_arch(rows: int, cols: int, batch: int, pes: int, ratios: list[tuple[
     out = []
     for k, n in ratios:
         row: dict[str, Any] = {"k": k, "n": n, "density": k / n}
-        runs = [("kofn", "kofn", 0), ("dense", "dense", 0), ("csr", "csr", 0)]
         if banks[k, n]:
             row["act_banks"] = banks[k, n]
-            runs.append(("csr_banked", "csr", banks[k, n]))
-        for label, arch, nb in runs:
-            params = _params(arch, k, n, pes, rows, cols, batch, nb)
+        for array in ARRAYS:  # every array of the registry; the banked one when banks are asked for
+            nb = banks[k, n] if array.banked else 0
+            if array.banked and not nb:
+                continue
+            label = array.label
+            params = _params(array.arch, k, n, pes, rows, cols, batch, nb)
             layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n)
             _, (res,) = _run_checked(params, layer, f"{label} at k/n={k}/{n}")
             row[label] = res.counters["cycles"]
             row[f"{label}_model"] = res.model_counters["cycles"]
             row[f"{label}_util"] = res.counters["mac_ops"] / (res.counters["cycles"] * params.multipliers)
-            if label == "csr":
-                lengths = layer.W.row_lengths()
-                row["csr_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean())
+            lengths = array.row_lengths(layer.W)
+            if lengths is not None and not array.banked:  # its row imbalance (the banked variant: the same layer)
+                row[f"{label}_row_nnz_max_over_mean"] = float(lengths.max() / lengths.mean())
         row["kofn_over_dense"] = row["kofn"] / row["dense"]
         row["kofn_dense_error"] = row["kofn_over_dense"] / (k / n) - 1.0
         row["csr_over_kofn"] = row["csr"] / row["kofn"]
@@ -150,13 +274,13 @@ def measure_model(configs: int, seed: int) -> dict[str, Any]:
     from sim.model import predict_counters
 
     rng = np.random.default_rng(seed)
-    pool = [_params(a, k, n, pes, 512, 1024, 8) for a in ("kofn", "dense", "csr")
+    pool = [_params(a, k, n, pes, 512, 1024, 8) for a in ARCHS
             for k, n in ((1, 8), (2, 8), (4, 8), (2, 4)) for pes in (4, 8, 16)]
     cases = []
     for _ in range(configs):
         p = pool[int(rng.integers(len(pool)))]
         rows, cols, batch = int(rng.integers(1, 513)), int(rng.integers(1, 1025)), int(rng.integers(1, 9))
-        nnz = rng.integers(0, cols + 1, size=rows) if p.arch == "csr" else None
+        nnz = rng.integers(0, cols + 1, size=rows) if p.array_arch.model_needs == "row_nnz" else None
         cases.append((p, rows, cols, batch, nnz))
     t0 = time.perf_counter()
     for p, rows, cols, batch, nnz in cases:
@@ -183,7 +307,7 @@ def many_model_tables(arch: str, configs: int, seed: int, layers: int = 256) -> 
     pool = pd.DataFrame([p.to_dict() for p in _pool(arch)])
     params = pool.iloc[rng.integers(len(pool), size=configs)].reset_index(drop=True)
     batch = rng.integers(1, 9, size=configs)
-    if arch != "csr":
+    if arch_named(arch).model_needs is None:
         return params, pd.DataFrame({"rows": rng.integers(1, 513, size=configs),
                                      "cols": rng.integers(1, 1025, size=configs), "batch": batch}), configs
     shapes = [(int(rng.integers(1, 513)), int(rng.integers(1, 1025))) for _ in range(layers)]

@@ -24,10 +24,19 @@ from typing import Any
 from dpp.errors import SimulationError
 from dpp.progress import step
 from rtl.toolchain import prepare_simulator
-from sim.wrapper import TB_TOP, WRAPPER_VERSION, Port, counter_names, parse_ports, prog_word_width, wrapper_verilog
+from sim.wrapper import (
+    HARNESS_MAIN,
+    TB_TOP,
+    WRAPPER_VERSION,
+    Port,
+    counter_names,
+    parse_ports,
+    prog_word_width,
+    wrapper_verilog,
+)
 
 STAMP = "dpp_build.json"
-TIMESCALE = ("1ns", "1ps")  #: the harness clock is ``#5`` per half period: 10 ns per cycle
+TIMESCALE = ("1ns", "1ps")  #: the harness clock: 5 ns per half period (harness_main.cpp, or ``#5``), 10 ns a cycle
 # Amaranth's Verilog widens and truncates implicitly and leaves `casez` without default (no assignment is
 # intended), and writes zero-width signals (e.g. a block-element counter when block = 1) as `[-1:0]`
 # (ASCRANGE): those warnings are expected, not design errors.
@@ -71,7 +80,8 @@ def cache_root() -> Path:
 
 def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
     """Stable hash naming a build."""
-    blob = json.dumps({"design": key_material, "harness": WRAPPER_VERSION, "public": "harness-only",
+    main = hashlib.sha256(HARNESS_MAIN.read_bytes()).hexdigest() if simulator == "verilator" else ""
+    blob = json.dumps({"design": key_material, "harness": WRAPPER_VERSION, "public": "harness-only", "main": main,
                        "simulator": simulator, "waves": waves, "args": VERILATOR_ARGS, "make": MAKE_ARGS},
                       sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
@@ -125,7 +135,8 @@ def build_design(
             verilog = make_verilog()
             ports = parse_ports(verilog, design_top)
             (stage / f"{design_top}.v").write_text(verilog)
-            (stage / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency))
+            (stage / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency,
+                                                            clock_input=simulator == "verilator"))
             with step(f"building {design_top} ({simulator}; cached for later runs)"):
                 _run_build(stage, design_top, simulator, waves)
             if stage != tmp:  # built outside the cache (its path has a space): bring it in
@@ -166,10 +177,11 @@ def _staging_dir(root: Path, tmp: Path) -> Path:
 
 
 def get_sim_runner(simulator: str):  # noqa: ANN201 - a cocotb_tools.runner.Runner
-    """cocotb's runner for ``simulator``; for Verilator without ``--public-flat-rw``.
+    """cocotb's runner for ``simulator``; for Verilator without ``--public-flat-rw`` and with our main.
 
     cocotb's Verilator runner makes every signal of the design public, which stops Verilator from optimising
-    the array; the harness marks the few signals the testbench touches ``public_flat_rw`` itself.
+    the array; the harness marks the few signals the testbench touches ``public_flat_rw`` itself. Its main
+    (``verilator.cpp``) is replaced by :data:`sim.wrapper.HARNESS_MAIN`, which also drives the harness clock.
     """
     from cocotb_tools.runner import Verilator, get_runner
 
@@ -179,7 +191,8 @@ def get_sim_runner(simulator: str):  # noqa: ANN201 - a cocotb_tools.runner.Runn
     class _Verilator(Verilator):
         def _build_command(self):  # noqa: ANN202
             cmds = super()._build_command()
-            cmds[0] = [arg for arg in cmds[0] if arg != "--public-flat-rw"]
+            cmds[0] = [str(HARNESS_MAIN) if arg.endswith("verilator.cpp") else arg
+                       for arg in cmds[0] if arg != "--public-flat-rw"]
             cmds[1] = [*cmds[1], *MAKE_ARGS]
             return cmds
 

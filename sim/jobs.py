@@ -20,7 +20,7 @@ import numpy as np
 
 from dpp.errors import SimulationError
 from dpp.progress import step
-from sim.build import TIMESCALE, BuiltDesign, log_summary, get_sim_runner
+from sim.build import TIMESCALE, BuiltDesign, get_sim_runner, log_summary
 from sim.tb_layers import MANIFEST_ENV
 
 
@@ -37,8 +37,9 @@ class Job:
 class JobResult:
     """What the harness saw: raw output words (unsigned; None = undefined X/Z), counters, cycles, clocks.
 
-    ``sim_cycles`` / ``wall_seconds`` cover the whole job (load, run, read-back); ``run_sim_cycles`` /
-    ``run_wall_seconds`` the compute phase alone (``start`` to ``done``).
+    ``sim_cycles`` / ``wall_seconds`` / ``cpu_seconds`` cover the whole job (load, run, read-back);
+    ``run_sim_cycles`` / ``run_wall_seconds`` / ``run_cpu_seconds`` the compute phase alone (``start`` to
+    ``done``). CPU seconds are those of the simulator process, independent of other work on the machine.
     """
 
     out_words: list[int | None]
@@ -48,15 +49,21 @@ class JobResult:
     wall_seconds: float
     run_sim_cycles: int
     run_wall_seconds: float
+    run_cpu_seconds: float = float("nan")
+    cpu_seconds: float = float("nan")
 
 
 @dataclass(frozen=True)
 class RunStats:
-    """Wall time of the whole simulator process (start-up included) and of the cycles inside it."""
+    """Wall time of the whole simulator process (start-up included) and of the cycles inside it; the
+    compute phases' cycles and CPU time summed over its jobs."""
 
     process_seconds: float
     sim_wall_seconds: float
     sim_cycles: int
+    run_sim_cycles: int = 0
+    run_cpu_seconds: float = float("nan")
+    cpu_seconds: float = float("nan")
 
 
 def pack_words(design: BuiltDesign, writes: Sequence[tuple[int, int, int]]) -> list[int]:
@@ -103,7 +110,9 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
             raw = _run_simulator(design, work, waves)
         elapsed = time.perf_counter() - t0
         results = _parse(raw, jobs, work)
-        stats = RunStats(elapsed, sum(r.wall_seconds for r in results), sum(r.sim_cycles for r in results))
+        stats = RunStats(elapsed, sum(r.wall_seconds for r in results), sum(r.sim_cycles for r in results),
+                         sum(r.run_sim_cycles for r in results), sum(r.run_cpu_seconds for r in results),
+                         sum(r.cpu_seconds for r in results))
         return results, stats
     finally:
         if own and not waves:
@@ -151,7 +160,7 @@ def _parse(raw: list[dict], jobs: Sequence[Job], work: Path) -> list[JobResult]:
                 raise SimulationError(f"job {i}: read {len(words)} output words, expected {job.out_len}")
         out.append(JobResult(words, {k: int(v) for k, v in res["counters"].items()}, int(res["run_cycles"]),
                              int(res["sim_cycles"]), float(res["wall_seconds"]), int(res["run_sim_cycles"]),
-                             float(res["run_wall_seconds"])))
+                             float(res["run_wall_seconds"]), float(res["run_cpu_seconds"]), float(res["cpu_seconds"])))
     if len(out) != len(jobs):
         raise SimulationError(f"simulation ran {len(out)} of {len(jobs)} jobs")
     return out

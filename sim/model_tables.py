@@ -15,8 +15,9 @@ one layer: its row statistics and bank conflicts are computed once for all of th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,7 +194,7 @@ class LayerTable:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def repeat(self, n: int) -> "LayerTable":
+    def repeat(self, n: int) -> LayerTable:
         """A one-row table broadcast to ``n`` rows."""
         def rep(c: ObjectColumn) -> ObjectColumn:
             return ObjectColumn(np.repeat(c.index, n), c.objects)

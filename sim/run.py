@@ -151,7 +151,7 @@ def simulate_layers(params: ArrayParams, layers: Sequence[Layer], *, design: Bui
     prepared = [_job_for(params, layer, max_cycles) for layer in layers]
     results, stats = run_jobs(design, [p[0] for p in prepared], workdir=workdir, waves=waves)
     out = []
-    for layer, (job, prog, model, addrs), res in zip(layers, prepared, results):
+    for layer, (_job, _prog, model, addrs), res in zip(layers, prepared, results):
         used = np.array(res.out_words, dtype=object)[addrs]
         undefined = np.argwhere(used == None)  # noqa: E711 - elementwise test of an object array
         if undefined.size:

@@ -96,7 +96,7 @@ def run_sim(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: in
               for i, (_, a, banks) in enumerate(runs)]  # baselines: same multipliers, canonical n
     w = realistic_weights(np.random.default_rng(seed), rows, cols, weight_bits)
     out: dict[str, Any] = {}
-    for i, ((label, a, _), params) in enumerate(zip(runs, builds)):
+    for i, ((label, _a, _), params) in enumerate(zip(runs, builds)):
         layer = layer_for(params, w, np.random.default_rng(seed + 1), batch, n=n, block=block, relu=relu)
         res = simulate_layers(params, [layer], simulator=simulator, waves=waves and i == 0,
                               workdir=workdir if i == 0 else None)[0]

@@ -1,7 +1,9 @@
 """The cocotb test run inside the simulator: play every job of a manifest through the harness.
 
 Per job it moves ``job_<i>.hex`` to ``prog.hex``, sets the harness registers, toggles ``tb_go`` and awaits
-``tb_done``: no Python runs per clock cycle. It then reads the counters and moves ``out.hex`` aside.
+``tb_done``: no Python runs per clock cycle. It then reads the counters and moves ``out.hex`` aside. Each job's
+wall and CPU time (of the simulator process: what the simulation costs, whatever else the machine runs) are
+taken for the whole job and for its compute phase (``tb_running``).
 The results go to ``results.json`` (written to a temporary file, then renamed). A timeout ends the run: the
 design may be wedged, and the caller reports it.
 """
@@ -42,17 +44,19 @@ async def run_jobs(dut) -> None:  # noqa: ANN001 - cocotb passes the top handle
         dut.tb_out_len.value = job["out_len"]
         dut.tb_max_cycles.value = job["max_cycles"]
         go ^= 1
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), time.process_time()
         clock0 = _u(dut.tb_clock_count)
         dut.tb_go.value = go
         await RisingEdge(dut.tb_running)
-        t1, clock1 = time.perf_counter(), _u(dut.tb_clock_count)
+        t1, cpu1, clock1 = time.perf_counter(), time.process_time(), _u(dut.tb_clock_count)
         await FallingEdge(dut.tb_running)
-        t2, clock2 = time.perf_counter(), _u(dut.tb_clock_count)
+        t2, cpu2, clock2 = time.perf_counter(), time.process_time(), _u(dut.tb_clock_count)
         await RisingEdge(dut.tb_done)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
         res = {
             "run_wall_seconds": t2 - t1,
+            "run_cpu_seconds": cpu2 - cpu1,
+            "cpu_seconds": cpu,
             "run_sim_cycles": clock2 - clock1,
             "timeout": bool(_u(dut.tb_timeout)),
             "run_cycles": _u(dut.tb_run_cycles),

@@ -11,7 +11,6 @@ line and exit with status 2; anything else is a bug and shows its traceback.
 from __future__ import annotations
 
 import sys
-from typing import Optional
 
 import typer
 
@@ -47,7 +46,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main(
-    version: Optional[bool] = typer.Option(
+    version: bool | None = typer.Option(
         None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:

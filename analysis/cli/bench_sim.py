@@ -1,6 +1,9 @@
 """``dpp bench-sim``: benchmarks that print measured ratios (simulation speed, architectures, model speed).
 
-* ``speed``: simulated cycles per wall-second for one large layer (build time reported separately).
+* ``speed``: simulated cycles per second for one large layer, for at least ``--min-seconds`` of compute
+  (build time reported separately).
+* ``ceiling``: ``speed`` of our harness as a ratio to bare Verilator (a C++ main, no cocotb) on the same
+  generated Verilog, per array (:func:`sim.bench.measure_ceiling`).
 * ``arch``: cycles of k-of-n vs dense vs CSR on one layer at several k/n, same density and multipliers; the
   CSR array both with per-lane activation replicas (``csr``, the strong baseline) and with ONE activation
   memory in ``--act-banks`` banks (``csr_banked``, the same activation SRAM as k-of-n).
@@ -24,17 +27,23 @@ from rich.console import Console
 from rich.table import Table
 
 from dpp.checks import check_int, check_k_n
+from dpp.errors import DPPError
+from dpp.paths import check_out_file
 from dpp.serialize import atomic_write_text
+from rtl.archs import ARCHS, ARRAYS, arch_labelled, arch_named
 from sim.bench import (
     BANKED_MANY_TARGET,
+    CEILING_RATIO_TARGET,
     CSR_SLOWDOWN_TARGET,
     DEFAULT_ACT_BANKS,
     KOFN_DENSE_TOLERANCE,
+    MIN_SECONDS,
     MODEL_TARGET,
     SPEED_TARGET,
     measure_arch,
     measure_banked_many,
     measure_banked_model,
+    measure_ceiling,
     measure_model,
     measure_model_many,
     measure_speed,
@@ -42,21 +51,33 @@ from sim.bench import (
 )
 from sim.workloads import parse_act_banks
 
-app = typer.Typer(help="Simulation benchmarks: speed, architecture ratios, analytic-model speed.",
+app = typer.Typer(help="Simulation benchmarks: speed, speed against bare Verilator, architecture ratios, "
+                       "analytic-model speed.",
                   no_args_is_help=True)
+
+
+def _rate_rows(r: dict[str, Any]) -> list[tuple[str, int, float, float]]:
+    """(phase, simulated cycles, wall s, CPU s) of a speed result."""
+    return [("compute (start..done)", r["run_sim_cycles"], r["run_wall_seconds"], r["run_cpu_seconds"]),
+            ("whole job (load + compute + read-back)", r["job_sim_cycles"], r["job_wall_seconds"],
+             r["job_cpu_seconds"])]
 
 
 def _speed_table(r: dict[str, Any]) -> Table:
     banks = f" with {r['act_banks']} activation banks" if r.get("act_banks") else ""
+    runs = f"{r['repeat']} runs in one process"
+    if r["repeat"] != r["probe_repeat"]:
+        runs += f" (for >= {r['min_seconds']:g} s of compute; a first process of {r['probe_repeat']} took " \
+                f"{r['probe_run_wall_seconds']:.3f} s)"
     t = Table(title=f"simulation speed: {r['arch']}{banks} k={r['k']} n={r['n']} pes={r['pes']}, "
-                    f"{r['rows']}x{r['cols']} batch {r['batch']}, {r['repeat']} runs in one process, Verilator")
+                    f"{r['rows']}x{r['cols']} batch {r['batch']}, {runs}, Verilator")
     t.add_column("phase")
-    for c in ("simulated cycles", "wall s", "cycles / s", f"/ target {SPEED_TARGET:,}"):
+    for c in ("simulated cycles", "wall s", "cycles / s", f"/ target {SPEED_TARGET:,}", "CPU s", "cycles / CPU s"):
         t.add_column(c, justify="right")
-    for label, cyc, wall in (("compute (start..done)", r["run_sim_cycles"], r["run_wall_seconds"]),
-                             ("whole job (load + compute + read-back)", r["job_sim_cycles"], r["job_wall_seconds"])):
+    for label, cyc, wall, cpu in _rate_rows(r):
         rate = cyc / wall
-        t.add_row(label, f"{cyc:,}", f"{wall:.3f}", f"{rate:,.0f}", f"{rate / SPEED_TARGET:.2f}")
+        t.add_row(label, f"{cyc:,}", f"{wall:.3f}", f"{rate:,.0f}", f"{rate / SPEED_TARGET:.2f}", f"{cpu:.3f}",
+                  f"{cyc / cpu:,.0f}")
     return t
 
 
@@ -66,27 +87,109 @@ def speed(
     k: int = typer.Option(2, "--k"), n: int = typer.Option(8, "--n"), pes: int = typer.Option(8, "--pes"),
     rows: int = typer.Option(512, "--rows"), cols: int = typer.Option(512, "--cols"),
     batch: int = typer.Option(8, "--batch"), seed: int = typer.Option(0, "--seed"),
-    repeat: int = typer.Option(3, "--repeat", help="Runs of the layer in the one simulator process."),
+    repeat: int = typer.Option(3, "--repeat", help="Runs of the layer in the first simulator process; a second "
+                                                  "process runs more when they took under --min-seconds."),
+    min_seconds: float = typer.Option(MIN_SECONDS, "--min-seconds",
+                                      help="Wall seconds of compute to simulate at least (0 = --repeat runs only)."),
     act_banks: str = typer.Option("0", "--act-banks", help="csr: 0 = per-lane activation replicas; B (power "
                                   "of two) or Nx (N times pes*k, rounded up to a power of two) banks."),
     json_path: Path = typer.Option(None, "--json", help="Also write the numbers as JSON here."),
 ) -> None:
-    """Simulated cycles per wall-second on one large layer (target >= 1,000,000)."""
+    """Simulated cycles per second on one large layer, for at least --min-seconds (target >= 1,000,000)."""
     check_k_n(k, n)
     banks = parse_act_banks(act_banks, pes * k)
+    json_path = check_out_file(json_path, "--json") if json_path is not None else None
     r = measure_speed(arch, k, n, pes, check_int("rows", rows, lo=1), check_int("cols", cols, lo=1),
-                      check_int("batch", batch, lo=1), seed, check_int("repeat", repeat, lo=1), banks)
-    console = Console(width=max(Console().width, 110))
+                      check_int("batch", batch, lo=1), seed, check_int("repeat", repeat, lo=1), banks,
+                      min_seconds=_check_min_seconds(min_seconds))
+    console = Console(width=max(Console().width, 130))
     console.print(_speed_table(r))
     when = "cached, not rebuilt now" if r["build_cached"] else "this run"
     console.print(f"build: {r['build_seconds']:.1f} s ({when}); "
                   f"simulator process incl. start-up and file I/O: {r['process_seconds']:.2f} s; "
                   f"array cycles counter per run: {r['array_cycles']:,}; best single run: "
                   f"{r['best_run_cycles_per_second']:,.0f} cycles/s; bit-exact: {r['bit_exact']}, "
-                  f"counters = model: {r['counters_match']}; 1-min load average {r['load_average_1min']:.1f} "
-                  f"on {os.cpu_count()} CPUs")
+                  f"counters = model: {r['counters_match']}; CPU s = CPU time of the simulator process (wall time "
+                  f"also counts other jobs); 1-min load average {r['load_average_1min']:.1f} on {os.cpu_count()} CPUs")
     if json_path is not None:
-        atomic_write_text(Path(json_path), json.dumps(r, indent=2) + "\n")
+        atomic_write_text(json_path, json.dumps(r, indent=2) + "\n")
+
+
+def _check_min_seconds(value: float) -> float:
+    if not value >= 0:  # also refuses NaN
+        raise DPPError(f"--min-seconds must be >= 0 (got {value})")
+    return float(value)
+
+
+def _ceiling_target(label: str, r: dict[str, Any]) -> tuple[str, bool | None]:
+    """(target text, met) of one array: kofn/dense a ratio to the ceiling, the banked CSR a speed."""
+    if label in ("kofn", "dense"):
+        return f"ratio >= {CEILING_RATIO_TARGET}", r["ratio_run_cpu"] >= CEILING_RATIO_TARGET
+    if label == "csr_banked":
+        return f">= {SPEED_TARGET:,}/s", r["harness"]["run_cycles_per_cpu_second"] >= SPEED_TARGET
+    return "", None
+
+
+def _ceiling_table(rows: list[tuple[str, dict[str, Any]]]) -> Table:
+    r0 = rows[0][1]
+    banks = "".join(f"; {label}: {r['act_banks']} activation banks" for label, r in rows if r["act_banks"])
+    t = Table(title=f"our harness vs bare Verilator (same Verilog and flags, C++ main, no cocotb): k={r0['k']} "
+                    f"n={r0['n']} pes={r0['pes']}, {r0['rows']}x{r0['cols']} batch {r0['batch']}{banks}; compute "
+                    f"phase, >= {r0['min_seconds']:g} s each")
+    for c in ("array", "cycles / run", "runs ours / bare", "ours cycles/s", "ours cycles/CPU s",
+              "bare cycles/CPU s", "ratio CPU", "ratio wall", "whole job ratio CPU", "target", ""):
+        t.add_column(c, justify="right")
+    for label, r in rows:
+        ours, bare = r["harness"], r["ceiling"]
+        target, met = _ceiling_target(label, r)
+        t.add_row(label, f"{r['array_cycles']:,}", f"{ours['repeat']} / {bare['runs']}",
+                  f"{ours['run_cycles_per_second']:,.0f}", f"{ours['run_cycles_per_cpu_second']:,.0f}",
+                  f"{bare['run_cycles_per_cpu_second']:,.0f}", f"{r['ratio_run_cpu']:.2f}",
+                  f"{r['ratio_run_wall']:.2f}", f"{r['ratio_job_cpu']:.2f}", target,
+                  "" if met is None else ("met" if met else "NOT met"))
+    return t
+
+
+@app.command("ceiling")
+def ceiling(
+    arrays: str = typer.Option(",".join(a.label for a in ARRAYS), "--arrays",
+                               help="Arrays to measure, comma separated (csr_banked = csr with --act-banks banks)."),
+    k: int = typer.Option(2, "--k"), n: int = typer.Option(8, "--n"), pes: int = typer.Option(8, "--pes"),
+    rows: int = typer.Option(512, "--rows"), cols: int = typer.Option(512, "--cols"),
+    batch: int = typer.Option(8, "--batch"), seed: int = typer.Option(0, "--seed"),
+    act_banks: str = typer.Option(DEFAULT_ACT_BANKS, "--act-banks",
+                                  help="Banks of csr_banked: Nx = N times pes*k rounded up to a power of two, or "
+                                       "a power of two."),
+    repeat: int = typer.Option(3, "--repeat", help="Runs of the layer in our harness's first process."),
+    min_seconds: float = typer.Option(MIN_SECONDS, "--min-seconds",
+                                      help="Wall seconds of compute each of the two simulators runs at least."),
+    json_path: Path = typer.Option(None, "--json", help="Also write the numbers as JSON here."),
+) -> None:
+    """Our simulation's cycles per second as a ratio to bare Verilator on the same design, per array (targets:
+    kofn and dense >= 0.5 of the ceiling, banked CSR >= 1,000,000 cycles/s)."""
+    check_k_n(k, n)
+    runs = []
+    for label in (part.strip() for part in arrays.split(",")):
+        entry = arch_labelled(label)
+        banks = parse_act_banks(act_banks, check_int("pes", pes, lo=1) * k) if entry.banked else 0
+        if entry.banked and not banks:
+            raise DPPError(f"{label} needs activation banks (got --act-banks {act_banks!r}, expected Nx or a power "
+                           f"of two)")
+        runs.append((label, entry.arch, banks))
+    json_path = check_out_file(json_path, "--json") if json_path is not None else None
+    sizes = (check_int("rows", rows, lo=1), check_int("cols", cols, lo=1), check_int("batch", batch, lo=1))
+    repeat, min_seconds = check_int("repeat", repeat, lo=1), _check_min_seconds(min_seconds)
+    results = [(label, measure_ceiling(arch_, k, n, pes, *sizes, seed, banks, repeat, min_seconds))
+               for label, arch_, banks in runs]
+    console = Console(width=max(Console().width, 170))
+    console.print(_ceiling_table(results))
+    console.print("ratio = our cycles/s over bare Verilator's (the ceiling); cycles/s per wall second, cycles/CPU s "
+                  "per CPU second of the simulator process (the fair comparison on a shared machine: wall time also "
+                  "counts other jobs), targets judged on it. Every run checked: our harness bit-exact with counters "
+                  "= model, the ceiling's counters and output words = ours. 1-min load average "
+                  f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    if json_path is not None:
+        atomic_write_text(json_path, json.dumps({label: r for label, r in results}, indent=2) + "\n")
 
 
 @app.command("arch")
@@ -148,7 +251,8 @@ def _many_table(rows: list[dict[str, Any]], banked: dict[str, Any] | None) -> Ta
               "rows = predict_counters"):
         t.add_column(c, justify="right")
     for r in rows:
-        layers = f"{r['distinct_layers']:,}" + (" row-length vectors" if r["arch"] == "csr" else " (every row)")
+        per_row = arch_named(r["arch"]).model_needs is None
+        layers = f"{r['distinct_layers']:,}" + (" (every row)" if per_row else " row-length vectors")
         t.add_row(r["arch"], f"{r['configs']:,}", f"{r['distinct_designs']}", layers, f"{r['seconds']:.3f}",
                   f"{r['configs_per_second']:,.0f}", f"{r['target']:,}", f"{r['ratio_to_target']:.2f}",
                   f"{r['checked_rows']} sampled")
@@ -179,7 +283,7 @@ def model(
     """Configurations per second of the analytic counter model: predict_counters_many per array (target
     >= 1,000,000; banked CSR on 512x1024 layers >= 10,000) and one predict_counters call per configuration."""
     repeat = check_int("repeat", repeat, lo=1)
-    many = [measure_model_many(arch, many_configs, seed, repeat) for arch in ("kofn", "dense", "csr")] \
+    many = [measure_model_many(arch, many_configs, seed, repeat) for arch in ARCHS] \
         if check_int("many_configs", many_configs, lo=0) else []
     banked = measure_banked_many(many_banked_configs, seed, repeat) \
         if check_int("many_banked_configs", many_banked_configs, lo=0) else None

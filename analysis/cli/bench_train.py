@@ -10,8 +10,6 @@ runs to see the spread.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 from rich.console import Console
 
@@ -32,7 +30,7 @@ def bench_train(
     warmup: int = typer.Option(WARMUP_STEPS, "--warmup", min=0, help="Untimed steps per method first."),
     flush_denormals: bool = typer.Option(True, "--flush-denormals/--no-flush-denormals",
                                          help="Flush subnormal floats to zero, as training does (dpp.numerics)."),
-    noise_scale: Optional[float] = typer.Option(None, "--noise-scale", min=0.0, help="DPP Gumbel noise factor "
+    noise_scale: float | None = typer.Option(None, "--noise-scale", min=0.0, help="DPP Gumbel noise factor "
                                                 "(default: training's; 0 = no noise, a bound on its cost)."),
     breakdown: bool = typer.Option(False, "--breakdown", help="Also print the median forward, backward and "
                                    "optimiser time of each method."),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -24,12 +23,12 @@ def compare(
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
     epochs: int = typer.Option(20, "--epochs", help="Epoch budget of every run."),
     dpp_bits: str = typer.Option("4", "--dpp-bits", help="Extra DPP runs with these weight bits ('' for none)."),
-    logit_lr: Optional[float] = typer.Option(None, "--logit-lr", help="DPP logit learning rate."),
-    noise_scale: Optional[float] = typer.Option(None, "--noise-scale", help="DPP Gumbel noise factor."),
-    entropy_weight: Optional[float] = typer.Option(None, "--entropy-weight", help="DPP entropy regulariser."),
-    warmup_fraction: Optional[float] = typer.Option(None, "--warmup-fraction",
+    logit_lr: float | None = typer.Option(None, "--logit-lr", help="DPP logit learning rate."),
+    noise_scale: float | None = typer.Option(None, "--noise-scale", help="DPP Gumbel noise factor."),
+    entropy_weight: float | None = typer.Option(None, "--entropy-weight", help="DPP entropy regulariser."),
+    warmup_fraction: float | None = typer.Option(None, "--warmup-fraction",
                                                     help="DPP: share of epochs trained dense before masking."),
-    init: Optional[str] = typer.Option(None, "--init", help="DPP logit init: normal | magnitude."),
+    init: str | None = typer.Option(None, "--init", help="DPP logit init: normal | magnitude."),
     threads: int = typer.Option(1, "--threads"),
     out: Path = typer.Option(..., "--out", help="Folder for compare.json and compare.csv."),
 ) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,7 +16,7 @@ from dpp.progress import step
 def export(
     run_dir: Path = typer.Argument(..., help="Run folder written by dpp train."),
     out: Path = typer.Option(..., "--out", help="Folder for network.json and the layer matrices."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Weight bits for a full-precision run (default 8)."),
+    bits: int | None = typer.Option(None, "--bits", help="Weight bits for a full-precision run (default 8)."),
     threads: int = typer.Option(1, "--threads"),
 ) -> None:
     """Write the integer network (k-of-n matrices + manifest) and report agreement with the torch model."""

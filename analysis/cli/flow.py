@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -38,17 +37,17 @@ def flow(
     quick: bool = typer.Option(False, "--quick", help="Small run (LeNet-300-100, 10 epochs, 100 images): "
                                                       "<= 5 minutes on 2 cores."),
     out: Path = typer.Option(Path("results/flow"), "--out", help="RESULTS folder (runs, nets, flow.json, report/)."),
-    model: Optional[str] = typer.Option(None, "--model", help="lenet300 | lenet5 | digits (default lenet300)."),
+    model: str | None = typer.Option(None, "--model", help="lenet300 | lenet5 | digits (default lenet300)."),
     k: int = typer.Option(1, "--k", help="Kept slots per group."),
     n: int = typer.Option(8, "--n", help="Slots per group."),
     granularity: str = typer.Option("weight", "--granularity", help="weight | kernel."),
     bits: int = typer.Option(4, "--bits", help="Weight bits (2..8)."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
     seed: int = typer.Option(0, "--seed"),
     pes: int = typer.Option(4, "--pes", help="PEs (output rows in parallel); each has k multipliers."),
-    images: Optional[int] = typer.Option(None, "--images", help="Test images through the RTL (quick: 100; "
+    images: int | None = typer.Option(None, "--images", help="Test images through the RTL (quick: 100; "
                                                                 "full: 1000 for LeNet-300, 100 for LeNet-5)."),
-    area: Optional[bool] = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
+    area: bool | None = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
                                                                        "(default: on in full mode)."),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
     csr_net: str = typer.Option("unstructured", "--csr-net", help="What the CSR baseline runs: unstructured (a "

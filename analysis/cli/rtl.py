@@ -37,7 +37,8 @@ def rtl(
     out = check_out_dir(out)
     params = ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=weight_bits, act_bits=act_bits,
                          out_bits=out_bits, block=block, acc_bits=acc_bits, max_rows=max_rows,
-                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz, act_banks=parse_act_banks(act_banks, pes * k))
+                         max_cols=max_cols, max_batch=max_batch, max_nnz=max_nnz,
+                         act_banks=parse_act_banks(act_banks, pes * k))
     path, result = run_rtl(params, out, lint)
     typer.echo(f"wrote {path} and {path.with_name('params.json')} (top module {params.top_name})")
     if result is not None:

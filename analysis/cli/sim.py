@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -69,11 +69,11 @@ def sim(
     act_banks: str = typer.Option("0", "--act-banks", help="CSR with ONE activation memory in B banks (a power "
                                   "of two, or Nx = N times the pes*k lanes; 0 = a private replica per lane). With "
                                   "--compare: added as csr_banked."),
-    max_rows: Optional[int] = typer.Option(None, "--max-rows", help="Build for layers up to this many rows "
+    max_rows: int | None = typer.Option(None, "--max-rows", help="Build for layers up to this many rows "
                                            "(default: this layer's); one cached build serves them all."),
-    max_cols: Optional[int] = typer.Option(None, "--max-cols", help="Build for layers up to this many columns "
+    max_cols: int | None = typer.Option(None, "--max-cols", help="Build for layers up to this many columns "
                                            "(default: this layer's)."),
-    max_batch: Optional[int] = typer.Option(None, "--max-batch", help="Build for batches up to this size "
+    max_batch: int | None = typer.Option(None, "--max-batch", help="Build for batches up to this size "
                                             "(default: this batch)."),
     waves: bool = typer.Option(False, "--waves", help="Write dump.vcd of the main array into --waves-dir."),
     waves_dir: Path = typer.Option(Path("sim_waves"), "--waves-dir", help="Folder for the waveform."),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -17,9 +16,9 @@ def sweep(
     config: Path = typer.Argument(..., help="Sweep config, .yaml/.yml or .toml (see analysis/sweep_config.py)."),
     out: Path = typer.Option(..., "--out", help="RESULTS folder: points/, sweep.csv, sweep.parquet, commands.json."),
     serial: bool = typer.Option(False, "--serial", help="Evaluate in this process, one point after another."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler",
+    scheduler: str | None = typer.Option(None, "--scheduler",
                                             help="Address of an existing Dask scheduler (tcp://host:port)."),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Workers of the local Dask cluster."),
+    workers: int | None = typer.Option(None, "--workers", help="Workers of the local Dask cluster."),
     threads: bool = typer.Option(False, "--threads", help="Local cluster in threads, not processes."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
     force: bool = typer.Option(False, "--force", help="Write into a RESULTS folder that holds another sweep "

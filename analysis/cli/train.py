@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -19,18 +18,18 @@ def train(
     k: int = typer.Option(1, "--k", help="Kept slots per group (1 <= k < n)."),
     n: int = typer.Option(8, "--n", help="Slots per group (2..64: the hardware arrays' limit)."),
     granularity: str = typer.Option("weight", "--granularity", help="weight | kernel | filter."),
-    bits: Optional[int] = typer.Option(None, "--bits", help="Weight bits (2..8) for joint quantisation; "
+    bits: int | None = typer.Option(None, "--bits", help="Weight bits (2..8) for joint quantisation; "
                                        "omit for full precision."),
     epochs: int = typer.Option(20, "--epochs", help="Training epochs (the same budget for every method)."),
     seed: int = typer.Option(0, "--seed", help="Seed of weights, masks, noise and shuffling."),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the weights."),
-    logit_lr: Optional[float] = typer.Option(None, "--logit-lr", help="Adam learning rate of the mask logits."),
-    noise_scale: Optional[float] = typer.Option(None, "--noise-scale", help="Gumbel noise factor c."),
-    entropy_weight: Optional[float] = typer.Option(None, "--entropy-weight", help="Entropy regulariser lambda."),
-    warmup_fraction: Optional[float] = typer.Option(None, "--warmup-fraction",
+    logit_lr: float | None = typer.Option(None, "--logit-lr", help="Adam learning rate of the mask logits."),
+    noise_scale: float | None = typer.Option(None, "--noise-scale", help="Gumbel noise factor c."),
+    entropy_weight: float | None = typer.Option(None, "--entropy-weight", help="Entropy regulariser lambda."),
+    warmup_fraction: float | None = typer.Option(None, "--warmup-fraction",
                                                     help="DPP: share of the epochs trained dense before masking."),
-    init: Optional[str] = typer.Option(None, "--init", help="DPP logit init: normal | magnitude."),
+    init: str | None = typer.Option(None, "--init", help="DPP logit init: normal | magnitude."),
     schedule: str = typer.Option("linear", "--schedule", help="Temperature: constant | exponential | linear."),
     t_start: float = typer.Option(5.0, "--t-start"),
     t_end: float = typer.Option(0.5, "--t-end"),

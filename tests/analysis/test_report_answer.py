@@ -212,7 +212,7 @@ def test_flow_model_config_covers_the_densities_and_two_pe_counts() -> None:
     assert cfg.grid["k"] == (1, 2, 4) and cfg.grid["n"] == (8,) and cfg.grid["pes"] == (4, 8)
     assert cfg.grid["arch"] == ("kofn", "csr") and cfg.grid["act_banks"] == (0, 8)
     assert cfg.grid["weight_bits"] == (4,) and cfg.grid["out_bits"] == (8,) and cfg.batch == 100
-    assert [(l.name, l.rows, l.cols, l.vectors) for l in cfg.layers] == [("layer0", 300, 784, 1),
+    assert [(ly.name, ly.rows, ly.cols, ly.vectors) for ly in cfg.layers] == [("layer0", 300, 784, 1),
                                                                          ("layer1", 100, 300, 1)]
     assert model_pes(4) == (4, 8) and model_pes(64) == (32, 64)
     with pytest.raises(ValueError, match=r"pes must be in \[1, 64\] \(got pes=65\)"):

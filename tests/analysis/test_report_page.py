@@ -9,16 +9,16 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from analysis.report import build_report, fmt
-from analysis.report_render import energy, percent, ratio
 from analysis.cli import app
+from analysis.report import build_report, fmt
+from analysis.report_render import energy, ratio
 
 
 def sweep_table() -> pd.DataFrame:
     """A sweep-shaped input table (values chosen by hand so the derived numbers are known)."""
     base = dict(layer="fc1", rows=32, cols=64, pes=4, weight_bits=8, act_bits=8, out_bits=8, batch=2, n=4)
     rows = []
-    for i, (arch, k, block, cycles, energy, bits, bound) in enumerate([
+    for i, (arch, k, block, cycles, e_pj, bits, bound) in enumerate([
             ("kofn", 1, 1, 250, 1234.5, 10.0, 10.0),
             ("kofn", 2, 1, 500, 2222.25, 10.0, 9.29248),
             ("csr", 1, 1, 700, 3000.0, 14.6445, 11.2341),
@@ -28,9 +28,9 @@ def sweep_table() -> pd.DataFrame:
         rows.append({**base, "point_id": f"p{i}", "arch": arch, "k": k, "block": block, "cycles": cycles,
                      "density": k / 4 if arch != "dense" else 1.0, "bits_per_kept_weight": bits,
                      "bound_bits_per_kept_weight": bound, "bits_per_dense_weight": bits * k / 4,
-                     "storage_total_bits": int(bits * 512 * k), "energy_per_inference_pj": energy / 2,
-                     "energy_total_pj": energy, "energy_mac_mult_pj": energy * 0.25,
-                     "energy_weight_read_pj": energy * 0.75, "area_ice40_luts": 100 * (i + 1)})
+                     "storage_total_bits": int(bits * 512 * k), "energy_per_inference_pj": e_pj / 2,
+                     "energy_total_pj": e_pj, "energy_mac_mult_pj": e_pj * 0.25,
+                     "energy_weight_read_pj": e_pj * 0.75, "area_ice40_luts": 100 * (i + 1)})
     return pd.DataFrame(rows)
 
 

@@ -10,8 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from analysis import sweep
-from analysis.sweep_config import expand_grid, load_config, parse_config, point_id
 from analysis.cli import app
+from analysis.sweep_config import expand_grid, load_config, parse_config, point_id
 
 NO_HW = {"model": False, "rtl": False, "verilog": False}
 

@@ -120,8 +120,9 @@ def test_cli_missing_network_is_one_line_error(tmp_path) -> None:
     import sys
 
     out = tmp_path / "t.json"
-    r = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained", "--kofn-net", str(tmp_path / "no"),
-                        "--csr-net", str(tmp_path / "no"), "--json", str(out)], capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained",
+                        "--kofn-net", str(tmp_path / "no"), "--csr-net", str(tmp_path / "no"), "--json", str(out)],
+                       capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: manifest {tmp_path / 'no' / 'network.json'} not found"
     assert not out.exists()

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from dpp import __version__
-from dpp.pack import run_pack
 from dpp.kofn import KofNMatrix
+from dpp.pack import run_pack
 
 
 def _dpp(*args: str) -> subprocess.CompletedProcess:

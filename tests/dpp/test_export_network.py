@@ -14,10 +14,10 @@ from dpp.export import export_network, measure_agreement
 from dpp.kofn import KofNMatrix
 from dpp.models import build_model
 from dpp.network import IntNetwork, im2col
+from dpp.parametrize import sparsify
 from dpp.qnet import QuantNet
 from dpp.quant import quantize_multiplier
 from dpp.reference import linear_int
-from dpp.parametrize import sparsify
 
 torch.set_num_threads(1)
 

@@ -10,11 +10,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from dpp.masks import (PAD_LOGIT, group_entropy, group_entropy_reference, gumbel_noise, gumbel_topk_mask,
-                       gumbel_topk_mask_reference, relaxed_topk, topk_mask)
+from dpp.masks import (
+    PAD_LOGIT,
+    group_entropy,
+    group_entropy_reference,
+    gumbel_noise,
+    gumbel_topk_mask,
+    gumbel_topk_mask_reference,
+    relaxed_topk,
+    topk_mask,
+)
+from dpp.parametrize import KofNMask, layout_for, make_permanent, masked_layers, remove_masks, set_temperature, sparsify
 from dpp.schedules import TemperatureSchedule
-from dpp.parametrize import (KofNMask, layout_for, make_permanent, masked_layers, remove_masks, set_temperature,
-                          sparsify)
 
 torch.set_num_threads(1)
 

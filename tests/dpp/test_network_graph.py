@@ -12,8 +12,16 @@ import pytest
 from dpp.errors import DPPError, FormatError
 from dpp.kofn import KofNMatrix
 from dpp.network import IntLayer, IntNetwork
-from dpp.reference import (add_int, avgpool_int, clamp_int, concat_int, conv2d_int, global_avgpool_int,
-                           linear_int, maxpool_int)
+from dpp.reference import (
+    add_int,
+    avgpool_int,
+    clamp_int,
+    concat_int,
+    conv2d_int,
+    global_avgpool_int,
+    linear_int,
+    maxpool_int,
+)
 
 V1 = Path(__file__).parent / "data" / "network_v1"
 

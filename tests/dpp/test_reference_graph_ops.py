@@ -8,8 +8,16 @@ import torch
 import torch.nn.functional as F
 
 from dpp.kofn import KofNMatrix
-from dpp.reference import (add_int, avgpool_int, clamp_int, concat_int, conv2d_int, global_avgpool_int,
-                           maxpool_int, requantize)
+from dpp.reference import (
+    add_int,
+    avgpool_int,
+    clamp_int,
+    concat_int,
+    conv2d_int,
+    global_avgpool_int,
+    maxpool_int,
+    requantize,
+)
 
 NINE = np.arange(1, 10).reshape(1, 1, 3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 

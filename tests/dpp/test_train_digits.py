@@ -80,8 +80,9 @@ def test_compare_cli_writes_one_table(tmp_path):
 
 
 def test_bad_cli_arguments_fail_cleanly(tmp_path, capsys):
-    from analysis.cli import run
     import sys
+
+    from analysis.cli import run
 
     for args, needle in ([["train", "--model", "vgg", "--out", str(tmp_path)], "model must be one of"],
                          [["train", "--k", "8", "--n", "8", "--out", str(tmp_path)], "k must be < n"],

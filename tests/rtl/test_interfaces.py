@@ -35,7 +35,7 @@ BUILDS = [ArrayParams(arch="kofn", **COMMON), ArrayParams(arch="dense", **COMMON
 def _top_ports(params: ArrayParams) -> dict[str, tuple[str, int]]:
     """``name -> (direction, width)`` of the top module's ports in the generated Verilog."""
     text = verilog_source(params)
-    body = re.search(r"^module %s\(.*?\);\n(.*?)^endmodule" % params.top_name, text, re.S | re.M).group(1)
+    body = re.search(rf"^module {params.top_name}\(.*?\);\n(.*?)^endmodule", text, re.S | re.M).group(1)
     ports = {}
     for direction, msb, name in re.findall(r"^\s*(input|output) (?:\[(\d+):0\] )?(\w+);", body, re.M):
         ports[name] = (direction, int(msb) + 1 if msb else 1)

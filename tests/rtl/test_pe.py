@@ -19,10 +19,10 @@ def _drive_row(arch: str, block: int, seed: int) -> None:
     lay = Layout(params)
     rng = np.random.default_rng(seed)
     words, acts, totals = [], [], []
-    for row in range(2):
+    for _row in range(2):
         bias = int(rng.integers(-1000, 1000))
         total = bias
-        for g in range(3):
+        for _g in range(3):
             vals = rng.integers(-16, 16, size=(2, block))
             if arch == "kofn":
                 idx = np.sort(rng.choice(4, size=2, replace=False))

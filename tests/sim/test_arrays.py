@@ -11,9 +11,9 @@ import re
 
 import numpy as np
 import pytest
+from gen import edge_layers, random_layer
 
 from dpp.errors import SimulationError
-from gen import edge_layers, random_layer
 from rtl.params import ArrayParams
 from sim.run import build_array, simulate_layer, simulate_layers
 

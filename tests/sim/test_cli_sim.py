@@ -81,7 +81,8 @@ def test_sim_waves_and_json_with_relative_paths(tmp_path: Path) -> None:
 
 
 def test_bench_sim_speed_and_arch_small(tmp_path: Path) -> None:
-    r = _dpp("bench-sim", "speed", "--arch", "kofn", *LAYER, "--repeat", "2", "--json", str(tmp_path / "s.json"))
+    r = _dpp("bench-sim", "speed", "--arch", "kofn", *LAYER, "--repeat", "2", "--min-seconds", "0", "--json",
+             str(tmp_path / "s.json"))
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["bit_exact"] and s["counters_match"] and s["run_cycles_per_second"] > 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from gen import edge_layers, random_layer
+
 from rtl.params import ArrayParams
 from sim.run import simulate_layers
 from sim.toolchain import simulator_available
