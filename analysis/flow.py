@@ -15,7 +15,9 @@ Steps (each with a progress bar):
    layer's RTL output (pooling / flatten are exact integer ops between layers); each layer's output is checked
    bit for bit against the integer reference model (on the reference chain) and its seven counters against the
    analytic model; the classes predicted from the RTL logits are compared with that network's torch model's;
-5. price the counters with the energy model (and, unless ``--no-area``, synthesise each design with Yosys);
+5. price the counters with the energy model (and, unless ``--no-area``, synthesise each design with Yosys; with
+   ``timing``, place and route each build on ECP5 (:mod:`analysis.timing`, the array without its performance
+   counters) and time every layer at its own build's Fmax: time and energy per image, EDP);
 6. write ``RESULTS/flow.json`` + ``RESULTS/flow_layers.csv`` and the report (``RESULTS/report/``).
 
 Layers stored dense (a filter-granularity or unpruned classifier) run on the dense array in the k-of-n
@@ -67,6 +69,7 @@ class FlowConfig:
     simulator: str = "verilator"
     csr_net: str = "unstructured"  #: see :data:`CSR_NETS`
     act_banks: int = 0  #: CSR design: 0 = a private activation replica per lane; B = one memory in B banks
+    timing: bool = False  #: place and route every build on ECP5: Fmax, time per image (see :func:`timing_of_designs`)
 
     def __post_init__(self) -> None:
         from rtl.params import check_act_banks  # the hardware packages are imported lazily, as in design_for
@@ -288,6 +291,68 @@ def area_of_designs(designs: dict[str, dict[str, Any]], work: Path) -> dict[str,
     return out
 
 
+TIMING_FLOW = "ecp5"  #: the part each build's Fmax is measured on (analysis.timing.DEVICES)
+
+
+def design_name(record: LayerRecord) -> str:
+    """The ``designs`` key of the build a layer ran on (``<arch>:<array>/<block>/<out_bits>``)."""
+    return f"{record.arch}:{record.array}/{record.design.get('block', 1)}/{record.design['out_bits']}"
+
+
+def timing_of_designs(designs: dict[str, dict[str, Any]], log: Callable[[str], None] = print,
+                      ) -> dict[str, dict[str, Any]]:
+    """ECP5 place-and-route of each distinct build (:func:`analysis.timing.timing_of_params`, cached per design,
+    the array as deployed: no performance counters): ``name -> TimingReport dict`` plus ``reason`` (empty, or
+    why it has no Fmax: the one-line no-fit message, or the tool that failed or stopped)."""
+    from analysis.timing import timing_or_reason
+    from rtl.params import ArrayParams
+
+    out = {}
+    for name, p in designs.items():
+        report, reason = timing_or_reason(ArrayParams.from_dict(p), TIMING_FLOW, counters=False)
+        out[name] = {**(report.to_dict() if report is not None else {"fits": None, "fmax_mhz": None}),
+                     "reason": reason}
+        cp = out[name].get("critical_path") or {}
+        log(f"{name}: " + (f"Fmax {report.fmax_mhz} MHz on {report.part}, critical path through "
+                           f"{' > '.join(cp.get('parts', []))}" if report is not None and report.fits else reason))
+    return out
+
+
+def time_per_image(records: list[LayerRecord], timing: dict[str, dict[str, Any]], images: int,
+                   ) -> tuple[float, str]:
+    """(seconds per image, reason) of one array: each layer's cycles at its own build's Fmax, summed; NaN and the
+    builds' reasons when one of them has no Fmax."""
+    total, reasons = 0.0, []
+    for r in records:
+        t = timing.get(design_name(r), {})
+        fmax = t.get("fmax_mhz") if t.get("fits") else None
+        if not fmax:
+            reason = t.get("reason") or "not placed and routed"
+            if f"{design_name(r)}: {reason}" not in reasons:
+                reasons.append(f"{design_name(r)}: {reason}")
+            continue
+        total += r.cycles / (fmax * 1e6)
+    return (float("nan"), "; ".join(reasons)) if reasons else (total / images, "")
+
+
+def timing_summary(records: list[LayerRecord], timing: dict[str, dict[str, Any]], images: int,
+                   energy_per_image_pj: float) -> dict[str, Any]:
+    """An array's time per image, throughput, energy per image (J) and EDP at its builds' own Fmax, the Fmax and
+    critical path of its main build (the one running the most cycles) and ``timing_message`` (why no time)."""
+    from analysis.timing_metrics import per_inference_in
+
+    time_s, reason = time_per_image(records, timing, images)
+    cycles: dict[str, int] = {}
+    for r in records:
+        cycles[design_name(r)] = cycles.get(design_name(r), 0) + r.cycles
+    main = timing.get(max(cycles, key=lambda name: cycles[name]), {}) if cycles else {}
+    cp = main.get("critical_path") or {}
+    per_image = {k.replace("inference", "image"): None if v != v else v  # NaN (no Fmax) is stored as null
+                 for k, v in per_inference_in(time_s, energy_per_image_pj).items()}
+    return {"fmax_mhz": main.get("fmax_mhz") if main.get("fits") else None,
+            "critical_path": " > ".join(cp.get("parts", [])), "timing_message": reason, **per_image}
+
+
 # ------------------------------------------------------------------------------------------ the flow
 @dataclass
 class PreparedNetwork:
@@ -379,11 +444,18 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
             s["kofn_speedup"] = s["cycles"] / summary_arch["kofn"]["cycles"]
             s["kofn_energy_saving"] = s["energy_pj"] / summary_arch["kofn"]["energy_pj"]
     area = area_of_designs(designs, work) if cfg.area else {}
+    timing = timing_of_designs(designs, log) if cfg.timing else {}
+    for arch, s in summary_arch.items() if timing else ():
+        s.update(timing_summary([r for r in records if r.arch == arch], timing, images, s["energy_per_image_pj"]))
+    for arch, s in summary_arch.items() if timing and "kofn" in summary_arch else ():
+        base, mine = summary_arch["kofn"]["time_per_image_s"], s["time_per_image_s"]
+        if arch != "kofn":
+            s["kofn_time_speedup"] = mine / base if mine is not None and base else None
     result = dict(schema=FLOW_SCHEMA, schema_version=1, config=asdict(cfg), run=str(main.run_dir),
                   network=str(main.net_dir), images=images, export_agreement=main.agreement,
                   torch_accuracy=float((main.torch_pred == labels).mean()),
                   reference_accuracy=float((main.ref_pred == labels).mean()), archs=summary_arch,
-                  layers=[asdict(r) for r in records], designs=designs, area=area,
+                  layers=[asdict(r) for r in records], designs=designs, area=area, timing=timing,
                   seconds=round(time.perf_counter() - t_start, 1))
     csr = network_for("csr") if "csr" in cfg.archs else main
     if csr is not main:

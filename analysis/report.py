@@ -183,6 +183,8 @@ def flow_conclusion(head: pd.DataFrame, flow: dict[str, Any]) -> list[str]:
             name += f" (running its own {flow['archs'][arch].get('trained_method')} network)"
         per_image = [_times(r["cycles_vs_kofn"], "more cycles", "fewer cycles"),
                      _times(r["energy_vs_kofn"], "more energy", "less energy")]
+        if pd.notna(r.get("time_vs_kofn", np.nan)):  # at each design's own Fmax (dpp flow --timing)
+            per_image[0] += f" ({_times(r['time_vs_kofn'], 'more time', 'less time')} at each one's own clock)"
         more = []
         if pd.notna(r.get("storage_vs_kofn")):
             more.append(f"stores its weights in {_times(r['storage_vs_kofn'], 'more bits', 'fewer bits')}")
@@ -281,6 +283,7 @@ def section_flow(data: rd.ResultsData) -> Section:
                                      "in flow.json)", summary))
     s.tables.append(("flow_layers", "Every layer on every array, per image (RTL counters; model cycles from "
                                     "sim/model.py; every counter in flow_layers.csv)", layers))
+    _flow_timing(s, f)
     if f.get("area"):
         s.tables.append(("flow_area", "Area of each build (Yosys synth_ice40)",
                          pd.DataFrame([{"design": k, **{c: v for c, v in a.items() if not isinstance(v, (dict, str))}}
@@ -292,6 +295,41 @@ def section_flow(data: rd.ResultsData) -> Section:
         [f"Produced by: `{c['command']}`" for c in data.commands_of("flow")] + \
         [f"Parameters: {', '.join(f'{k}={v}' for k, v in cfg.items())}"]
     return s
+
+
+def _flow_timing(s: Section, flow: dict[str, Any]) -> None:
+    """The flow section's clock: each build's Fmax and critical path, and time per image vs density per array
+    (``dpp flow --timing``), or one line saying how to get them."""
+    builds, points = rd.flow_timing(flow), rd.flow_time_vs_density(flow)
+    if builds is None or points is None:
+        s.text.append("Clock frequency: not measured (`dpp flow --timing` places and routes every build on ECP5 "
+                      "and gives the time per image at each design's own Fmax).")
+        return
+    part = next((p for p in builds["part"] if isinstance(p, str)), "ECP5")
+    s.text.append(f"Time per image: each layer's cycles at the Fmax of the build it ran on, after place-and-route "
+                  f"on {part} (nextpnr, the array without its performance counters); energy per image does not "
+                  f"depend on the clock (the energy model has no leakage term).")
+    missing = [f"{arch_name(a)}: {m}" for a, m in ((a, st.get("timing_message")) for a, st in flow["archs"].items())
+               if m]
+    if missing:
+        s.text.append("No time per image for " + "; ".join(missing) + ".")
+    fig, ax = plt.subplots(figsize=(5.2, 3.4))
+    for i, r in enumerate(points.itertuples()):
+        if r.time_per_image_s is not None and pd.notna(r.time_per_image_s):
+            ax.scatter([r.density], [r.time_per_image_s * 1e6], color=f"C{i}", s=40, label=arch_name(r.arch))
+            ax.annotate(f"{si(r.time_per_image_s, 's')} @ {fmt(r.fmax_mhz)} MHz", (r.density, r.time_per_image_s * 1e6),
+                        textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("density of the weights it multiplies (MACs / dense MACs)")
+    ax.set_ylabel("time per image (µs)")
+    ax.grid(alpha=0.3)
+    if ax.collections:
+        ax.legend(fontsize=8)
+    s.figures.append(Figure("flow_time_vs_density", _png(fig), "Time per image vs density per array, measured: "
+                            "RTL cycles at each build's own Fmax (ECP5 place-and-route). Density = multiplies done / "
+                            "multiplies of the dense network (dense: 1)."))
+    s.tables.append(("flow_timing", "Place-and-route of each build (nextpnr; Fmax, utilisation, where the critical "
+                                    "path runs)", builds))
 
 
 def section_accuracy(data: rd.ResultsData) -> Section:

@@ -183,9 +183,42 @@ def flow_summary(flow: dict[str, Any] | None) -> pd.DataFrame | None:
         return None
     df = pd.DataFrame([{"arch": a, **s} for a, s in flow["archs"].items()])
     cols = ["arch", "trained_method", "network", "bit_exact", "counters_match", "classes_equal_torch",
-            "classes_equal_reference", "rtl_accuracy", "torch_accuracy", "cycles_per_image", "energy_per_image_pj",
-            "storage_bits", "kofn_speedup", "kofn_energy_saving"]
+            "classes_equal_reference", "rtl_accuracy", "torch_accuracy", "cycles_per_image", "fmax_mhz",
+            "time_per_image_s", "energy_per_image_pj", "edp_js", "storage_bits", "kofn_speedup", "kofn_time_speedup",
+            "kofn_energy_saving"]
     return df[[c for c in cols if c in df.columns]]
+
+
+def flow_timing(flow: dict[str, Any] | None) -> pd.DataFrame | None:
+    """One row per build the flow placed and routed (``flow.json`` ``timing``, ``dpp flow --timing``): Fmax,
+    utilisation, the critical path and, for a build without an Fmax, why; ``None`` when the flow ran without."""
+    timing = (flow or {}).get("timing") or {}
+    if not timing:
+        return None
+    recs = []
+    for name, t in timing.items():
+        cp = t.get("critical_path") or {}
+        recs.append({"design": name, "part": t.get("part"), "fits": t.get("fits"), "fmax_mhz": t.get("fmax_mhz"),
+                     "luts": t.get("luts"), "ffs": t.get("ffs"), "dsp_blocks": t.get("dsp_blocks"),
+                     "bram_blocks": t.get("bram_blocks"), "critical_path": " > ".join(cp.get("parts", [])),
+                     "path_start": cp.get("start"), "path_end": cp.get("end"), "reason": t.get("reason", "")})
+    return pd.DataFrame(recs)
+
+
+def flow_time_vs_density(flow: dict[str, Any] | None) -> pd.DataFrame | None:
+    """Per array of a timed flow: the density of the weights it multiplies (k-of-n: k/n; CSR: its network's
+    stored non-zeros per weight; dense: 1, it multiplies every weight) and its time per image."""
+    if not flow or not flow.get("timing"):
+        return None
+    layers = [r for r in flow.get("layers", [])]
+    recs = []
+    for arch, s in flow.get("archs", {}).items():
+        mine = [r for r in layers if r["arch"] == arch]
+        macs = sum(int(r["mac_ops"]) for r in mine)
+        dense_macs = sum(int(r["rows"]) * int(r["cols"]) * int(r["batch"]) for r in mine)
+        recs.append({"arch": arch, "density": macs / dense_macs if dense_macs else float("nan"),
+                     "time_per_image_s": s.get("time_per_image_s"), "fmax_mhz": s.get("fmax_mhz")})
+    return pd.DataFrame(recs)
 
 
 def flow_area(flow: dict[str, Any] | None) -> dict[str, int]:
@@ -225,6 +258,8 @@ def headline_table(flow: dict[str, Any] | None, runs: pd.DataFrame | None = None
                "test_accuracy": _run_accuracy(runs, s.get("network")),
                "cycles_per_image": s["cycles_per_image"], "energy_per_image_pj": s["energy_per_image_pj"],
                "storage_bits": s.get("storage_bits")}
+        if flow.get("timing"):  # time per image at each build's own Fmax (dpp flow --timing)
+            rec["time_per_image_s"] = s.get("time_per_image_s")
         if area:
             rec["area_ice40_luts"] = area.get(arch)
         recs.append(rec)
@@ -232,8 +267,9 @@ def headline_table(flow: dict[str, Any] | None, runs: pd.DataFrame | None = None
     if df["test_accuracy"].isna().all():
         df = df.drop(columns="test_accuracy")
     if "kofn" in archs:
-        for metric, name in (("cycles_per_image", "cycles_vs_kofn"), ("energy_per_image_pj", "energy_vs_kofn"),
-                             ("storage_bits", "storage_vs_kofn"), ("area_ice40_luts", "area_vs_kofn")):
+        for metric, name in (("cycles_per_image", "cycles_vs_kofn"), ("time_per_image_s", "time_vs_kofn"),
+                             ("energy_per_image_pj", "energy_vs_kofn"), ("storage_bits", "storage_vs_kofn"),
+                             ("area_ice40_luts", "area_vs_kofn")):
             if metric in df.columns:
                 values = pd.to_numeric(df[metric], errors="coerce")
                 base = float(values[df["arch"] == "kofn"].iloc[0])
@@ -410,7 +446,7 @@ def network_table(sweep: pd.DataFrame | None, layers: list[str] | None = None) -
     if not has_columns(sweep, ["energy_per_inference_pj", "cycles_per_inference"]):
         return None
     pts, comp = per_inference_components(_points(sweep).dropna(subset=["energy_per_inference_pj"]))
-    sums = comp + (["storage_total_bits"] if "storage_total_bits" in pts.columns else [])
+    sums = comp + [c for c in ("storage_total_bits", "time_per_inference_s") if c in pts.columns]
     layers = layers or sorted(pts["layer"].unique())
     area = area_column(pts)
     keys = [k for k in DESIGN_KEYS if k in pts.columns]

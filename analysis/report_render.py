@@ -22,7 +22,8 @@ MAX_TABLE_ROWS = 60
 OPEN_TABLE_ROWS = 16  #: longer tables start folded on the page (one click opens them)
 SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
                (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
-SYMBOL_UNITS = ("J", "bit", "B", "s", "W", "Hz")  #: written right after the prefix (nJ); words get a space (k cycles)
+#: written right after the prefix (nJ); words get a space (k cycles)
+SYMBOL_UNITS = ("J", "bit", "B", "s", "W", "Hz", "J·s")
 #: columns that are parameters of a design, not results: folded into the caption when one value fills the table
 PARAM_COLUMNS = ("model", "method", "granularity", "arch", "array", "layer", "kind", "rows", "cols", "k", "n",
                  "block", "pes", "weight_bits", "act_bits", "out_bits", "acc_bits", "batch", "vectors", "layers",
@@ -33,7 +34,11 @@ TITLES = {"kofn_speedup": "k-of-n speed-up", "kofn_energy_saving": "k-of-n energ
           "area_ice40_luts": "area (ice40 LUTs)", "area_generic_cells": "area (cells)",
           "area_generic_transistors": "area (transistors)", "rtl_accuracy": "accuracy (RTL)",
           "torch_accuracy": "accuracy (torch)", "test_accuracy": "test-set accuracy", "pes": "PEs",
-          "arch": "array", "array": "runs on", "k": "k", "n": "n"}
+          "arch": "array", "array": "runs on", "k": "k", "n": "n", "fmax_mhz": "Fmax (MHz)",
+          "kofn_time_speedup": "k-of-n time speed-up", "edp_js": "energy x delay", "images_per_s": "images / s",
+          "inferences_per_s": "inferences / s", "energy_per_image_j": "energy / image",
+          "energy_per_inference_j": "energy / inference", "time_per_image_s": "time / image",
+          "time_per_inference_s": "time / inference"}
 
 
 def fmt(v: Any) -> str:
@@ -107,10 +112,18 @@ def percent(v: Any) -> str:
 
 def column_kind(name: str) -> str:
     """How a column's values are written: ``ratio``, ``energy`` (pJ), ``cycles``, ``bits`` (a count of bits),
-    ``accuracy`` (a fraction shown in per cent) or ``plain``."""
+    ``accuracy`` (a fraction shown in per cent), ``seconds`` / ``joules`` / ``edp`` (J·s, SI prefixes) or
+    ``plain``."""
     n = str(name).lower()
-    if n.startswith(("speedup", "energy_saving", "kofn_speedup", "kofn_energy_saving")) or n.endswith("_vs_kofn"):
+    if n.startswith(("speedup", "energy_saving", "kofn_speedup", "kofn_energy_saving", "kofn_time_speedup")) or \
+            n.endswith("_vs_kofn"):
         return "ratio"
+    if n.startswith("time_per_") and n.endswith("_s"):
+        return "seconds"
+    if n.endswith("_js"):
+        return "edp"
+    if n.startswith("energy_per_") and n.endswith("_j"):
+        return "joules"
     if re.search(r"(^|_)pj($|_)", n):
         return "energy"
     if "cycles" in n:
@@ -141,6 +154,8 @@ def format_cell(column: str, v: Any) -> str:
         return si(v, "bit")
     if kind == "accuracy":
         return percent(v)
+    if kind in ("seconds", "joules", "edp"):
+        return si(v, {"seconds": "s", "joules": "J", "edp": "J·s"}[kind])
     return fmt(v)
 
 

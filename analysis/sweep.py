@@ -4,9 +4,9 @@ Per point (see :func:`evaluate_point`): a random integer layer (seeded, identica
 is packed in the point's format for its storage bits; the analytic model ``sim.model.predict_counters`` gives
 the seven counters, from which utilisation and energy follow; a deterministic sample of points is also run
 in RTL simulation (``sim.run.simulate_layer``) to re-check model = RTL; optionally Yosys gives the area of the
-point's hardware. The array registry (:mod:`rtl.archs`) and the counter names are pure Python and imported
-directly; the model, simulator and synthesis are imported lazily, and which of them was used is part of a
-point's key.
+point's hardware, and place-and-route (:mod:`analysis.timing`) its Fmax and so the time per inference. The
+array registry (:mod:`rtl.archs`) and the counter names are pure Python and imported directly; the model,
+simulator and synthesis are imported lazily, and which of them was used is part of a point's key.
 
 Store: ``OUT/points/<id>.json``, one file per finished point, written atomically; a restarted sweep skips
 every point whose file exists. Execution: serial, a Dask ``LocalCluster`` (default) or an existing Dask
@@ -176,13 +176,35 @@ def area_columns_for(params: Any, flows: Iterable[str]) -> dict[str, Any]:
         return area_columns(area_of_params(params, tmp, flows=tuple(flows)).values())
 
 
+def timing_columns_for(params: Any, options: dict[str, Any], model: dict[str, Any]) -> dict[str, Any]:
+    """Place-and-route the point's hardware with each of ``options["timing_flows"]`` (cached per Verilog text,
+    so the layers of one build share it; the array as deployed, without its performance counters) and time one
+    inference at the first flow's Fmax: ``fmax_mhz``, ``time_per_inference_s``, ``inferences_per_s``,
+    ``energy_per_inference_j``, ``edp_js`` (NaN without the model's cycles) and ``timing_message``."""
+    from analysis.timing import timing_point_columns
+
+    return timing_point_columns(params, options["timing_flows"], model.get("cycles_per_inference", math.nan),
+                                model.get("energy_per_inference_pj", math.nan), counters=False,
+                                timeout_s=float(options["timing_timeout_s"]))
+
+
+def float_timing_columns(df: pd.DataFrame) -> pd.DataFrame:
+    """The timing columns as floats: a point without an Fmax is stored as JSON ``null`` and reads back NaN."""
+    from analysis.timing_metrics import PER_INFERENCE_COLUMNS
+
+    for col in [c for c in df.columns if c in PER_INFERENCE_COLUMNS or
+                (c.startswith("timing_") and c.endswith("_fmax_mhz"))]:
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    return df
+
+
 def evaluate_point(point: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
     """All metrics of one point; ``options`` says which hardware packages to use (see :func:`plan_jobs`)."""
     t0 = time.perf_counter()
     matrix, sb, density, row_nnz = pack_layer(point)
     row: dict[str, Any] = {"density": density, **storage_columns(sb, point["rows"], point["cols"])}
     model: dict[str, Any] = {}
-    if options.get("model") or options.get("rtl") or options.get("area_flows"):
+    if options.get("model") or options.get("rtl") or options.get("area_flows") or options.get("timing_flows"):
         params = make_params(point)
         if options.get("model"):
             model = model_columns(point, params, sb, row_nnz, matrix)
@@ -191,6 +213,8 @@ def evaluate_point(point: dict[str, Any], options: dict[str, Any]) -> dict[str, 
             row.update(rtl_columns(point, params, matrix, model))
         if options.get("area_flows"):
             row.update(area_columns_for(params, options["area_flows"]))
+        if options.get("timing_flows"):
+            row.update(timing_columns_for(params, options, model))
     row["eval_seconds"] = time.perf_counter() - t0
     return row
 
@@ -256,6 +280,8 @@ def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None
         opts = {"model": bool(caps.get("model")),
                 "rtl": bool(caps.get("rtl")) and point_id(p) in sample,
                 "area_flows": list(cfg.area_flows) if cfg.area_enabled and caps.get("verilog") else []}
+        if cfg.timing_enabled and caps.get("verilog"):  # absent when off: the ids of other sweeps stay
+            opts.update(timing_flows=list(cfg.timing_flows), timing_timeout_s=cfg.timing_timeout_s)
         jobs.append((point_id({**p, "options": opts}), p, opts))
     return jobs, invalid
 
@@ -356,6 +382,14 @@ def _run_dask(todo, evaluate, store, progress, scheduler, n_workers, processes):
                 except Exception as exc:  # keep the finished points; report the failures at the end
                     errors.append(f"{futures[fut]}: {exc}")
                 bar.advance(task)
+    except KeyboardInterrupt:
+        # Ctrl-C: the cluster is shut down below; a worker busy in a long call (Yosys, Verilator) is killed after
+        # the nanny's grace period, as it should be: its warning about that is noise to the user
+        import logging
+
+        for name in ("distributed.nanny", "distributed.scheduler", "distributed.core", "distributed.worker"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
         if cluster is not None:
@@ -463,7 +497,7 @@ def run_sweep(cfg: SweepConfig, out: str | os.PathLike, *, evaluate: Evaluate = 
         else:
             _run_dask(todo, evaluate, store, progress, scheduler, n_workers, processes)
     rows = [{"point_id": pid, **store.load(pid)} for pid, _, _ in jobs]
-    df = pd.DataFrame(rows)
+    df = float_timing_columns(pd.DataFrame(rows))
     if cfg.runs:
         df = join_accuracy(df, accuracy_table(cfg.runs))
     csv, parquet = write_table(df, out)

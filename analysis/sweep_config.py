@@ -24,6 +24,11 @@ Format (every key except ``grid`` and ``layers`` is optional; a grid value may b
     hardware: {max_rows: 0, max_cols: 0, max_batch: 0}     # 0 = size memories to each layer
     rtl_sample: 2              # points also simulated in RTL (model == RTL re-checked); 0 = none
     area: {enabled: false, flows: [generic, ice40]}        # Yosys synthesis per hardware config
+    timing: {enabled: false, flows: [ecp5], timeout_s: 3600}
+                               # place-and-route per hardware config (analysis.timing, cached per design, so
+                               # layers sharing a build share it): Fmax of the first flow gives fmax_mhz,
+                               # time_per_inference_s, inferences_per_s, energy_per_inference_j, edp_js;
+                               # a design that does not fit (or whose tools stop) gets NaN and timing_message
     runs: []                   # trained-network RUN folders whose accuracy is joined on (k, n, block)
 
 Combinations that are not a valid design (``k >= n``) are skipped and counted; an empty grid is an error.
@@ -42,17 +47,21 @@ from typing import Any
 
 import yaml
 
+from analysis.timing import DEFAULT_TIMEOUT_S, FLOWS
 from dpp.errors import DPPError
 from rtl.archs import ARCHS, arch_named, banks_for
 
 GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks")
 GRID_DEFAULTS: dict[str, list[Any]] = {"arch": ["kofn"], "block": [1], "pes": [4], "weight_bits": [8],
                                        "act_bits": [8], "out_bits": [8], "act_banks": [0]}
-TOP_KEYS = ("name", "seed", "batch", "grid", "layers", "hardware", "rtl_sample", "area", "runs")
+TOP_KEYS = ("name", "seed", "batch", "grid", "layers", "hardware", "rtl_sample", "area", "timing", "runs")
 LAYER_KEYS = ("name", "rows", "cols", "block", "vectors")
 HARDWARE_KEYS = ("max_rows", "max_cols", "max_batch")
 AREA_KEYS = ("enabled", "flows")
 AREA_FLOWS = ("generic", "ice40")
+TIMING_KEYS = ("enabled", "flows", "timeout_s")
+TIMING_FLOWS: tuple[str, ...] = FLOWS  #: ecp5, ice40, osu018 (analysis.timing)
+TIMING_DEFAULT_FLOWS = ("ecp5",)
 POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks", "layer", "rows",
               "cols", "batch", "vectors", "seed", "max_rows", "max_cols", "max_batch")
 
@@ -83,9 +92,13 @@ class SweepConfig:
     area_flows: tuple[str, ...] = AREA_FLOWS
     runs: tuple[Path, ...] = ()
     source: str = ""
+    timing_enabled: bool = False
+    timing_flows: tuple[str, ...] = TIMING_DEFAULT_FLOWS
+    timing_timeout_s: float = DEFAULT_TIMEOUT_S
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (written next to the results)."""
+        timing = {"timing": {"enabled": True, "flows": list(self.timing_flows), "timeout_s": self.timing_timeout_s}}
         return {"name": self.name, "seed": self.seed, "batch": self.batch,
                 "grid": {k: list(v) for k, v in self.grid.items()},
                 "layers": [{"name": ly.name, "rows": ly.rows, "cols": ly.cols,
@@ -93,6 +106,8 @@ class SweepConfig:
                            for ly in self.layers],
                 "hardware": dict(self.hardware), "rtl_sample": self.rtl_sample,
                 "area": {"enabled": self.area_enabled, "flows": list(self.area_flows)},
+                # absent when off, so the folders of sweeps written before it still match their config
+                **(timing if self.timing_enabled else {}),
                 "runs": [str(r) for r in self.runs], "source": self.source}
 
 
@@ -164,6 +179,27 @@ def _parse_layers(raw: Any) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
+def _parse_timing(raw: Any) -> tuple[bool, tuple[str, ...], float]:
+    """The ``timing`` section: (enabled, flows, timeout_s)."""
+    timing = raw if raw is not None else {}
+    if isinstance(timing, bool):
+        timing = {"enabled": timing}
+    if not isinstance(timing, dict):
+        raise DPPError("timing must be true/false or a mapping with enabled, flows, timeout_s")
+    _unknown("timing", timing, TIMING_KEYS)
+    flows = tuple(dict.fromkeys(_as_list("timing.flows", timing.get("flows", list(TIMING_DEFAULT_FLOWS)))))
+    for f in flows:
+        if f not in TIMING_FLOWS:
+            raise DPPError(f"timing.flows values must be one of {', '.join(TIMING_FLOWS)} (got {f!r})")
+    enabled = timing.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise DPPError(f"timing.enabled must be true or false (got {enabled!r})")
+    timeout = timing.get("timeout_s", DEFAULT_TIMEOUT_S)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise DPPError(f"timing.timeout_s must be a number of seconds > 0 (got {timeout!r})")
+    return enabled, flows, float(timeout)
+
+
 def parse_config(raw: Any, source: str = "") -> SweepConfig:
     """Check a config mapping (as read from YAML/TOML) and return a :class:`SweepConfig`."""
     if not isinstance(raw, dict):
@@ -192,6 +228,7 @@ def parse_config(raw: Any, source: str = "") -> SweepConfig:
     if not isinstance(runs, list) or not all(isinstance(r, str) for r in runs):
         raise DPPError(f"runs must be a list of folder paths (got {runs!r})")
     base = Path(source).parent if source else Path(".")
+    timing_enabled, timing_flows, timing_timeout = _parse_timing(raw.get("timing"))
     return SweepConfig(
         name=str(raw.get("name", "sweep")),
         seed=_int("seed", raw.get("seed", 0)),
@@ -204,6 +241,9 @@ def parse_config(raw: Any, source: str = "") -> SweepConfig:
         area_flows=flows,
         runs=tuple((base / r) if not os.path.isabs(r) else Path(r) for r in runs),
         source=source,
+        timing_enabled=timing_enabled,
+        timing_flows=timing_flows,
+        timing_timeout_s=timing_timeout,
     )
 
 

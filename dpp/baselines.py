@@ -6,7 +6,11 @@
 * SR-STE (Zhou et al. 2021, "Learning N:M fine-grained structured sparse neural networks from scratch"):
   the magnitude k-of-n mask recomputed every forward pass; backward passes the dense gradient (STE) plus the
   sparse-refined term ``decay * (1 - M) * W`` (:func:`attach_srste`, decay 2e-4 as in the paper);
-* unstructured magnitude pruning at the same density, per layer (:func:`attach_unstructured`).
+* unstructured magnitude pruning at the same density, per layer (:func:`attach_unstructured`);
+* prune, then quantise (method ``magnitude_qat`` of :mod:`dpp.train`, the baseline of joint pruning +
+  quantisation): trained dense in float, pruned once to magnitude k-of-n (:func:`attach_magnitude`), then
+  fine-tuned quantisation-aware with ``bits``-bit weights (1..8), on the same data and epoch budget. Plain
+  ``magnitude`` with ``bits`` instead quantises from the first step (dense QAT, prune, QAT fine-tune).
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 WARMUP_STEPS = 10  #: untimed steps per method first (allocator, optimiser state, caches)
 BLOCK_STEPS = 10  #: timed steps per method before switching to the other one
@@ -31,12 +32,13 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
 
     data = load_dataset(DATASET_OF[model])
     gen = torch.Generator().manual_seed(seed)
-    runs = {}
+    runs: dict[str, Any] = {}
+    extra: dict[str, Any] = {} if noise_scale is None else {"noise_scale": noise_scale}
     for method in ("dense", "dpp"):
         cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
                           seed=seed, batch_size=batch_size, warmup_fraction=0.0,  # masks on from the first step
                           flush_denormals=flush_denormals,
-                          **({} if noise_scale is None else {"noise_scale": noise_scale}))
+                          **extra)
         qnet = build_run_model(cfg)
         if method == "dpp" and not masked_layers(qnet.net):
             raise RuntimeError("bench-train: the DPP model has no masks attached")

@@ -70,6 +70,13 @@ class Normalization:
         ends = [(v - m) / s for m, s in zip(self.mean, self.std, strict=True) for v in (0.0, 1.0)]
         return min(ends), max(ends)
 
+    def input_scale(self, act_bits: int = 8) -> float:
+        """Real value of one step of the integer input: the largest ``|normalised pixel|`` over
+        ``2**(act_bits-1) - 1``, so every pixel in [0, 1] quantises without clipping (identity: 1/127, the
+        built-in :data:`dpp.quant.INPUT_SCALE`). The exported network's ``input_scale`` follows it."""
+        lo, hi = self.value_range()
+        return max(abs(lo), abs(hi)) / ((1 << (act_bits - 1)) - 1)
+
     def apply(self, pixels: np.ndarray) -> np.ndarray:
         """(N, C, H, W) pixels in [0, 1] → float32 ``(pixels - mean[c]) / std[c]``, computed in float64."""
         if pixels.ndim != 4:
@@ -204,11 +211,7 @@ def load_data(spec: str, *, normalize: str | Normalization | None = None, seed: 
         raw = datasets.RawSplit(data.x_train.numpy().astype(np.float64), data.y_train.numpy(),
                                 data.x_test.numpy().astype(np.float64), data.y_test.numpy())
     else:
-        prefix, sep, path = spec.partition(":")
-        if not sep or prefix not in DATA_PREFIXES or not path:
-            raise DPPError(f"--data {spec!r}: expected one of {', '.join(DATASETS)}, idx:DIR, npz:FILE or "
-                           "cifar10:DIR")
-        where = Path(path).expanduser()
+        prefix, where = _parse_spec(spec)
         if prefix == "idx":
             raw = datasets.load_idx_dir(where, seed)
         elif prefix == "npz":
@@ -219,6 +222,25 @@ def load_data(spec: str, *, normalize: str | Normalization | None = None, seed: 
         _check_channels(norm, raw.x_train.shape)
     return _tensors(spec, norm.apply(_scaled(raw.x_train)), raw.y_train, norm.apply(_scaled(raw.x_test)),
                     raw.y_test, norm)
+
+
+def absolute_spec(spec: str) -> str:
+    """A ``--data SPEC`` with its path made absolute (``npz:d.npz`` → ``npz:/home/u/d.npz``), checked first, so
+    a run that records it can be exported or reused from any folder; built-in names unchanged."""
+    if not isinstance(spec, str):
+        raise DPPError(f"--data must be text (got {spec!r})")
+    if spec in DATASETS:
+        return spec
+    prefix, path = _parse_spec(spec)
+    return f"{prefix}:{path.resolve()}"
+
+
+def _parse_spec(spec: str) -> tuple[str, Path]:
+    prefix, sep, path = spec.partition(":")
+    if not sep or prefix not in DATA_PREFIXES or not path:
+        raise DPPError(f"--data {spec!r}: expected one of {', '.join(DATASETS)}, idx:DIR, npz:FILE or "
+                       "cifar10:DIR")
+    return prefix, Path(path).expanduser()
 
 
 def _check_channels(norm: Normalization, shape: tuple[int, ...]) -> None:

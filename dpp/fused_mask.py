@@ -152,7 +152,7 @@ class _FusedKofNWeight(torch.autograd.Function):
     Kept lean: this runs for every masked layer at every training step."""
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, logits: torch.Tensor, lib: ctypes.CDLL,  # type: ignore[override]
+    def forward(ctx, weight: torch.Tensor, logits: torch.Tensor, lib: ctypes.CDLL,
                 dims: tuple[int, ...], temperature: float, noise_scale: float, seed: int) -> torch.Tensor:
         w = weight if weight.is_contiguous() else weight.contiguous()
         lg = logits if logits.is_contiguous() else logits.contiguous()
@@ -168,7 +168,7 @@ class _FusedKofNWeight(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor):
         w, perturbed = ctx.saved_tensors
         g = grad if grad.is_contiguous() else grad.contiguous()
         grad_w = torch.empty_like(w)

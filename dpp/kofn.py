@@ -177,7 +177,7 @@ class KofNMatrix:
         if mixed.size:
             r, g, i = (int(v) for v in mixed[0])
             raise DPPError(f"mask at row {r}, group {g} selects only part of block slot {i} (block={block})")
-        slot = m4.any(axis=3) if padded_given else on
+        slot: Any = m4.any(axis=3) if padded_given else on
         counts = slot.sum(axis=2)
         real_slots = real.reshape(groups, n, block)[:, :, 0].sum(axis=1)  # slots whose first column is real
         if k is None:  # inferred from row 0, group 0 (pass k when that group is a short partial one)
@@ -192,9 +192,9 @@ class KofNMatrix:
                 f"(got {int(counts[r, g])} at row {r}, group {g})"
             )
         if not padded_given:  # fill partial groups with the lowest padded slots
-            for g in np.nonzero(need < k)[0]:
-                fill = np.arange(real_slots[g], real_slots[g] + k - need[g])
-                slot[:, g, fill] = True
+            for gi in np.nonzero(need < k)[0]:
+                fill = np.arange(real_slots[gi], real_slots[gi] + k - need[gi])
+                slot[:, gi, fill] = True
         return cls._from_slot_mask(w, slot, k=k, n=n, block=block, weight_bits=weight_bits)
 
     @classmethod

@@ -316,11 +316,13 @@ class IntNetwork:
             raise DPPError(f"shape must be a list of ints (got {shape!r})")
         return x.reshape((x.shape[0], *shape))
 
-    def execute(self, x_int: Any, matmul: MatmulHook | None = None, *, keep_io: bool = False) -> Execution:
+    def execute(self, x_int: Any, matmul: MatmulHook | None = None, *, keep_io: bool = False,
+                on_node: Callable[[dict[str, Any], np.ndarray], None] | None = None) -> Execution:
         """Run the graph on quantised images; ``matmul(index, layer, x_matrix) -> y_matrix`` replaces each layer.
 
         The hook sees every layer (each group of a grouped conv separately) with its input matrix (im2col rows
-        for a conv); everything else runs in the integer reference here.
+        for a conv); everything else runs in the integer reference here. ``on_node(node, value)`` sees each
+        node's output as it is computed.
         """
         x = check_int_array("x_int", x_int, bits=self.act_bits)
         if x.shape[1:] != self.input_shape:
@@ -342,6 +344,8 @@ class IntNetwork:
             except DPPError as exc:
                 raise type(exc)(f"node {node['name']!r} ({node['op']}): {exc}") from None
             values[node["name"]] = y
+            if on_node is not None:
+                on_node(node, y)
             src = node["inputs"][0]
             if node["op"] == "matmul":
                 stage_of[node["name"]] = len(stages)

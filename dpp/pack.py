@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,7 +48,7 @@ def run_pack(rows: int, cols: int, k: int, n: int, block: int, weight_bits: int,
     csr = CSRMatrix.from_dense(pruned, reloaded.mask(), weight_bits)
     x = rng.integers(-128, 128, size=(batch, cols))
     bias = rng.integers(-1000, 1000, size=rows)
-    args = dict(bias=bias, multiplier=181, shift=12, out_bits=8, relu=False)
+    args: dict[str, Any] = dict(bias=bias, multiplier=181, shift=12, out_bits=8, relu=False)
     outs = [linear_int(x, W, **args) for W in (reloaded, csr, pruned)]
     agree = reloaded == kofn and all(np.array_equal(outs[0], o) for o in outs[1:])
     storage = {

@@ -15,6 +15,16 @@ PyTorch's ``weight.reshape(out, -1)``):
 For ``weight`` and ``kernel`` a last, partial group (slots not a multiple of n) is allowed and follows the
 padding rule of :class:`dpp.kofn.KofNMatrix`: it keeps ``min(k, real slots)`` real slots.
 
+Grouped and depthwise convolutions (``groups > 1``): PyTorch's weight is ``(out, in/groups, kh, kw)``, so each
+output row already holds only its own group's fan-in, ``kh*kw*in/groups`` columns, and the groups above are
+cut along that fan-in: k of every n within one conv group, never across groups (the hardware runs each conv
+group as its own matmul, :mod:`dpp.network`). For a depthwise conv the fan-in is the ``kh*kw`` taps of one
+channel's kernel: at ``weight`` granularity a 3x3 depthwise kernel with n = 3 keeps k taps of each kernel row,
+with n = 8 it keeps k of the first 8 taps plus the 9th (a partial group of one real slot keeps it); ``kernel``
+granularity has one slot per group there (one input channel) and is refused. A grouped layer whose fan-in per
+group (in slots) is smaller than n is refused naming the layer; ``filter`` needs n to divide the filters of
+each group.
+
 In training, :class:`KofNMask` computes ``W * mask`` (all three granularities) in one fused C call each way
 (:mod:`dpp.fused_mask`) when the kernel is built and the tensors are float32 on CPU; otherwise through the torch
 functions of :mod:`dpp.masks`. Both draw the same noise from the mask's generator and give the same masks.
@@ -90,11 +100,9 @@ def layout_for(module: nn.Module, k: int, n: int, granularity: str, name: str = 
     k, n = check_k_n(k, n)
     if granularity not in GRANULARITIES:
         raise DPPError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
-    if isinstance(module, nn.Conv2d):
-        if module.groups != 1:
-            raise DPPError(f"{name}: grouped convolutions are not supported (got groups={module.groups})")
-    elif not isinstance(module, nn.Linear):
+    if not isinstance(module, (nn.Linear, nn.Conv2d)):
         raise ArgumentTypeError(f"{name}: only nn.Linear and nn.Conv2d can be sparsified (got {type(module).__name__})")
+    groups = int(getattr(module, "groups", 1))
     shape = tuple(module.weight.shape)
     cols = math.prod(shape[1:])
     if granularity == "weight":
@@ -103,10 +111,17 @@ def layout_for(module: nn.Module, k: int, n: int, granularity: str, name: str = 
         block = math.prod(shape[2:]) if len(shape) == 4 else 1
         real = shape[1]
     else:
-        if shape[0] % n:
-            raise DPPError(f"{name}: filter granularity needs n to divide the {shape[0]} output filters "
-                             f"(got n={n})")
+        per_group = shape[0] // groups
+        if per_group % n:
+            where = f"the {per_group} output filters of each of its {groups} groups" if groups > 1 else \
+                f"the {shape[0]} output filters"
+            raise DPPError(f"{name}: filter granularity needs n to divide {where} (got n={n})")
         block, real = cols, shape[0]
+    if groups > 1 and granularity != "filter" and n > real:
+        unit = "kernels (input channels per group)" if granularity == "kernel" else \
+            "weights (kh*kw*in_channels/groups)"
+        raise DPPError(f"{name}: n={n} is larger than the fan-in of each of its {groups} groups ({real} {unit}); "
+                       f"choose n <= {real}, another granularity, or leave the layer out (--layers)")
     return GroupLayout(granularity, k, n, shape, block, real)
 
 
@@ -197,6 +212,40 @@ def default_layers(model: nn.Module, granularity: str) -> list[str]:
     if granularity == "filter":
         names = names[:-1]
     return names
+
+
+def default_prune_layers(model: nn.Module, n: int, granularity: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """``(pruned, dense)``: the Linear/Conv2d layers a k-of-n with this ``n`` fits by default, and the others
+    with the reason they stay dense (``dpp prune`` and models run as a graph, when no ``--layers`` is given).
+
+    A layer is pruned when its fan-in per conv group, in slots of the granularity, is at least ``n``
+    (``weight``: ``kh*kw*in/groups`` weights; ``kernel``: ``in/groups`` kernels); for ``filter`` when ``n``
+    divides the filters of each group, the last layer (the classifier) excepted.
+    """
+    if granularity not in GRANULARITIES:
+        raise DPPError(f"granularity must be one of {GRANULARITIES} (got {granularity!r})")
+    layers = [(name, mod) for name, mod in model.named_modules() if isinstance(mod, (nn.Linear, nn.Conv2d))]
+    pruned: list[str] = []
+    dense: list[tuple[str, str]] = []
+    for i, (name, mod) in enumerate(layers):
+        shape = tuple(mod.weight.shape)
+        groups = int(getattr(mod, "groups", 1))
+        if granularity == "filter":
+            per = shape[0] // groups
+            if i == len(layers) - 1:
+                dense.append((name, "the classifier (filter granularity keeps it dense)"))
+            elif per % n:
+                dense.append((name, f"n={n} does not divide its {per} filters per group"))
+            else:
+                pruned.append(name)
+            continue
+        fan_in = math.prod(shape[1:]) if granularity == "weight" else shape[1]
+        unit = "weights" if granularity == "weight" else "kernels"
+        if fan_in < n:
+            dense.append((name, f"fan-in {fan_in} {unit} per group < n={n}"))
+        else:
+            pruned.append(name)
+    return pruned, dense
 
 
 def _resolve_layers(model: nn.Module, layers: Iterable[str] | None, granularity: str) -> list[tuple[str, nn.Module]]:

@@ -21,6 +21,11 @@ its accumulators with it. Products of a ``weight_bits`` and an ``act_bits`` sign
 ``weight_bits + act_bits`` bits (``(-2**(w-1)) * (-2**(a-1))`` is the extreme), a sum of ``fan_in`` of them
 ``ceil(log2 fan_in)`` more, and adding the bias one more bit beyond the wider of the two.
 
+Binary weights (trained with ``bits = 1``, :mod:`dpp.quant`) are ordinary integers here: -1 and +1 (0 where
+pruned) held in 2-bit signed words (``weight_bits = 2``, the narrowest signed width holding both signs); every
+function above computes them exactly like any other weights, and :func:`accumulator_bits` with
+``weight_bits = 2`` bounds them (one bit wider than the ``act_bits + ceil(log2 fan_in)`` that ±1 strictly needs).
+
 The other integer ops of a network (the graph of :class:`dpp.network.IntNetwork`) follow the same rules:
 exact integer arithmetic, rounding half up (``(v + (1 << (shift - 1))) >> shift``), optional ReLU, then
 saturation to signed ``out_bits``. Activations are NCHW (or ``(batch, features)``) int64 arrays of signed

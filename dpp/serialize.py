@@ -58,7 +58,8 @@ def save_arrays(path: str | os.PathLike, arrays: Mapping[str, np.ndarray], manif
     """Save ``arrays`` and ``manifest`` atomically; returns the manifest path."""
     npz_path, json_path = npz_and_manifest_paths(path)
     buf = io.BytesIO()
-    np.savez_compressed(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez_compressed(buf, **payload)
     data = buf.getvalue()
     full = dict(manifest)
     full["npz_file"] = npz_path.name

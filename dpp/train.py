@@ -13,9 +13,22 @@ reference recipe (masks from the first step, Normal(0, 0.5) logits, c = 1, one l
 ``TrainConfig(warmup_fraction=0, init="normal", noise_scale=1, logit_lr=None, entropy_weight=5e-5)``; from
 scratch at 20 epochs it stayed about 1 pp below magnitude k-of-n at 1/8 in our runs.
 
+Both set-ups are named recipes (:mod:`dpp.recipes`): the defaults above are ``warmup``, the reference set-up is
+``paper`` (``recipe_config("paper", ...)``, ``dpp train --recipe paper``), which also gives conv layers' masks
+their own noise factor (``noise_scale_conv``). ``TrainConfig.recipe`` records which one a run started from.
+
 Methods: ``dense``; ``dpp`` (with ``warmup_fraction > 0``: trained dense first, then masked, logits
 initialised as chosen by ``init``); ``random`` (fixed random k-of-n from the start); ``srste``; ``magnitude`` and
-``unstructured`` train dense for the first ``prune_fraction`` of the epochs, prune once, then fine-tune.
+``unstructured`` train dense for the first ``prune_fraction`` of the epochs, prune once, then fine-tune;
+``magnitude_qat`` (prune, then quantise) trains dense in float, prunes as ``magnitude``, then fine-tunes with
+``bits``-bit weights (quantisation-aware), where ``magnitude`` with ``bits`` quantises from the first step.
+
+Models and data: a built-in (``model``; the ``nn.Sequential`` chains run as :class:`~dpp.qnet.QuantNet`, the
+graph models and any model with normalised inputs as :class:`~dpp.graph_quant.QuantGraph`, BatchNorm kept in
+training and folded in the fake-quantised path) or a user's ``FILE.py:FACTORY`` (``model_file``, optionally with
+a state dict ``weights``: :mod:`dpp.model_file`); ``data`` / ``normalize`` are ``--data`` / ``--normalize``.
+``prune_at_start`` (``dpp prune``, :mod:`dpp.prune`): the model arrives trained, its masks attach before the first
+epoch, activation ranges are calibrated on training images, and ``epochs=0`` evaluates it pruned as it is.
 """
 
 from __future__ import annotations
@@ -28,7 +41,7 @@ import pickle
 import time
 import zipfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +51,19 @@ from torch import nn
 
 from dpp.baselines import SRSTE_DECAY, attach_magnitude, attach_random, attach_srste, attach_unstructured
 from dpp.checks import check_int, check_k_n
-from dpp.data import Dataset, load_dataset
+from dpp.data import Dataset, Normalization, absolute_spec, load_data, parse_normalize
 from dpp.errors import DPPError, FormatError
+from dpp.graph_quant import QuantGraph
 from dpp.limits import MAX_N
 from dpp.metrics import layer_metrics
-from dpp.models import DATASET_OF, MODELS, build_model
+from dpp.model_file import build_user_model, load_weights, model_file_spec
+from dpp.models import DATASET_OF, GRAPH_MODELS, MODELS, build_model
 from dpp.numerics import flush_denormals
 from dpp.parametrize import (
     GRANULARITIES,
     INIT_KINDS,
     KofNMask,
+    default_prune_layers,
     entropy_penalty,
     mask_parameters,
     masked_layers,
@@ -56,11 +72,14 @@ from dpp.parametrize import (
 )
 from dpp.qnet import QuantNet
 from dpp.quant import check_weight_bits
+from dpp.recipes import DEFAULT_RECIPE, RECIPE_NAMES, set_conv_noise_scale
 from dpp.schedules import TemperatureSchedule
 from dpp.serialize import atomic_write_bytes, atomic_write_text
 
-METHODS = ("dense", "dpp", "magnitude", "srste", "unstructured", "random")
+METHODS = ("dense", "dpp", "magnitude", "srste", "unstructured", "random", "magnitude_qat")
+QUANTISE_AFTER_PRUNING = ("magnitude_qat",)  #: methods that train in float until they prune, then with ``bits``
 RUN_SCHEMA = "dpp.run"
+CALIBRATION_IMAGES = 512  #: training images that set a pruned model's activation ranges before fine-tuning
 
 
 @dataclass
@@ -72,7 +91,7 @@ class TrainConfig:
     k: int = 1
     n: int = 8
     granularity: str = "weight"
-    bits: int | None = None  #: weight bits for joint quantisation (2..8); None = full precision
+    bits: int | None = None  #: weight bits for joint quantisation (1..8, 1 = binary); None = full precision
     epochs: int = 20
     seed: int = 0
     batch_size: int = 64
@@ -89,12 +108,38 @@ class TrainConfig:
     srste_decay: float = SRSTE_DECAY
     layers: list[str] | None = None
     flush_denormals: bool = True  #: train with subnormals flushed to zero (see dpp.numerics); same results, faster
+    model_file: str | None = None  #: ``/abs/FILE.py:FACTORY`` of a user model (``model`` is then its label)
+    weights: str | None = None  #: state dict loaded into the user model before masking (``dpp prune --weights``)
+    data: str | None = None  #: ``--data SPEC`` (paths absolute); None: the built-in model's data (DATASET_OF)
+    normalize: str | None = None  #: ``--normalize MEAN,STD[;...]``; None: pixels scaled to [0, 1]
+    input_shape: list[int] | None = None  #: per-image input shape, recorded when the model runs as a QuantGraph
+    prune_at_start: bool = False  #: ``dpp prune``: the model arrives trained, its masks attach before epoch 0
+    noise_scale_conv: float | None = None  #: Gumbel noise factor c of Conv2d masks (None: ``noise_scale``)
+    recipe: str = DEFAULT_RECIPE  #: the dpp.recipes recipe these values started from (a record)
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise DPPError(f"model must be one of {MODELS} (got {self.model!r})")
+        if self.model_file is not None:
+            self.model_file = model_file_spec(self.model_file)
+            file, _, factory = self.model_file.rpartition(":")
+            self.model = f"{Path(file).name}:{factory}"  # the label in tables; the file is model_file
+            if self.data is None:
+                raise DPPError(f"a --model-file run needs --data SPEC (got model_file={self.model_file!r})")
+        elif self.model not in MODELS + GRAPH_MODELS:
+            raise DPPError(f"model must be one of {MODELS + GRAPH_MODELS} (got {self.model!r})")
+        if self.data is not None:
+            self.data = absolute_spec(self.data)
+        if self.normalize is not None:
+            self.normalize = parse_normalize(self.normalize).text
+        if self.weights is not None:
+            if self.model_file is None:
+                raise DPPError("--weights applies to a --model-file model (the built-ins start from their seed)")
+            self.weights = str(Path(self.weights).expanduser().resolve())
         if self.method not in METHODS:
             raise DPPError(f"method must be one of {METHODS} (got {self.method!r})")
+        if self.recipe not in RECIPE_NAMES:
+            raise DPPError(f"recipe must be one of {RECIPE_NAMES} (got {self.recipe!r})")
+        if self.method in QUANTISE_AFTER_PRUNING and self.bits is None:
+            raise DPPError(f"method {self.method} quantises after pruning: it needs bits (1..8) (got bits=None)")
         if self.granularity not in GRANULARITIES:
             raise DPPError(f"granularity must be one of {GRANULARITIES} (got {self.granularity!r})")
         if self.init not in INIT_KINDS:
@@ -104,10 +149,11 @@ class TrainConfig:
         check_int("n", self.n, hi=MAX_N)
         if self.bits is not None:
             check_weight_bits(self.bits)
-        check_int("epochs", self.epochs, lo=1)
+        check_int("epochs", self.epochs, lo=0 if self.prune_at_start else 1)
         check_int("seed", self.seed, lo=0)
         check_int("batch_size", self.batch_size, lo=1)
-        for name in ("lr", "noise_scale", "entropy_weight"):
+        for name in ("lr", "noise_scale", "entropy_weight") + (("noise_scale_conv",) * (self.noise_scale_conv
+                                                                                     is not None)):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise DPPError(f"{name} must be a finite number >= 0 (got {value!r})")
@@ -123,9 +169,11 @@ class TrainConfig:
     @property
     def prune_epoch(self) -> int | None:
         """Epoch at whose start magnitude / unstructured pruning (or warmed-up DPP masking) happens, else None."""
+        if self.prune_at_start:
+            return None  # pruned when the model is built
         if self.method == "dpp" and self.warmup_fraction > 0:
             fraction = self.warmup_fraction
-        elif self.method in ("magnitude", "unstructured"):
+        elif self.method in ("magnitude", "unstructured", "magnitude_qat"):
             fraction = self.prune_fraction
         else:
             return None
@@ -154,32 +202,66 @@ class TrainResult:
     def summary(self) -> dict[str, Any]:
         return dict(schema=RUN_SCHEMA, model=self.config.model, method=self.config.method, k=self.config.k,
                     n=self.config.n, granularity=self.config.granularity, bits=self.config.bits,
-                    epochs=self.config.epochs, seed=self.config.seed, test_accuracy=self.test_accuracy,
-                    density=self.density, seconds=round(self.seconds, 3))
+                    epochs=self.config.epochs, seed=self.config.seed, recipe=self.config.recipe,
+                    test_accuracy=self.test_accuracy,
+                    density=self.density, seconds=round(self.seconds, 3),
+                    **run_record(self.config, self.model))
 
 
 def attach_method_masks(net: nn.Module, cfg: TrainConfig, *, pruning: bool = False) -> None:
     """Attach the masks of ``cfg.method`` (``pruning``: the one-shot pruning step of magnitude/unstructured)."""
+    layers = cfg.layers if cfg.layers is not None or not runs_as_graph(cfg) else \
+        default_prune_layers(net, cfg.n, cfg.granularity)[0]
     if cfg.method == "dpp" and pruning == (cfg.prune_epoch is not None):
-        sparsify(net, cfg.k, cfg.n, cfg.granularity, cfg.layers, seed=cfg.seed, noise_scale=cfg.noise_scale,
+        sparsify(net, cfg.k, cfg.n, cfg.granularity, layers, seed=cfg.seed, noise_scale=cfg.noise_scale,
                  init=cfg.init)
+        set_conv_noise_scale(net, cfg.noise_scale_conv)
     elif cfg.method == "random":
-        attach_random(net, cfg.k, cfg.n, cfg.granularity, cfg.layers, seed=cfg.seed)
+        attach_random(net, cfg.k, cfg.n, cfg.granularity, layers, seed=cfg.seed)
     elif cfg.method == "srste":
-        attach_srste(net, cfg.k, cfg.n, cfg.granularity, cfg.layers, decay=cfg.srste_decay)
-    elif cfg.method == "magnitude" and pruning:
-        attach_magnitude(net, cfg.k, cfg.n, cfg.granularity, cfg.layers)
+        attach_srste(net, cfg.k, cfg.n, cfg.granularity, layers, decay=cfg.srste_decay)
+    elif cfg.method in ("magnitude", "magnitude_qat") and pruning:
+        attach_magnitude(net, cfg.k, cfg.n, cfg.granularity, layers)
     elif cfg.method == "unstructured" and pruning:
-        attach_unstructured(net, cfg.k / cfg.n, cfg.layers)
+        attach_unstructured(net, cfg.k / cfg.n, layers)
 
 
-def build_run_model(cfg: TrainConfig, *, pruned: bool = False) -> QuantNet:
-    """The model of ``cfg`` with the masks it has at the start (or after pruning, for loading a checkpoint)."""
-    net = build_model(cfg.model, cfg.seed)
+def runs_as_graph(cfg: TrainConfig) -> bool:
+    """True when ``cfg``'s model trains as a :class:`~dpp.graph_quant.QuantGraph`: a user model, a graph
+    built-in (resnet8, mobilenet), or any model whose inputs are normalised (its input scale follows them)."""
+    return cfg.model_file is not None or cfg.model in GRAPH_MODELS or (
+        cfg.normalize is not None and not parse_normalize(cfg.normalize).is_identity)
+
+
+def build_net(cfg: TrainConfig, *, weights: bool = True) -> nn.Module:
+    """The plain model of ``cfg``: a built-in, or the user's factory (with ``cfg.weights`` loaded if ``weights``)."""
+    if cfg.model_file is None:
+        return build_model(cfg.model, cfg.seed)
+    net = build_user_model(cfg.model_file, cfg.seed)
+    if weights and cfg.weights is not None:
+        load_weights(net, cfg.weights, cfg.model_file.rpartition(":")[2] + "()")
+    return net
+
+
+def build_run_model(cfg: TrainConfig, *, pruned: bool = False, weights: bool = True) -> QuantNet | QuantGraph:
+    """The model of ``cfg`` with the masks it has at the start (or after pruning, for loading a checkpoint).
+
+    Built-in chains with pixels in [0, 1] run as :class:`QuantNet`; everything else (:func:`runs_as_graph`) as a
+    :class:`QuantGraph` traced on ``cfg.input_shape`` with the input scale of ``cfg.normalize``.
+    """
+    net = build_net(cfg, weights=weights)
     attach_method_masks(net, cfg)
-    if pruned:
+    if pruned or (cfg.prune_at_start and cfg.method in ("magnitude", "unstructured")):
         attach_method_masks(net, cfg, pruning=True)
-    return QuantNet(net, cfg.bits)
+    bits = None if cfg.method in QUANTISE_AFTER_PRUNING and not pruned else cfg.bits  # float until pruned
+    if not runs_as_graph(cfg):
+        return QuantNet(net, bits)
+    if cfg.input_shape is None:
+        raise DPPError(f"model {cfg.model!r} runs as a traced graph and needs input_shape (the per-image shape "
+                       "of its data), got None")
+    shape = tuple(int(v) for v in cfg.input_shape)
+    norm = parse_normalize(cfg.normalize) if cfg.normalize is not None else Normalization.identity(shape[0])
+    return QuantGraph(net, torch.zeros((2, *shape)), bits, input_scale=norm.input_scale())
 
 
 @torch.no_grad()
@@ -221,7 +303,7 @@ def layer_mask_metrics(model: QuantNet) -> dict[str, float]:
     return out
 
 
-def _optimizer(model: QuantNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+def _optimizer(model: QuantNet | QuantGraph, cfg: TrainConfig) -> torch.optim.Optimizer:
     """Adam over the weights (``cfg.lr``) and the mask logits (``cfg.logit_lr``), for every method alike.
 
     ``fused=True``: one kernel per parameter group instead of the foreach sequence, about 2.4x faster on CPU;
@@ -237,10 +319,16 @@ def _optimizer(model: QuantNet, cfg: TrainConfig) -> torch.optim.Optimizer:
 
 def train(cfg: TrainConfig, data: Dataset | None = None,
           on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
-    """Train one run of ``cfg`` (seeded: the same config gives the same model); see the module docstring."""
-    data = data or load_dataset(DATASET_OF[cfg.model])
+    """Train one run of ``cfg`` (seeded: the same config gives the same model); see the module docstring.
+
+    ``cfg.epochs == 0`` (``dpp prune``, ``prune_at_start``): the pruned model is evaluated as it is.
+    """
+    data = data or run_data(cfg)
+    cfg = with_input_shape(cfg, data)
     start = time.perf_counter()
     model = build_run_model(cfg)
+    if cfg.prune_at_start and isinstance(model, QuantGraph):  # a trained model: its ranges before fine-tuning
+        model.calibrate(data.x_train[:CALIBRATION_IMAGES])
     opt = _optimizer(model, cfg)
     schedule = cfg.temperature_schedule()
     gen = torch.Generator().manual_seed(cfg.seed + 1_000_003)
@@ -250,6 +338,7 @@ def train(cfg: TrainConfig, data: Dataset | None = None,
         for epoch in range(cfg.epochs):
             if epoch == cfg.prune_epoch:
                 attach_method_masks(model.net, cfg, pruning=True)
+                model.bits = cfg.bits  # magnitude_qat: quantisation-aware from here on (others: unchanged)
                 opt = _optimizer(model, cfg)
             temperature = schedule(epoch, cfg.epochs)
             set_temperature(model.net, temperature)
@@ -278,8 +367,39 @@ def train(cfg: TrainConfig, data: Dataset | None = None,
             if on_epoch is not None:
                 on_epoch(record)
     model.eval()
-    return TrainResult(cfg, model, history, history[-1]["test_accuracy"], weight_density(model),
-                       time.perf_counter() - start)
+    accuracy = history[-1]["test_accuracy"] if history else evaluate(model, data.x_test, data.y_test)
+    return TrainResult(cfg, model, history, accuracy, weight_density(model), time.perf_counter() - start)
+
+
+def run_data(cfg: TrainConfig) -> Dataset:
+    """The data of ``cfg``: ``cfg.data`` (or the built-in model's data set), normalised by ``cfg.normalize``."""
+    return load_data(cfg.data or DATASET_OF[cfg.model], normalize=cfg.normalize)
+
+
+def with_input_shape(cfg: TrainConfig, data: Dataset) -> TrainConfig:
+    """``cfg`` with ``input_shape`` recorded from ``data`` when its model runs as a graph (checked if set)."""
+    shape = [int(v) for v in data.x_train.shape[1:]]
+    if not runs_as_graph(cfg):
+        return cfg
+    if cfg.input_shape is not None and list(cfg.input_shape) != shape:
+        raise DPPError(f"the data's images have shape {shape}, the run's model expects input_shape "
+                       f"{list(cfg.input_shape)}")
+    return replace(cfg, input_shape=shape)
+
+
+def run_record(cfg: TrainConfig, model: QuantNet | QuantGraph) -> dict[str, Any]:
+    """What ``result.json`` records of the run's sources: data, normalisation, user model, pruned layers."""
+    norm = parse_normalize(cfg.normalize) if cfg.normalize is not None else None
+    masked = {id(mod) for _, mod, _ in masked_layers(model.net)}
+    names = [(name, mod) for name, mod in model.net.named_modules() if isinstance(mod, (nn.Linear, nn.Conv2d))]
+    record: dict[str, Any] = dict(
+        data=cfg.data or DATASET_OF[cfg.model],
+        normalization=norm.to_json() if norm is not None else {"pixels": "scaled to [0, 1]"},
+        pruned_layers=[name for name, mod in names if id(mod) in masked],
+        dense_layers=[name for name, mod in names if id(mod) not in masked])
+    if cfg.model_file is not None:
+        record.update(model_file=cfg.model_file, weights=cfg.weights)
+    return record
 
 
 def metrics_csv(history: list[dict[str, float]]) -> str:
@@ -317,7 +437,7 @@ def load_run(run_dir: str | Path) -> tuple[TrainConfig, QuantNet]:
         cfg = TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text("utf-8")))
     except json.JSONDecodeError as exc:
         raise FormatError(f"{run_dir / 'config.json'} is not valid JSON ({exc})") from None
-    model = build_run_model(cfg, pruned=cfg.prune_epoch is not None)
+    model = build_run_model(cfg, pruned=cfg.prune_epoch is not None, weights=False)  # the checkpoint has them
     ckpt = run_dir / "checkpoint.pt"
     try:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)

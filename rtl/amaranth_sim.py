@@ -54,13 +54,18 @@ def run_programs(progs: list[LayerProgram], max_cycles: int = 200_000) -> list[A
     return runs
 
 
+async def load_word(ctx, dut, sel: int, addr: int, data: int) -> None:
+    """One write through the load port: ``load_en`` high with sel/addr/data for one clock edge (left high)."""
+    ctx.set(dut.load_en, 1)
+    ctx.set(dut.load_sel, sel)
+    ctx.set(dut.load_addr, addr)
+    ctx.set(dut.load_data, data)
+    await ctx.tick()
+
+
 async def _load(ctx, dut, prog: LayerProgram) -> None:
     for sel, addr, data in prog.writes:
-        ctx.set(dut.load_en, 1)
-        ctx.set(dut.load_sel, sel)
-        ctx.set(dut.load_addr, addr)
-        ctx.set(dut.load_data, data)
-        await ctx.tick()
+        await load_word(ctx, dut, sel, addr, data)
     ctx.set(dut.load_en, 0)
 
 
@@ -70,16 +75,24 @@ async def _start_and_wait(ctx, dut, max_cycles: int) -> None:
     ctx.set(dut.start, 0)
     for _ in range(max_cycles):
         if ctx.get(dut.done):
+            if ctx.get(dut.error):
+                raise SimulationError("start refused (error high): a register lies outside its legal range")
             return
         await ctx.tick()
     raise SimulationError(f"array did not finish within {max_cycles} cycles")
 
 
-async def _read_back(ctx, dut, prog: LayerProgram) -> AmaranthRun:
+async def read_outputs(ctx, dut, prog: LayerProgram) -> np.ndarray:
+    """The layer's outputs ``(batch, rows)`` read back through ``out_addr``/``out_data`` (read latency waited)."""
     addrs = prog.output_addresses()
     outs = np.zeros(addrs.shape, dtype=np.int64)
     for idx, addr in np.ndenumerate(addrs):
         ctx.set(dut.out_addr, int(addr))
         await ctx.tick().repeat(OUT_READ_LATENCY)
         outs[idx] = ctx.get(dut.out_data)
+    return outs
+
+
+async def _read_back(ctx, dut, prog: LayerProgram) -> AmaranthRun:
+    outs = await read_outputs(ctx, dut, prog)
     return AmaranthRun(outs, {name: int(ctx.get(getattr(dut, name))) for name in COUNTERS})

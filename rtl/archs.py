@@ -73,6 +73,12 @@ class ArrayArch:
     #: "columns" (the CSR column indices: ``predict_counters(..., csr=W)``)
     model_needs: str | None = None
     weight_format: str  #: the weights it takes, for errors ("a KofNMatrix", ...)
+    # what interface.json says of its memories (rtl.interface): the index field of a weight word, word orders
+    index_field: str = ""  #: name of the per-lane index field of a weight word ("" = none)
+    index_meaning: str = ""  #: what that field holds
+    weight_words_order: str  #: which (row, step) each word of a PE's weight memory holds
+    act_words_order: str  #: which activations each activation word holds
+    act_storage: str = "one memory broadcast to every PE"  #: how the activation memory is built
 
     def __repr__(self) -> str:
         return f"<array {self.label}>"
@@ -92,6 +98,10 @@ class ArrayArch:
 
     def index_field_bits(self, lay: Layout) -> int:
         """Bits of one lane's index field in a weight word (0: no indices)."""
+        return 0
+
+    def max_steps(self, lay: Layout) -> int:
+        """Largest legal ``steps`` register value (0: the array has no ``steps`` register)."""
         return 0
 
     def act_lanes(self, p: ArrayParams) -> int:
@@ -114,6 +124,11 @@ class ArrayArch:
     def pack(self, lay: Layout, W: Any, x: np.ndarray, regs: dict[str, int], mems: dict[str, Any]) -> Any:
         """Set its step registers in ``regs`` and put its weight and activation images into ``mems``; return the
         stored entries per row (the counter model needs them) or None."""
+        raise NotImplementedError
+
+    def stored_weights(self, W: Any) -> tuple[np.ndarray, np.ndarray]:
+        """``(row, value)`` of every weight value ``W`` (in this array's format) makes the hardware multiply:
+        what bounds each row's accumulator (:func:`rtl.program.check_layer_fits`)."""
         raise NotImplementedError
 
     def store_activations(self, lay: Layout, words: np.ndarray, mems: dict[str, Any]) -> None:
@@ -171,6 +186,12 @@ class Kofn(ArrayArch):
     takes_block = takes_n = True
     trained_method = "dpp"
     weight_format = "a KofNMatrix"
+    index_field = "slot"
+    index_meaning = "slot number in [0, n) of the lane's kept slot of the group"
+    weight_words_order = ("word t*groups + g: local row t (row t*pes + pe), group g; lane j holds kept slot "
+                          "index[j], its block elements e at value (j, e); groups = the steps register")
+    act_words_order = ("word (b*groups + g)*block + e: slot i holds column (g*n + i)*block + e of vector b "
+                       "(0 past cols)")
 
     def component(self) -> type[wiring.Component]:
         from rtl.lockstep import LockstepArray
@@ -185,6 +206,9 @@ class Kofn(ArrayArch):
 
     def index_field_bits(self, lay: Layout) -> int:
         return lay.index_bits
+
+    def max_steps(self, lay: Layout) -> int:
+        return lay.params.max_groups
 
     def act_lanes(self, p: ArrayParams) -> int:
         return p.n
@@ -208,6 +232,10 @@ class Kofn(ArrayArch):
             mems[f"weights{pe}"] = words[pe::p.pes]
         xp = np.pad(x, ((0, 0), (0, W.padded_cols - W.cols))).reshape(x.shape[0], W.groups, p.n, p.block)
         self.store_activations(lay, lay.pack_act_words(xp.transpose(0, 1, 3, 2)), mems)  # (batch, groups, block)
+
+    def stored_weights(self, W: KofNMatrix) -> tuple[np.ndarray, np.ndarray]:
+        values = W.values.reshape(W.rows, -1)
+        return np.repeat(np.arange(W.rows), values.shape[1]), values.ravel()
 
     def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
                layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
@@ -236,6 +264,9 @@ class Dense(ArrayArch):
     sparse = False
     trained_method = "dense"
     weight_format = "a dense integer array"
+    weight_words_order = ("word t*chunks + c: local row t (row t*pes + pe), chunk c; lane j holds column c*k + j "
+                          "(0 past cols); chunks = the steps register")
+    act_words_order = "word b*chunks + c: slot j holds column c*k + j of vector b (0 past cols)"
 
     def component(self) -> type[wiring.Component]:
         from rtl.lockstep import LockstepArray
@@ -244,6 +275,9 @@ class Dense(ArrayArch):
 
     def weight_words(self, lay: Layout) -> int:
         return lay.params.max_tiles * lay.max_chunks
+
+    def max_steps(self, lay: Layout) -> int:
+        return lay.max_chunks
 
     def act_lanes(self, p: ArrayParams) -> int:
         return p.k
@@ -268,6 +302,10 @@ class Dense(ArrayArch):
             mems[f"weights{pe}"] = words[pe::p.pes]  # (rows, chunks): PE p holds rows p, p+pes, ...
         xp = np.pad(x, ((0, 0), (0, chunks * p.k - cols))).reshape(x.shape[0], chunks, p.k)
         self.store_activations(lay, lay.pack_act_words(xp), mems)
+
+    def stored_weights(self, W: Any) -> tuple[np.ndarray, np.ndarray]:
+        w = np.asarray(W, dtype=np.int64)
+        return np.repeat(np.arange(w.shape[0]), w.shape[1]), w.ravel()
 
     def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
                layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
@@ -303,6 +341,13 @@ class Csr(ArrayArch):
     trained_method = "unstructured"
     model_needs = "row_nnz"
     weight_format = "a CSRMatrix"
+    index_field = "column"
+    index_meaning = "column of the lane's entry"
+    weight_words_order = ("the PE's rows (local row j = row j*pes + pe) back to back from word 0, each row's "
+                          "entries k per word in order, ceil(nnz_r / k) words (none for an empty row); the "
+                          "rowptr memory marks where each row ends")
+    act_words_order = "word a = b*cols + c: activation c of vector b (one per word)"
+    act_storage = "one replica per lane (pes*k memories); the load port writes every replica at once"
 
     def component(self) -> type[wiring.Component]:
         from rtl.csr import CsrArray
@@ -359,6 +404,9 @@ class Csr(ArrayArch):
         self.store_activations(lay, lay.pack_act_words(x.reshape(-1, 1)), mems)  # address a = b*cols + c
         return lengths
 
+    def stored_weights(self, W: CSRMatrix) -> tuple[np.ndarray, np.ndarray]:
+        return np.repeat(np.arange(W.rows), W.row_lengths()), np.asarray(W.values, dtype=np.int64)
+
     def store_activations(self, lay: Layout, words: np.ndarray, mems: dict[str, Any]) -> None:
         """The same words into every lane's replica (the load port broadcasts them)."""
         for name in self.act_memory_paths(lay.params):
@@ -402,6 +450,8 @@ class BankedCsr(Csr):
     #: requantise stages with the write); ``cycles = sum over slots of the slot's cycles + drain_cycles``
     drain_cycles = 7
     model_needs = "columns"
+    act_storage = ("one memory in act_banks banks: address a lives in bank a % act_banks at word a // act_banks; "
+                   "the load port writes it there once")
 
     def component(self) -> type[wiring.Component]:
         from rtl.csr_banked import BankedCsrArray

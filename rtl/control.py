@@ -12,7 +12,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
 
 from dpp.checks import check_int
-from rtl.blocks import Requantiser
+from rtl.blocks import Requantiser, or_tree
 from rtl.interfaces import (
     CounterIncrementSignature,
     CountersSignature,
@@ -25,23 +25,28 @@ from rtl.layout import COUNTERS, REGISTER_NAMES, SEL_REG, Layout, addr_bits
 
 
 class RunControl(wiring.Component):
-    """``start`` (ignored while busy) launches a run; ``busy`` stays high until ``drain`` cycles after the
-    sequencer's last issue (``last_issue``), then ``done`` rises and stays high until the next start."""
+    """``start`` (ignored while busy) is accepted (``accept``: the counters clear) and launches a run
+    (``launch``); ``busy`` stays high until ``drain`` cycles after the sequencer's last issue (``last_issue``),
+    then ``done`` rises and stays high until the next start. A start while ``refuse`` is high (a register out
+    of its legal range) launches nothing: ``done`` and ``error`` rise at the next edge, ``busy`` stays low;
+    ``error`` stays high until the next accepted start."""
 
     def __init__(self, drain: int) -> None:
         self.drain = check_int("drain", drain, lo=1, hi=255)
         super().__init__({
-            "start": In(1), "last_issue": In(1),
-            "launch": Out(1), "busy": Out(1), "done": Out(1),
+            "start": In(1), "last_issue": In(1), "refuse": In(1),
+            "accept": Out(1), "launch": Out(1), "busy": Out(1), "done": Out(1), "error": Out(1),
         })
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
         countdown = Signal(range(self.drain + 1))
-        m.d.comb += self.launch.eq(self.start & ~self.busy)
+        m.d.comb += [self.accept.eq(self.start & ~self.busy), self.launch.eq(self.accept & ~self.refuse)]
 
         with m.If(self.launch):
-            m.d.sync += [self.busy.eq(1), self.done.eq(0), countdown.eq(0)]
+            m.d.sync += [self.busy.eq(1), self.done.eq(0), self.error.eq(0), countdown.eq(0)]
+        with m.Elif(self.accept):  # refused: finish at once, flagged
+            m.d.sync += [self.done.eq(1), self.error.eq(1)]
         with m.Elif(self.last_issue):
             m.d.sync += countdown.eq(self.drain)
         with m.Elif(countdown == 1):
@@ -52,11 +57,13 @@ class RunControl(wiring.Component):
 
 
 class RegisterFile(wiring.Component):
-    """The run-time layer registers an array reads, written through the load port (``load_sel = SEL_REG``)."""
+    """The run-time layer registers an array reads, written through the load port (``load_sel = SEL_REG``);
+    ``out_of_range`` is high while any of them lies outside :meth:`Layout.register_range` (reset clears them
+    all to 0, which is out of range for the sizes: a start right after reset is refused, not hung)."""
 
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
-        members = {"load": In(LoadSignature.of(layout))}
+        members = {"load": In(LoadSignature.of(layout)), "out_of_range": Out(1)}
         members.update({name: Out(layout.register_bits(name)) for name in layout.registers})
         super().__init__(members)
 
@@ -64,10 +71,17 @@ class RegisterFile(wiring.Component):
         m = Module()
         load = self.load
         selected = load.en & (load.sel == SEL_REG)
+        bad = []
         for name in self.layout.registers:
             reg = getattr(self, name)
             with m.If(selected & (load.addr == REGISTER_NAMES.index(name))):
                 m.d.sync += reg.eq(load.data[:len(reg)])
+            lo, hi = self.layout.register_range(name)
+            if lo > 0:
+                bad.append(reg < lo)
+            if hi < (1 << len(reg)) - 1:
+                bad.append(reg > hi)
+        m.d.comb += self.out_of_range.eq(or_tree(bad) if bad else 0)
         return m
 
 
@@ -133,12 +147,12 @@ _LOAD_PREFIX = "load_"  # top-level load ports: load_en, load_sel, load_addr, lo
 
 
 def array_members(layout: Layout) -> dict[str, wiring.Member]:
-    """The ports every array has (docs/CONTRACTS.md, "Hardware"): load port, run control, output read,
-    and the seven counters; the load port and the counters are :class:`LoadSignature` and
-    :class:`CountersSignature` flattened to their contract names."""
+    """The ports every array has (docs/CONTRACTS.md, "Hardware"): load port, run control (``start``, ``busy``,
+    ``done``, ``error``), output read, and the seven counters; the load port and the counters are
+    :class:`LoadSignature` and :class:`CountersSignature` flattened to their contract names."""
     return {
         **flat_members(LoadSignature.of(layout).flip(), _LOAD_PREFIX),
-        "start": In(1), "busy": Out(1), "done": Out(1),
+        "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
         "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(layout.params.out_bits)),
         **flat_members(CountersSignature()),
     }
@@ -162,8 +176,9 @@ def build_shell(m: Module, array: wiring.Component, layout: Layout, drain: int
     m.submodules.counters, m.submodules.outs = counters, outs
     connect(m, array_load(array, layout), regs.load)
     m.d.comb += [
-        ctrl.start.eq(array.start), array.busy.eq(ctrl.busy), array.done.eq(ctrl.done),
-        counters.clear.eq(ctrl.launch), counters.busy.eq(ctrl.busy),
+        ctrl.start.eq(array.start), ctrl.refuse.eq(regs.out_of_range),
+        array.busy.eq(ctrl.busy), array.done.eq(ctrl.done), array.error.eq(ctrl.error),
+        counters.clear.eq(ctrl.accept), counters.busy.eq(ctrl.busy),
         outs.out_addr.eq(array.out_addr), array.out_data.eq(outs.out_data),
     ]
     connect(m, counters.counts, FlatPorts(array, CountersSignature()))

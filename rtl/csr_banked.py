@@ -16,11 +16,15 @@ pays for random access with bank conflicts:
   granting every pending lane with that same address (``lanes*(lanes-1)/2`` address comparators, CAM-like).
   A slot therefore takes ``max(1, max over banks of the distinct addresses requested in that bank)``
   cycles; until its last lane is granted ``advance`` stays low and the whole array stalls (sequencers
-  frozen, weight words held, not re-read).
+  frozen, weight words held, not re-read). Fairness: the fixed priority only decides which cycle of a slot
+  serves which lane; a slot ends when all its lanes are served and its length does not depend on the order,
+  so no lane waits longer than its slot.
 * SB (bank read, the cycle after a grant). Each winning lane wrote its bank's read address into
-  ``bank_addr`` (a ``B``-entry register file: the request crossbar); every requested bank reads the word
-  at that address into its output register ``bank_out[b]`` (``B`` entries: the response crossbar). This is
-  a synchronous SRAM read with a registered address; a bank with no request is not read.
+  ``bank_addr[b]`` (the request crossbar, a register file: rows ``0..B-1``; a losing lane writes its bank's
+  discard row ``b + B``, never read, in place of a low write enable); every bank reads the word its last
+  winner named into its output register ``bank_out[b]`` (``B`` entries: the response crossbar). This is a
+  synchronous SRAM read with a registered address. Only the reads of requested banks are used and counted
+  (``reads``); a chip would gate the others (tied high here, see below).
 * S2 (the cycle after SB). A lane granted two cycles ago takes ``bank_out[its bank]``; one granted earlier in
   the slot kept its activation in ``held``. So the slot's operands reach the multipliers two cycles after its
   last service cycle, and a run takes ``sum of slot cycles + DRAIN_CYCLES_BANKED`` (:mod:`rtl.layout`).
@@ -29,16 +33,20 @@ The PEs (:class:`BankedCsrPE`) keep exactly the streams of :class:`rtl.csr.CsrPE
 and S1 move only on ``advance``, S1 holds a slot while its lanes wait for their banks (words held, not re-read),
 then the bank-read stage SB precedes S2. ``cycles = sum over slots of the slot's cycles + DRAIN_CYCLES_BANKED``.
 
-The crossbars are memories (arrays indexed by bank) rather than ``B``-way multiplexers per lane: the same
-hardware, and Verilator simulates an indexed array in constant time where it would evaluate every arm of a
-per-lane multiplexer. ``reads`` (banks read this cycle) drives ``act_bits_read``: merged requests count once.
+Simulation speed (Verilator, ``sim/README.md``). The crossbars are memories (arrays indexed by bank) rather
+than ``B``-way multiplexers per lane: the same hardware, and Verilator reads an indexed array in constant time
+where it would evaluate every arm of a per-lane multiplexer. Verilator also turns every write enable and every
+``If``/``Mux`` into a C++ branch, and with random columns the grants and bank requests are coin flips the CPU
+mispredicts: so the arbiter's and crossbars' write ports are always enabled (discard rows, unread words),
+lane selections are bit masks, the register file depths are powers of two (no bounds test per write) and data
+registers have no reset. ``reads`` (requested banks) drives ``act_bits_read``: merged requests count once.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from amaranth.hdl import C, Module, Mux, Signal, Value, signed
+from amaranth.hdl import C, Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out, connect
@@ -68,12 +76,11 @@ class ActivationBanks(wiring.Component):
         m = Module()
         lay, p = self.layout, self.layout.params
         nb, wbits = lay.act_banks, addr_bits(lay.act_bank_depth)
-        # the two crossbars as bank-indexed register files (depth >= 2: no zero-width address)
-        m.submodules.bank_addr = bank_addr = Memory(shape=wbits, depth=mem_depth(nb), init=[])
+        # the two crossbars as bank-indexed register files; bank_addr rows B..2B-1: the losers' discard rows
+        m.submodules.bank_addr = bank_addr = Memory(shape=wbits, depth=2 * nb, init=[])
         m.submodules.bank_out = bank_out = Memory(shape=p.act_bits, depth=mem_depth(nb), init=[])
-        requested = Signal(nb)  # banks with a request in the previous cycle (read in SB)
-        grants, banks = self._arbiter(m, bank_addr, requested)
-        self._banks(m, bank_addr, bank_out, requested)
+        grants, banks = self._arbiter(m, bank_addr)
+        self._banks(m, bank_addr, bank_out)
         self._return_path(m, bank_out, grants, banks)
         return m
 
@@ -81,28 +88,32 @@ class ActivationBanks(wiring.Component):
         bb = self.layout.act_bank_bits
         return addr[:bb] if bb else C(0, 1)
 
-    def _arbiter(self, m: Module, bank_addr: Memory, requested: Signal) -> tuple[list[Signal], list[Value]]:
+    def _arbiter(self, m: Module, bank_addr: Memory) -> tuple[list[Signal], list[Value]]:
         """S1, each cycle: lane ``i`` wins its bank if no lower lane wants that bank (``seen``: banks wanted so
         far); it is granted if a winner (itself or a lower lane) asks for its address."""
         nb, bb = self.layout.act_banks, self.layout.act_bank_bits
         fresh = Signal(init=1)  # S1 holds a slot that has not been served at all yet
         seen = Signal(nb, name="seen0")
-        wins, grants, banks, left = [], [], [], []
+        keys, wins, grants, banks, left = [], [], [], [], []
         for i in range(self.lanes):
             req, addr = self.requests[i].req, self.requests[i].addr
             pending = Signal(name=f"pending{i}", reset_less=True)  # read only when not fresh
             want, win, grant = Signal(name=f"want{i}"), Signal(name=f"win{i}"), Signal(name=f"grant{i}")
             bank, nxt = self._lane_bank(addr), Signal(nb, name=f"seen{i + 1}")
-            merged = [wins[j] & (self.requests[j].addr == addr) for j in range(i)]
+            # a winner's key is its address, a loser's (top bit set) matches none: one compare per lane pair
+            key = Signal(len(addr) + 1, name=f"key{i}")
+            merged = [keys[j] == addr for j in range(i)]
             m.d.comb += [
-                want.eq(Mux(fresh, req, pending)),
+                key.eq(Cat(addr, ~win)),
+                want.eq((fresh & req) | (~fresh & pending)),  # bit logic, not a Mux (no branch)
                 win.eq(want & ~(seen >> bank)[0]),
                 nxt.eq(seen | (want.as_unsigned() << bank)),
                 grant.eq(want & or_tree([win, *merged])),
             ]
-            wr = bank_addr.write_port()
-            m.d.comb += [wr.en.eq(win), wr.addr.eq(bank), wr.data.eq(addr[bb:])]
+            wr = bank_addr.write_port()  # always enabled: a losing lane writes its bank's discard row b + B
+            m.d.comb += [wr.en.eq(1), wr.addr.eq(Cat(addr[:bb], ~win)), wr.data.eq(addr[bb:])]
             m.d.sync += pending.eq(want & ~grant)
+            keys.append(key)
             wins.append(win)
             grants.append(grant)
             banks.append(bank)
@@ -111,12 +122,12 @@ class ActivationBanks(wiring.Component):
         # one read per bank with a request = one per winning lane: count whichever list is shorter
         reads = [seen[b] for b in range(nb)] if nb <= self.lanes else wins
         m.d.comb += [self.advance.eq(~or_tree(left)), self.reads.eq(popcount_tree(reads))]
-        m.d.sync += [fresh.eq(self.advance), requested.eq(seen)]
+        m.d.sync += fresh.eq(self.advance)
         return grants, banks
 
-    def _banks(self, m: Module, bank_addr: Memory, bank_out: Memory, requested: Signal) -> None:
+    def _banks(self, m: Module, bank_addr: Memory, bank_out: Memory) -> None:
         """The ``B`` memories. Load port: activation ``a`` into bank ``a % B`` at word ``a // B``. SB: every
-        bank requested last cycle reads the word its winner named into ``bank_out``."""
+        bank reads the word its last winner named into ``bank_out`` (used only after a request)."""
         lay, p = self.layout, self.layout.params
         bb, wbits = lay.act_bank_bits, addr_bits(lay.act_bank_depth)
         load = Signal(lay.act_banks)  # one-hot: the bank the load port writes this cycle
@@ -130,23 +141,23 @@ class ActivationBanks(wiring.Component):
             m.d.comb += [
                 wr.en.eq(load[b]), wr.addr.eq(port.addr[bb:bb + wbits]), wr.data.eq(port.data),
                 where.addr.eq(b), rd.addr.eq(where.data),
-                out.en.eq(requested[b]), out.addr.eq(b), out.data.eq(rd.data),
+                out.en.eq(1), out.addr.eq(b), out.data.eq(rd.data),
             ]
 
     def _return_path(self, m: Module, bank_out: Memory, grants: list[Signal], banks: list[Value]) -> None:
         """S2: a lane granted two cycles ago takes its bank's word; earlier grants were kept in ``held``."""
         p = self.layout.params
         for i, (grant, bank) in enumerate(zip(grants, banks)):
-            granted, granted2 = Signal(name=f"granted{i}"), Signal(name=f"granted2_{i}")
-            # data registers: used only when granted, so no reset
+            granted = Signal(name=f"granted{i}", reset_less=True)
+            granted2 = Signal(name=f"granted2_{i}", reset_less=True)
             bank1 = Signal(len(bank), name=f"bank1_{i}", reset_less=True)
             bank2 = Signal(len(bank), name=f"bank2_{i}", reset_less=True)
             held = Signal(p.act_bits, name=f"held{i}", reset_less=True)
             act, rd = self.requests[i].act, bank_out.read_port(domain="comb")
             m.d.sync += [granted.eq(grant), granted2.eq(granted), bank1.eq(bank), bank2.eq(bank1),
                          held.eq(act)]
-            m.d.comb += [rd.addr.eq(bank2), act.eq(Mux(granted2, rd.data, held))]
-
+            take = granted2.replicate(p.act_bits)  # a bit mask, not a Mux (no branch)
+            m.d.comb += [rd.addr.eq(bank2), act.eq((rd.data & take) | (held & ~take))]
 
 
 class BankedCsrPE(CsrPE):
@@ -173,10 +184,10 @@ class BankedCsrPE(CsrPE):
         and S2 follow one cycle apart, with bubbles entering SB while S1 waits."""
         p = self.layout.params
         names = ("valid", "first", "last", "word")
-        sb = {name: Signal.like(s1[name], name=f"{name}b") for name in names}
+        # data registers (used only when valid) have no reset; S1 holds through a Mux rather than an If
+        sb = {name: Signal.like(s1[name], name=f"{name}b", reset_less=name != "valid") for name in names}
         bias_b = Signal(signed(p.acc_bits), name="biasb", reset_less=True)
-        with m.If(self.advance):
-            m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
+        m.d.sync += [s1[name].eq(Mux(self.advance, sig, s1[name])) for name, sig in issue.items()]
         m.d.sync += [sb[name].eq(s1[name]) for name in names] + [bias_b.eq(b_rd.data)]
         m.d.sync += sb["valid"].eq(s1["valid"] & self.advance)
         return sb, bias_b
@@ -213,7 +224,6 @@ class BankedCsrArray(CsrArray):
             for j, request in enumerate(pe.requests):
                 connect(m, request, banks.requests[i * k + j])
         last_slot = Signal()  # S1 holds the final slot: last_issue when its last lane is granted
-        with m.If(banks.advance):
-            m.d.sync += last_slot.eq(finishing)
+        m.d.sync += last_slot.eq(Mux(banks.advance, finishing, last_slot))
         m.d.comb += ctrl.last_issue.eq(last_slot & banks.advance)
         return banks.reads

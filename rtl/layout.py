@@ -4,10 +4,13 @@ The RTL slices words with the offsets given here, :mod:`rtl.program` packs words
 :mod:`sim.model` takes its constants from here, so packing, hardware and model can never disagree.
 
 Load port (all arrays): while ``load_en`` is high, ``load_data`` is written at the rising clock edge into the
-memory chosen by ``load_sel`` at ``load_addr`` (one word per cycle). Per-PE memories (weights, bias, CSR row
-pointers) are addressed ``(pe << word_addr_bits) | word``; the activation memory by word; registers by the
-``REG_*`` numbers below. CSR activations are written into every lane's replica at once (``act_banks = 0``) or
-into their one bank (``act_banks > 0``).
+memory chosen by ``load_sel`` at ``load_addr`` (one word per cycle; not while ``busy``). Per-PE memories (weights,
+bias, CSR row pointers) are addressed ``(pe << addr_bits(depth)) | word`` with that memory's own depth
+(:meth:`Layout.per_pe_address`; ``pe_bits = bit_length(pes - 1)``); the activation memory by word; registers by
+the ``REG_*`` numbers below (names :data:`REGISTER_NAMES`, widths :meth:`Layout.register_bits`, legal values
+:meth:`Layout.register_range`: a ``start`` with a register outside its range is refused with ``error``). CSR
+activations are written into every lane's replica at once (``act_banks = 0``) or into their one bank
+(``act_banks > 0``). Every number of a build, per field: ``interface.json`` (:mod:`rtl.interface`).
 
 Word layouts (bit 0 = LSB, every value two's complement):
 
@@ -21,7 +24,8 @@ Word layouts (bit 0 = LSB, every value two's complement):
 * csr weight word: ``k`` entries of one row; value ``j`` at ``j*weight_bits``, column ``j`` at
   ``k*weight_bits + j*col_bits``. A row's entries fill ``ceil(nnz/k)`` words, the last padded with (0, 0).
   Row pointer entry ``j`` of PE ``p`` (its local row ``j`` = row ``j*pes + p``): ``word_end`` (one past the
-  row's last word) in the low ``ptr_bits``, then ``tail`` = entries in the last word (0 for an empty row).
+  row's last word, cumulative per PE from 0: an empty row repeats the previous end) in the low ``ptr_bits =
+  bit_length(weight_depth)`` bits, then ``tail`` = entries in the last word (0 for an empty row).
   csr activation word: one activation, word ``b*cols + c`` (the activation address ``a``). With
   ``act_banks = B > 0`` the one activation memory of the array is split into ``B`` banks by the low address
   bits: ``a`` lives in bank ``a % B`` at word ``a // B`` (:meth:`Layout.act_bank`, :meth:`Layout.act_bank_word`);
@@ -42,6 +46,7 @@ import numpy as np
 
 from dpp.checks import index_bits
 from dpp.errors import DPPError
+from dpp.reference import MAX_MULTIPLIER, MAX_SHIFT
 from rtl.archs import ARRAYS, CSR_BANKED, ArrayArch, arch_of
 from rtl.params import ArrayParams
 
@@ -232,6 +237,16 @@ class Layout:
             "batch": count_bits(p.max_batch), "tiles": count_bits(p.max_tiles), "last_pes": count_bits(p.pes),
             "steps": count_bits(max(p.max_groups, self.max_chunks)), "tail_lanes": self.lanes_bits,
             "cols": count_bits(p.max_cols), "multiplier": MULTIPLIER_BITS, "shift": SHIFT_BITS, "relu": 1,
+        }[name]
+
+    def register_range(self, name: str) -> tuple[int, int]:
+        """``(lo, hi)``: the legal values of register ``name`` in this build. A ``start`` while any register the
+        array reads lies outside its range is refused: ``done`` rises at once with ``error`` (no run, no hang)."""
+        p = self.params
+        return {
+            "batch": (1, p.max_batch), "tiles": (1, p.max_tiles), "last_pes": (1, p.pes),
+            "steps": (1, self.array_arch.max_steps(self)), "tail_lanes": (1, p.k), "cols": (1, p.max_cols),
+            "multiplier": (1, MAX_MULTIPLIER), "shift": (1, MAX_SHIFT), "relu": (0, 1),
         }[name]
 
     @property

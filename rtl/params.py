@@ -12,6 +12,8 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
+
 from dpp.checks import check_int, check_k_n
 from dpp.errors import DPPError
 from dpp.limits import MAX_ACC_BITS, MAX_ACT_BANKS, MAX_BLOCK, MAX_N, MAX_PES, WEIGHT_BITS_RANGE  # noqa: F401
@@ -31,6 +33,18 @@ def check_act_banks(act_banks: int) -> int:
     return act_banks
 
 
+def bias_bits_for(bias: Any) -> int:
+    """Signed bits that hold every value of ``bias`` (an int or integer array; at least 1): the ``bias_bits`` a
+    build needs so that these biases can never overflow its accumulator, whatever the layer's weights."""
+    values = np.asarray(bias)
+    if not values.size:
+        return 1
+    if values.dtype == bool or not np.issubdtype(values.dtype, np.integer):
+        raise DPPError(f"bias must be integers (got dtype {values.dtype})")
+    lo, hi = int(values.min()), int(values.max())
+    return max(v.bit_length() if v >= 0 else (-v - 1).bit_length() for v in (lo, hi)) + 1
+
+
 def _archs_that(fact: str) -> str:
     """``"arch='kofn'"``: the arches whose entry has ``fact`` (for the "applies to ... only" errors)."""
     return " or ".join(dict.fromkeys(f"arch={a.arch!r}" for a in ARRAYS if getattr(a, fact)))
@@ -38,7 +52,13 @@ def _archs_that(fact: str) -> str:
 
 @dataclass(frozen=True)
 class ArrayParams:
-    """One hardware configuration. ``acc_bits=0`` means "the reference model's safe width".
+    """One hardware configuration. ``acc_bits=0`` means "the smallest width that can never overflow".
+
+    ``bias_bits``: the signed width every bias must be able to take without any chance of overflow; 0 means
+    the width of the product sum (``act_bits + weight_bits + ceil(log2 max_fan_in)``, the reference default).
+    ``acc_bits`` is at least :func:`dpp.reference.accumulator_bits` of it, and after construction
+    ``bias_bits`` is the widest signed bias width the built ``acc_bits`` guarantees (:attr:`bias_range`
+    gives the exact range; :func:`rtl.program.check_layer_fits` the exact one of a layer).
 
     ``k`` multipliers per PE and ``pes`` PEs for every architecture (``pes * k`` multipliers in all).
     ``n`` and ``block`` describe the k-of-n format: ``n`` only shapes the kofn array (the baselines accept
@@ -64,6 +84,7 @@ class ArrayParams:
     max_batch: int = 4
     max_nnz: int = 0
     act_banks: int = 0
+    bias_bits: int = 0
 
     def __post_init__(self) -> None:
         check_arch(self.arch)
@@ -88,15 +109,18 @@ class ArrayParams:
         arch_named(self.arch, self.act_banks)  # act_banks > 0 only where a banked variant exists
         check_act_banks(self.act_banks)
         check_int("acc_bits", self.acc_bits, lo=0, hi=MAX_ACC_BITS)
+        check_int("bias_bits", self.bias_bits, lo=0, hi=MAX_ACC_BITS - 1)
         need = self.min_acc_bits
         if need > MAX_ACC_BITS:
             raise DPPError(f"layer too large: the accumulator would need {need} bits (max {MAX_ACC_BITS})")
         if self.acc_bits == 0:
             object.__setattr__(self, "acc_bits", need)
         elif self.acc_bits < need:
+            bias = f", bias_bits={self.bias_bits}" if self.bias_bits else ""
             raise DPPError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
-                             f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in} "
+                             f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in}{bias} "
                              f"(got acc_bits={self.acc_bits})")
+        object.__setattr__(self, "bias_bits", self._safe_bias_bits())
         if self.max_nnz == 0 and self.array_arch.takes_max_nnz:  # 0 = full rows
             object.__setattr__(self, "max_nnz", self.max_tiles * self.max_cols)
 
@@ -130,7 +154,28 @@ class ArrayParams:
 
     @property
     def min_acc_bits(self) -> int:
-        return accumulator_bits(self.act_bits, self.weight_bits, self.max_fan_in)
+        """The smallest ``acc_bits`` for this fan-in and ``bias_bits`` (:func:`dpp.reference.accumulator_bits`)."""
+        return accumulator_bits(self.act_bits, self.weight_bits, self.max_fan_in, self.bias_bits or None)
+
+    @property
+    def product_sum_range(self) -> tuple[int, int]:
+        """``(lo, hi)``: the extremes of one row's sum of products over ``max_fan_in`` products of signed
+        ``weight_bits`` x ``act_bits`` values (hi: both operands most negative)."""
+        a, w = 1 << (self.act_bits - 1), 1 << (self.weight_bits - 1)
+        return -self.max_fan_in * max(a * (w - 1), (a - 1) * w), self.max_fan_in * a * w
+
+    @property
+    def bias_range(self) -> tuple[int, int]:
+        """``(lo, hi)``: every bias in it can never overflow the ``acc_bits`` accumulator, whatever the layer
+        (up to the build's size) and its activations; exact (a bias outside can, for some layer and input)."""
+        lo, hi = self.product_sum_range
+        top = 1 << (self.acc_bits - 1)
+        return -top - lo, top - 1 - hi
+
+    def _safe_bias_bits(self) -> int:
+        """The widest signed width whose every value lies in :attr:`bias_range`."""
+        lo, hi = self.bias_range
+        return min((-lo).bit_length(), (hi + 1).bit_length())
 
     # ------------------------------------------------------------------ files
     def to_dict(self) -> dict[str, Any]:

@@ -74,13 +74,55 @@ def register_paths(params: ArrayParams) -> dict[str, str]:
     return {name: f"regs.{name}" for name in Layout(params).registers}
 
 
+class AccumulatorOverflowError(DPPError):
+    """A layer's bias plus its products could leave the build's ``acc_bits`` accumulator, which would wrap
+    silently: one line naming the layer, the row and the legal bias bound."""
+
+
+def row_sum_bounds(params: ArrayParams, W: WeightMatrix) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` per row: the extremes of ``sum_c W[r, c] * x[c]`` over every signed ``act_bits`` input ``x``
+    (each weight meets the activation that makes its product largest / smallest)."""
+    rows, _ = _check_matrix(params, W)
+    row, value = params.array_arch.stored_weights(W)
+    a_lo, a_hi = signed_range(params.act_bits)
+    pos, neg = np.zeros(rows, dtype=np.int64), np.zeros(rows, dtype=np.int64)
+    np.add.at(pos, row, np.maximum(value, 0))
+    np.add.at(neg, row, np.minimum(value, 0))
+    return pos * a_lo + neg * a_hi, pos * a_hi + neg * a_lo
+
+
+def check_layer_fits(params: ArrayParams, W: WeightMatrix, bias: Any, name: str = "layer") -> None:
+    """Refuse (:class:`AccumulatorOverflowError`) a layer whose bias plus products could overflow the build's
+    ``acc_bits`` accumulator for some input: row ``r``'s bias must lie in ``[-2**(acc_bits-1) - lo_r,
+    2**(acc_bits-1) - 1 - hi_r]`` with ``(lo_r, hi_r)`` = :func:`row_sum_bounds`. Exact: a bias outside overflows
+    for some activations. Biases in ``params.bias_range`` fit every layer of the build."""
+    rows, _ = _check_matrix(params, W)
+    b = check_int_array("bias", bias, ndim=1)
+    if b.shape != (rows,):
+        raise DPPError(f"{name}: bias must have shape ({rows},) (got {b.shape})")
+    lo, hi = row_sum_bounds(params, W)
+    top = 1 << (params.acc_bits - 1)
+    legal_lo, legal_hi = -top - lo, top - 1 - hi  # int64 even at acc_bits = 64: lo <= 0 <= hi
+    bad = np.flatnonzero((b < legal_lo) | (b > legal_hi))
+    if bad.size:
+        r = int(bad[0])
+        build_lo, build_hi = params.bias_range
+        raise AccumulatorOverflowError(
+            f"{name}: bias {int(b[r])} of row {r} could overflow the {params.acc_bits}-bit accumulator (the row's "
+            f"products sum to {int(lo[r])} .. {int(hi[r])}): its bias must lie in [{int(legal_lo[r])}, "
+            f"{int(legal_hi[r])}]; biases in [{build_lo}, {build_hi}] fit every layer of this build, wider ones "
+            f"need a build with a larger bias_bits")
+
+
 def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int,
-                  relu: bool) -> LayerProgram:
+                  relu: bool, *, name: str = "layer") -> LayerProgram:
     """Registers, memory images and load-port writes for ``linear_int(x, W, bias, ...)`` on ``params``.
 
     ``W`` is in the build's format (:attr:`rtl.archs.ArrayArch.weight_format`): a :class:`KofNMatrix` (kofn),
     a dense integer array (dense) or a :class:`CSRMatrix` (csr). ``x`` is ``(batch, cols)`` or ``(cols,)``.
     The array's registry entry packs its weights and activations (:meth:`rtl.archs.ArrayArch.pack`).
+    A bias that could overflow the accumulator is refused (:func:`check_layer_fits`; ``name`` names the layer
+    in that error).
     """
     lay = Layout(params)
     rows, cols = _check_matrix(params, W)
@@ -92,10 +134,7 @@ def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multi
     b = check_int_array("bias", bias, ndim=1)
     if b.shape != (rows,):
         raise DPPError(f"bias must have shape ({rows},) (got {b.shape})")
-    lo, hi = signed_range(params.acc_bits - 1)
-    if b.size and (b.min() < lo or b.max() > hi):
-        raise DPPError(f"bias must lie in [{lo}, {hi}] (signed acc_bits-1 = {params.acc_bits - 1} bits) "
-                         f"(got {int(b.min())} .. {int(b.max())})")
+    check_layer_fits(params, W, b, name)
     check_int("multiplier", multiplier, lo=1, hi=MAX_MULTIPLIER)
     check_int("shift", shift, lo=1, hi=MAX_SHIFT)
     expected = linear_int(xa, W, b, multiplier, shift, params.out_bits, bool(relu), act_bits=params.act_bits)
@@ -112,6 +151,18 @@ def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multi
                         expected, row_nnz)
     prog.writes = _writes(lay, prog)
     return prog
+
+
+def program_text(prog: LayerProgram) -> str:
+    """The load-port writes of ``prog`` as the example driver's program file (``rtl/examples/driver.cpp``): one
+    write per line, ``SEL ADDR DATA`` in hex, after ``#`` comment lines naming the build and the layer."""
+    p = prog.params
+    head = [f"# {p.top_name} ({p.array_arch.label}): layer {prog.rows}x{prog.cols}, batch {prog.batch}",
+            "# one load-port write per line: load_sel load_addr load_data (hex)"]
+    for sel, addr, data in prog.writes:
+        if min(sel, addr, data) < 0:
+            raise DPPError(f"load-port write ({sel}, {addr}, {data}) holds a negative field")
+    return "\n".join(head + [f"{sel:x} {addr:x} {data:x}" for sel, addr, data in prog.writes]) + "\n"
 
 
 def _check_matrix(params: ArrayParams, W: WeightMatrix) -> tuple[int, int]:

@@ -20,6 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dpp.errors import SimulationError
 from dpp.progress import step
@@ -145,8 +146,9 @@ def build_ceiling(design: BuiltDesign) -> CeilingBuild:
             if stage != tmp:
                 shutil.rmtree(tmp)
                 shutil.move(stage, tmp)
-            stamp = {"design_top": design.design_top, "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
-                     "build_seconds": time.perf_counter() - t0}
+            stamp: dict[str, Any] = {"design_top": design.design_top,
+                                     "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
+                                     "build_seconds": time.perf_counter() - t0}
             (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)

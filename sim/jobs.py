@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -96,10 +97,10 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
         raise SimulationError("waves requested but the design was built without waves")
     own = workdir is None
     # absolute: the simulator runs inside this folder, so a relative path would name a folder inside itself
-    work = Path(tempfile.mkdtemp(prefix="dpp-sim-")) if own else Path(workdir).resolve()
+    work = Path(tempfile.mkdtemp(prefix="dpp-sim-")) if workdir is None else Path(workdir).resolve()
     work.mkdir(parents=True, exist_ok=True)
     try:
-        manifest = {"counters": design.counters, "jobs": []}
+        manifest: dict[str, Any] = {"counters": design.counters, "jobs": []}
         for i, job in enumerate(jobs):
             n = _write_job(design, job, work / f"job_{i}.hex")
             manifest["jobs"].append({"prog": f"job_{i}.hex", "prog_len": n, "out_len": int(job.out_len),

@@ -14,6 +14,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import cocotb
 from cocotb.triggers import FallingEdge, RisingEdge
@@ -53,7 +54,7 @@ async def run_jobs(dut) -> None:  # noqa: ANN001 - cocotb passes the top handle
         t2, cpu2, clock2 = time.perf_counter(), time.process_time(), _u(dut.tb_clock_count)
         await RisingEdge(dut.tb_done)
         wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        res = {
+        res: dict[str, Any] = {
             "run_wall_seconds": t2 - t1,
             "run_cpu_seconds": cpu2 - cpu1,
             "cpu_seconds": cpu,

@@ -15,7 +15,8 @@ and toggles ``tb_go``. The harness then, on its own clock:
 
 Ports of the array are found by :func:`parse_ports` in the generated Verilog, so any design with the contract's
 port names (``load_en, load_sel, load_addr, load_data, start, busy, done, out_addr, out_data`` and counters)
-can be wrapped.
+can be wrapped. A status output (:data:`STATUS_OUTPUTS`: the arrays' ``error``, high after a start refused for a
+register out of range) is no counter: it drives the public wire ``tb_<name>``.
 
 The clock: under Verilator ``clk`` is an input of the harness, toggled every 5 ns by the simulator's main
 (:data:`HARNESS_MAIN`, built in place of cocotb's): a Verilog ``always #5`` is a coroutine that Verilator resumes
@@ -36,7 +37,10 @@ PROG_FILE = "prog.hex"
 OUT_FILE = "out.hex"
 REQUIRED_INPUTS = ("clk", "rst", "load_en", "load_sel", "load_addr", "load_data", "start", "out_addr")
 REQUIRED_OUTPUTS = ("busy", "done", "out_data")
-WRAPPER_VERSION = 4  #: bump when the harness text changes (part of the build cache key)
+#: Status outputs that are not counters (``error``: a start refused for a register out of range); the harness
+#: wires each present one to a public ``tb_<name>``
+STATUS_OUTPUTS = ("error",)
+WRAPPER_VERSION = 5  #: bump when the harness text changes (part of the build cache key)
 #: the Verilator main of the harness (cocotb's event loop, the clock driven from C++); see the module docstring
 HARNESS_MAIN = Path(__file__).with_name("harness_main.cpp")
 
@@ -79,8 +83,9 @@ def prog_word_width(ports: dict[str, Port]) -> int:
 
 
 def counter_names(ports: dict[str, Port]) -> list[str]:
-    """Outputs other than the handshake and output data: the counters, in port order."""
-    return [p.name for p in ports.values() if p.direction == "output" and p.name not in REQUIRED_OUTPUTS]
+    """Outputs other than the handshake, output data and status: the counters, in port order."""
+    return [p.name for p in ports.values()
+            if p.direction == "output" and p.name not in REQUIRED_OUTPUTS + STATUS_OUTPUTS]
 
 
 def _decl(width: int) -> str:
@@ -138,8 +143,11 @@ def wrapper_verilog(top: str, ports: dict[str, Port], prog_depth: int, out_depth
     conns = ["clk", "rst", "load_en", "load_sel", "load_addr", "load_data", "start", "busy", "done",
              "out_addr", "out_data", *counters]
     other_inputs = [p.name for p in ports.values() if p.direction == "input" and p.name not in REQUIRED_INPUTS]
+    status = [p.name for p in ports.values() if p.direction == "output" and p.name in STATUS_OUTPUTS]
+    lines += [f"  wire {_decl(ports[s].width)}tb_{s} {pub};" for s in status]
     lines.append(f"  {top} dut (" + ", ".join(f".{c}({c})" for c in conns)
-                 + "".join(f", .{c}(1'b0)" for c in other_inputs) + ");")
+                 + "".join(f", .{c}(1'b0)" for c in other_inputs) + "".join(f", .{s}(tb_{s})" for s in status)
+                 + ");")
     lat = out_latency
     lines += [
         "  // states: 0 idle, 1 reset, 2 load, 3 start, 4 run, 5 read outputs, 6 finish",

@@ -20,10 +20,12 @@ from analysis.cli import compare as _compare
 from analysis.cli import export as _export
 from analysis.cli import flow as _flow
 from analysis.cli import pack as _pack
+from analysis.cli import prune as _prune
 from analysis.cli import report as _report
 from analysis.cli import rtl as _rtl
 from analysis.cli import sim as _sim
 from analysis.cli import sweep as _sweep
+from analysis.cli import timing as _timing
 from analysis.cli import train as _train
 from dpp import __version__
 from dpp.errors import DPPError
@@ -60,10 +62,12 @@ app.command("rtl")(_rtl.rtl)
 app.command("sweep")(_sweep.sweep)
 app.command("report")(_report.report)
 app.command("train")(_train.train)
+app.command("prune")(_prune.prune)
 app.command("export")(_export.export)
 app.command("compare")(_compare.compare)
 app.command("bench-train")(_bench_train.bench_train)
 app.command("flow")(_flow.flow)
+app.command("timing")(_timing.timing)
 
 
 INTERRUPTED = "interrupted: finished work is kept; run the same command again to resume"

@@ -17,20 +17,32 @@ def _print_summary(result: dict) -> None:
     if not console.is_terminal:  # a log file or a pipe: room for every column instead of rich's 80
         console = Console(width=160)
     t = Table(title=f"{result['images']} test images through the RTL, layer by layer")
+    timed = bool(result.get("timing"))
     for c in ("array", "network", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
-              "energy / image (nJ)", "k-of-n speed-up", "k-of-n energy saving"):
+              *(("Fmax (MHz)", "time / image (us)") if timed else ()), "energy / image (nJ)", "k-of-n speed-up",
+              "k-of-n energy saving"):
         t.add_column(c, justify="left" if c == "array" else "right")
     for arch, s in result["archs"].items():
         t.add_row(arch, s.get("trained_method", "-"), "yes" if s["bit_exact"] else "NO",
                   "yes" if s["counters_match"] else "NO",
                   f"{s['classes_equal_torch']}/{result['images']}", f"{s['rtl_accuracy']:.3f}",
-                  f"{s['cycles_per_image']:.0f}", f"{s['energy_per_image_pj'] / 1000:.2f}",
+                  f"{s['cycles_per_image']:.0f}", *(_timing_cells(s) if timed else ()),
+                  f"{s['energy_per_image_pj'] / 1000:.2f}",
                   f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
                   f"{s['kofn_energy_saving']:.2f}x" if "kofn_energy_saving" in s else "-")
     console.print(t)
+    for arch, s in result["archs"].items() if timed else ():
+        if s.get("timing_message"):
+            console.print(f"{arch}: no time per image: {s['timing_message']}")
     if "report" in result:
         console.print(f"report: {result['report']}")
     console.print(f"done in {result['seconds']:.0f} s")
+
+
+def _timing_cells(s: dict) -> tuple[str, str]:
+    """Fmax of the array's main build and its time per image ("-" without an Fmax)."""
+    fmax, t = s.get("fmax_mhz"), s.get("time_per_image_s")
+    return (f"{fmax:.1f}" if fmax else "-", f"{t * 1e6:.1f}" if t else "-")
 
 
 def flow(
@@ -55,11 +67,26 @@ def flow(
     act_banks: str = typer.Option("0", "--act-banks", help="CSR design's activation memory: 0 = a replica per "
                                   "lane; B (a power of two) or Nx (N times the pes*k lanes) = one memory in B "
                                   "banks, k-of-n's memory size, with bank conflicts."),
+    timing: bool | None = typer.Option(None, "--timing/--no-timing", help="Place and route every build on ECP5 "
+                                       "(nextpnr; minutes per build, cached): Fmax, time and energy per image "
+                                       "(default: on in full mode, off with --quick)."),
+    net: Path | None = typer.Option(None, "--net", help="NET/ folder written by dpp export: run that network (any "
+                                    "graph) on the arrays, layer by layer, instead of training one; with --data."),
+    data: str | None = typer.Option(None, "--data", help="--net: SPEC of the test images (mnist5k | digits | "
+                                    "idx:DIR | npz:FILE | cifar10:DIR)."),
+    normalize: str | None = typer.Option(None, "--normalize", help="--net: MEAN,STD[;...] (default: the network's)."),
+    archs: str | None = typer.Option(None, "--archs", help="--net: comma-separated arrays (default kofn,dense,csr)."),
 ) -> None:
     """The end-to-end flow; writes RESULTS/flow.json, flow_layers.csv and RESULTS/report/. Exits 1 on a mismatch.
 
     Full mode (no --quick) also runs LeNet-5 through the hardware at weight and at kernel granularity.
+    With --net NET/ it runs that exported network instead (analysis.flow_net).
     """
+    if net is not None or data is not None or normalize is not None or archs is not None:
+        from analysis.cli.flow_net import flow_net
+
+        return flow_net(net, data, normalize, archs, images=images, pes=pes, out=out, threads=threads,
+                        other=dict(model=model, quick=quick, epochs=epochs))
     import torch
 
     from analysis.flow import FlowConfig, flow_ok, run_flow
@@ -70,7 +97,8 @@ def flow(
     base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes, csr_net=csr_net,
                 act_banks=parse_act_banks(act_banks, pes * k),
                 epochs=epochs if epochs is not None else (10 if quick else 20),
-                area=area if area is not None else not quick)
+                area=area if area is not None else not quick,
+                timing=timing if timing is not None else not quick)
 
     def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
         return images if images is not None else (100 if quick or name == "lenet5" else 1000)

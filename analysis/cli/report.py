@@ -22,6 +22,8 @@ def report(
     from analysis.report import build_report
 
     results = check_in_dir(results, "RESULTS")
+    if (results / "compare_study.json").is_file():  # a `dpp compare --preset` study: its own report
+        from analysis.report_compare import build_compare_report as build_report
     out = check_out_dir(out)
     argv = ["dpp", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "dpp" else \
         ["dpp", "report", str(results), "--out", str(out)]

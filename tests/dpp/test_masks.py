@@ -228,7 +228,7 @@ def test_kernel_granularity_keeps_whole_kernels():
     (lambda: sparsify(nn.Sequential(nn.Linear(8, 6)), 1, 4, "filter", layers=["0"]), "n to divide the 6"),
     (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, "channel"), "granularity must be one of"),
     (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, layers=["fc9"]), "layer 'fc9' not found"),
-    (lambda: sparsify(nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), 1, 4), "grouped convolutions"),
+    (lambda: sparsify(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4)), 1, 16), "n=16 is larger than the fan-in"),
     (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, noise_scale=-1.0), "noise_scale must be >= 0"),
     (lambda: TemperatureSchedule("cosine"), "schedule kind must be one of"),
     (lambda: TemperatureSchedule("linear", 0.0, 1.0), "start must be a finite number > 0"),

@@ -92,14 +92,16 @@ def test_banked_csr_random_layers_match_reference_and_model(data) -> None:
     run_and_check(params, **run)
 
 
-def _banked_run(params: ArrayParams, rows_cols: list[list[int]], cols: int, batch: int = 1):
-    """Run a layer whose row ``r`` keeps exactly the columns ``rows_cols[r]``; return (run, program)."""
+def _banked_run(params: ArrayParams, rows_cols: list[list[int]], cols: int, batch: int = 1,
+                x: np.ndarray | None = None):
+    """Run a layer whose row ``r`` keeps exactly the columns ``rows_cols[r]`` (activations ``x``, else random);
+    assert bit-exact outputs and model-exact counters; return the counters."""
     rng = np.random.default_rng(len(rows_cols) * 100 + cols)
     mask = np.zeros((len(rows_cols), cols), dtype=bool)
     for r, kept in enumerate(rows_cols):
         mask[r, kept] = True
     W = CSRMatrix.from_dense(rng.integers(1, 8, size=mask.shape), mask, weight_bits=4)
-    x = rng.integers(-8, 8, size=(batch, cols))
+    x = rng.integers(-8, 8, size=(batch, cols)) if x is None else x
     prog = program_layer(params, W, x, rng.integers(-40, 40, size=len(rows_cols)), 3000, 10, False)
     run = run_program(prog)
     np.testing.assert_array_equal(run.outputs, prog.expected)
@@ -134,6 +136,20 @@ def test_banked_merges_equal_addresses_of_different_pes() -> None:
     assert apart["cycles"] == 1 + 7 and apart["act_bits_read"] == 2 * 4
     # an empty row still takes one slot; PE 1's stream (rows 1, 3) ends after 2 slots, PE 0 needs 3
     assert _banked_run(params, [[0, 2], [5], [], [1]], 8)["cycles"] == (2 + 1) + 7
+
+
+def test_banked_early_grants_keep_their_word_while_the_bank_is_reread() -> None:
+    """pes=2, k=2, B=2, every address in bank 0. Slot: lane 0 asks for address 0, lane 1 for 2, lane 2 for 0,
+    lane 3 for 4. Cycle 1 serves address 0 (lane 0 wins, lane 2 merges; lanes 1 and 3 lose and must not
+    overwrite the bank's read address), cycle 2 address 2, cycle 3 address 4: 3 cycles, 3 reads, and the
+    words of the lanes served first survive the bank's later reads. Vector 1 (addresses 8 + c) repeats it.
+    Every activation differs, so a word from the wrong address changes the outputs."""
+    params = ArrayParams(k=2, pes=2, act_banks=2, **BANKED)
+    x = np.arange(16).reshape(2, 8) - 8
+    one = _banked_run(params, [[0, 2], [0, 4]], 8, x=x[:1])
+    assert one["cycles"] == 3 + 7 and one["act_bits_read"] == 3 * 4
+    two = _banked_run(params, [[0, 2], [0, 4]], 8, batch=2, x=x)
+    assert two["cycles"] == 2 * 3 + 7 and two["act_bits_read"] == 2 * 3 * 4
 
 
 def test_replicated_csr_counts_every_lane_read() -> None:

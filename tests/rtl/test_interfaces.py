@@ -50,7 +50,8 @@ def test_top_level_ports_are_the_documented_contract(params: ArrayParams) -> Non
         "clk": ("input", 1), "rst": ("input", 1),
         "load_en": ("input", 1), "load_sel": ("input", 3), "load_addr": ("input", lay.load_addr_bits),
         "load_data": ("input", lay.load_data_bits), "start": ("input", 1), "busy": ("output", 1),
-        "done": ("output", 1), "out_addr": ("input", lay.out_addr_bits), "out_data": ("output", params.out_bits),
+        "done": ("output", 1), "error": ("output", 1), "out_addr": ("input", lay.out_addr_bits),
+        "out_data": ("output", params.out_bits),
         **{name: ("output", 48) for name in COUNTERS},
     }
     assert _top_ports(params) == want

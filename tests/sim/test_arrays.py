@@ -11,11 +11,11 @@ import re
 
 import numpy as np
 import pytest
-from gen import edge_layers, random_layer
 
 from dpp.errors import SimulationError
 from rtl.params import ArrayParams
 from sim.run import build_array, simulate_layer, simulate_layers
+from tests.sim.gen import edge_layers, random_layer
 
 COMMON = dict(weight_bits=8, act_bits=8, out_bits=8, max_rows=20, max_cols=40, max_batch=3)
 #: name -> (build parameters, random layers per CI run). Random layers in all: 260 (>= 200 required) on the

