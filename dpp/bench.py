@@ -28,7 +28,7 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
     from dpp.models import DATASET_OF
     from dpp.numerics import flush_denormals as flush_mode
     from dpp.parametrize import masked_layers
-    from dpp.train import TrainConfig, _optimizer, build_run_model, entropy_penalty
+    from dpp.train import TrainConfig, _optimizer, build_run_model, entropy_penalty, with_input_shape
 
     data = load_dataset(DATASET_OF[model])
     gen = torch.Generator().manual_seed(seed)
@@ -39,6 +39,7 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
                           seed=seed, batch_size=batch_size, warmup_fraction=0.0,  # masks on from the first step
                           flush_denormals=flush_denormals,
                           **extra)
+        cfg = with_input_shape(cfg, data)  # graph models (resnet8, mobilenet) are traced on the data's shape
         qnet = build_run_model(cfg)
         if method == "dpp" and not masked_layers(qnet.net):
             raise RuntimeError("bench-train: the DPP model has no masks attached")
