@@ -14,6 +14,10 @@ if [ $# -lt 1 ] || [ $# -gt 2 ]; then
     echo "usage: $0 RTL_DIR [BUILD_DIR]" >&2
     exit 2
 fi
+if [ ! -d "$1" ]; then
+    echo "error: RTL_DIR $1 is not a folder (expected what dpp rtl --out RTL_DIR wrote)" >&2
+    exit 2
+fi
 rtl_dir=$(cd "$1" && pwd)
 build_dir=${2:-$rtl_dir/driver}
 here=$(cd "$(dirname "$0")" && pwd)
