@@ -51,9 +51,9 @@ def _ordered(methods: Any) -> list[str]:
     return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
-def pm(mean: float, std: float) -> str:
-    """``91.57 ± 0.20 %`` from fractions."""
-    return f"{100 * mean:.2f} ± {100 * std:.2f} %"
+def pm(mean: float, std: float, seeds: int = 2) -> str:
+    """``91.57 ± 0.20 %`` from fractions; ``92.00 %`` for one seed, which has no spread to show."""
+    return f"{100 * mean:.2f} %" if seeds < 2 else f"{100 * mean:.2f} ± {100 * std:.2f} %"
 
 
 def _display(summary: pd.DataFrame) -> pd.DataFrame:
@@ -62,7 +62,8 @@ def _display(summary: pd.DataFrame) -> pd.DataFrame:
         rows.append({"model": _model_label(r.model, r.data), "granularity": r.granularity, "k/n": f"{r.k}/{r.n}",
                      "density": round(float(r.density), 4), "weight bits": r.bits_label,
                      "method": METHOD_LABELS.get(r.method, r.method), "seeds": int(r.seeds),
-                     "test accuracy": pm(r.test_mean, r.test_std), "validation accuracy": pm(r.val_mean, r.val_std)})
+                     "test accuracy": pm(r.test_mean, r.test_std, int(r.seeds)),
+                     "validation accuracy": pm(r.val_mean, r.val_std, int(r.seeds))})
     return pd.DataFrame(rows)
 
 
@@ -96,7 +97,8 @@ def _diff_sentence(v: dict[str, Any], name: str, base: str) -> str:
     else:
         spread = "within the two stds together"
     gap = "equal" if v["diff"] == 0 else f"{abs(100 * v['diff']):.2f} pp {'above' if v['diff'] > 0 else 'below'}"
-    return (f"{where}: {name} {pm(v['mean'], v['std'])} vs {base} {pm(v['base_mean'], v['base_std'])}: "
+    n = int(v["seeds"])
+    return (f"{where}: {name} {pm(v['mean'], v['std'], n)} vs {base} {pm(v['base_mean'], v['base_std'], n)}: "
             f"{gap} ({spread}, {v['seeds']} seed(s)).")
 
 
