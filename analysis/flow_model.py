@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from analysis.sweep import SweepOutcome, capabilities, run_sweep
+from analysis.sweep import SweepOutcome, run_sweep
 from analysis.sweep_config import SweepConfig, parse_config
 from dpp.errors import DPPError
 
@@ -94,12 +94,9 @@ def check_flow_model_target(results: str | Path) -> None:
 
 def run_flow_model(flow: dict[str, Any], results: str | Path, *, progress: bool = False) -> SweepOutcome:
     """Evaluate the model around ``flow`` (the ``flow.json`` dict) into ``results`` (resumable, serial: a few
-    seconds). Raises :class:`~dpp.errors.DPPError` when ``sim.model`` cannot be imported or ``results`` holds
-    another sweep's table (:func:`check_flow_model_target`)."""
-    caps = capabilities()
-    if not caps.get("model"):
-        raise DPPError("the flow's design-space model needs sim.model and rtl.params, which do not import")
+    seconds). Raises :class:`~dpp.errors.DPPError` when ``results`` holds another sweep's table
+    (:func:`check_flow_model_target`)."""
     check_flow_model_target(results)
     cfg = flow_model_config(flow["config"], flow["layers"], int(flow["images"]))
-    return run_sweep(cfg, results, serial=True, progress=progress, caps={**caps, "rtl": False, "verilog": False},
+    return run_sweep(cfg, results, serial=True, progress=progress, caps={"model": True, "rtl": False, "verilog": False},
                      force=True)  # a previous flow's model table (another k/n, PEs) is replaced, as flow.json is

@@ -15,7 +15,6 @@ scheduler. Results: ``OUT/sweep.csv`` and ``OUT/sweep.parquet`` (one row per poi
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -40,27 +39,15 @@ from rtl.archs import ARRAYS, KOFN, arch_named
 from rtl.layout import COUNTERS
 
 __all__ = ["SweepConfig", "load_config", "parse_config", "expand_grid", "point_id", "evaluate_point",
-           "ResultStore", "SweepOutcome", "run_sweep", "plan_jobs", "capabilities", "write_table",
+           "ResultStore", "SweepOutcome", "run_sweep", "plan_jobs", "ALL_EVALUATIONS", "write_table",
            "accuracy_table", "join_accuracy", "read_run_result"]
 
 Evaluate = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
 
-def _importable(*modules: str) -> bool:
-    """True if every module imports (a module that exists but fails to import counts as missing)."""
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except Exception:  # noqa: BLE001 - any failure means "not usable yet"
-            return False
-    return True
-
-
-def capabilities() -> dict[str, bool]:
-    """Which of the other packages' entry points can be used right now."""
-    return {"model": _importable("rtl.params", "sim.model"),
-            "rtl": _importable("rtl.params", "rtl.verilog", "sim.model", "sim.run"),
-            "verilog": _importable("rtl.params", "rtl.verilog")}
+#: Which evaluations a sweep runs (``caps`` of :func:`plan_jobs` / :func:`run_sweep`): the analytic model, the
+#: RTL sample and the Verilog-based area. All by default; the flow's model-only sweep turns the last two off.
+ALL_EVALUATIONS: dict[str, bool] = {"model": True, "rtl": True, "verilog": True}
 
 
 class SweepError(DPPError):
@@ -272,7 +259,7 @@ def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None
 
     The RTL sample is the ``rtl_sample`` points with the smallest plain-point ids: deterministic and stable.
     """
-    caps = capabilities() if caps is None else caps
+    caps = ALL_EVALUATIONS if caps is None else caps
     points, invalid = expand_grid(cfg)
     sample = set(sorted(point_id(p) for p in points)[: cfg.rtl_sample])
     jobs = []

@@ -25,7 +25,7 @@ def sweep(
                                 "(its table is replaced; finished points are reused where they match)."),
 ) -> None:
     """Evaluate every point of CONFIG not already in OUT (an interrupted sweep resumes where it stopped)."""
-    from analysis.sweep import capabilities, load_config, run_sweep
+    from analysis.sweep import ALL_EVALUATIONS, load_config, run_sweep
 
     if serial and scheduler:
         raise DPPError("--serial and --scheduler exclude each other (got both)")
@@ -34,10 +34,9 @@ def sweep(
     config = check_in_file(config, "CONFIG")
     out = check_out_dir(out)
     cfg = load_config(config)
-    caps = capabilities()
+    caps = dict(ALL_EVALUATIONS)
     console = Console()
-    used = ", ".join(k for k, v in caps.items() if v) or "none"
-    console.print(f"sweep [bold]{cfg.name}[/bold]: hardware packages available: {used}")
+    console.print(f"sweep [bold]{cfg.name}[/bold]")
     mode = "serial" if serial else (f"scheduler {scheduler}" if scheduler else "local Dask cluster")
     res = run_sweep(cfg, out, serial=serial, scheduler=scheduler, n_workers=workers, processes=not threads,
                     progress=progress, caps=caps, force=force)

@@ -24,7 +24,6 @@ from analysis.report_render import (
     ratio,
     si,
 )
-from analysis.sweep import capabilities
 
 IMAGES = 10
 
@@ -87,15 +86,11 @@ def make_flow_results(root: Path) -> dict:
     return flow
 
 
-needs_model = pytest.mark.skipif(not capabilities()["model"], reason="sim.model not importable")
-
-
 @pytest.fixture(scope="module")
 def flow_report(tmp_path_factory) -> tuple[dict, Path, object]:
     root = tmp_path_factory.mktemp("answer") / "R"
     flow = make_flow_results(root)
-    if capabilities()["model"]:
-        run_flow_model(flow, root)
+    run_flow_model(flow, root)
     return flow, root, build_report(root, root / "report", report_command="dpp report R --out R/report")
 
 
@@ -131,7 +126,6 @@ def test_headline_table_equals_flow_json(flow_report) -> None:
     assert "Every layer on every array was bit-exact" in answer
 
 
-@needs_model
 def test_no_section_of_the_flow_report_is_empty(flow_report) -> None:
     _, root, res = flow_report
     assert [s.anchor for s in res.sections if s.no_data] == []

@@ -200,11 +200,6 @@ def test_cli_sweep_serial_and_errors(tmp_path):
     assert r.exit_code != 0 and "exclude each other" in str(r.exception)
 
 
-def _has(*mods):
-    return sweep._importable(*mods)
-
-
-@pytest.mark.skipif(not _has("rtl.params", "sim.model"), reason="sim.model / rtl.params not available")
 def test_model_columns_come_from_sim_model_and_energy():
     from analysis.energy import layer_energy
     from sim.model import predict_counters
@@ -238,7 +233,6 @@ def test_act_banks_make_banked_csr_points_only():
     assert {point_id(p) for p in expand_grid(plain)[0]} == {point_id(p) for p in points if "act_banks" not in p}
 
 
-@pytest.mark.skipif(not _has("rtl.params", "sim.model"), reason="sim.model / rtl.params not available")
 def test_banked_csr_point_uses_the_bank_conflict_model():
     from sim.model import predict_counters
 
@@ -258,7 +252,6 @@ def test_banked_csr_point_uses_the_bank_conflict_model():
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has("rtl.params", "rtl.verilog", "sim.model", "sim.run"), reason="rtl/sim not available")
 def test_rtl_sample_rechecks_model(tmp_path):
     cfg = parse_config(raw_config(rtl_sample=1, layers=[{"name": "a", "rows": 4, "cols": 8}],
                                   grid={"arch": ["kofn"], "k": [1], "n": [4], "pes": [2]}))
@@ -268,7 +261,6 @@ def test_rtl_sample_rechecks_model(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has("rtl.params", "rtl.verilog"), reason="rtl.verilog not available")
 def test_area_columns_from_real_synthesis(tmp_path, monkeypatch):
     monkeypatch.setenv("DPP_AREA_CACHE", str(tmp_path / "cache"))
     cfg = parse_config(raw_config(area={"enabled": True, "flows": ["ice40"]},

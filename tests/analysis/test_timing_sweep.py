@@ -52,11 +52,6 @@ def test_point_ids_do_not_change_while_timing_is_off():
     assert "timing_flows" not in sweep.plan_jobs(config(timing=True), {**caps, "verilog": False})[0][0][2]
 
 
-needs_model = pytest.mark.skipif(not sweep._importable("rtl.params", "rtl.verilog", "sim.model"),
-                                 reason="rtl / sim.model not available")
-
-
-@needs_model
 def test_sweep_rows_get_time_and_energy_at_the_designs_fmax(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
     calls: list[str] = []
@@ -77,7 +72,6 @@ def test_sweep_rows_get_time_and_energy_at_the_designs_fmax(monkeypatch, tmp_pat
     assert table["time_per_inference_s"].iloc[1] < table["time_per_inference_s"].iloc[0]
 
 
-@needs_model
 def test_a_design_that_does_not_fit_is_recorded_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
     fake_tools(monkeypatch, [], status=1, log=(DATA / "nextpnr_ice40_nofit.log").read_text(),
@@ -91,7 +85,6 @@ def test_a_design_that_does_not_fit_is_recorded_not_raised(monkeypatch, tmp_path
     assert row["energy_per_inference_j"] == row["energy_per_inference_pj"] * 1e-12  # energy needs no clock
 
 
-@needs_model
 def test_a_tool_that_stops_is_recorded_with_its_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
     fake_tools(monkeypatch, [], seed=timing.DEFAULT_SEED)
