@@ -2,28 +2,10 @@
 
 The formulas follow the schedules documented in :mod:`rtl.lockstep` and :mod:`rtl.csr`; every width and
 the pipeline drain come from :mod:`rtl.layout`, so the model and the hardware share one source of truth.
-With ``tiles = ceil(rows / pes)``:
-
-* kofn: ``groups = ceil(cols / (n*block))``; ``steps = batch*tiles*groups*block``;
-  ``cycles = steps + DRAIN``; ``mac_ops = batch*rows*groups*k*block`` (every kept slot, padded ones
-  included); ``weight_bits_read = batch*rows*groups * k*block*weight_bits``;
-  ``index_bits_read = batch*rows*groups * k*ceil(log2 n)``; ``act_bits_read = steps * n*act_bits``.
-* dense: ``chunks = ceil(cols / k)``; ``steps = batch*tiles*chunks``; ``cycles = steps + DRAIN``;
-  ``mac_ops = batch*rows*cols``; ``weight_bits_read = batch*rows*chunks * k*weight_bits``;
-  ``index_bits_read = 0``; ``act_bits_read = steps * k*act_bits``.
-* csr: ``words_r = ceil(nnz_r / k)``; PE ``p`` (rows ``r % pes == p``) takes ``S_p = sum max(1, words_r)``
-  cycles per vector; ``cycles = batch * max_p S_p + DRAIN``; ``mac_ops = batch*nnz``;
-  ``weight_bits_read = batch*sum(words_r) * k*weight_bits``; ``index_bits_read = batch*(sum(words_r) *
-  k*ceil(log2 max_cols) + rows*rowptr_bits)``; ``act_bits_read = mac_ops * act_bits``.
-* banked csr (``act_banks = B > 0``, :mod:`rtl.csr_banked`): the same streams, all PEs in lock-step, one word
-  per PE per slot (``batch * max_p S_p`` slots); in slot ``s`` every busy lane requests address
-  ``b*cols + column``; equal addresses merge; slot ``s`` takes ``C_s = max(1, max over banks of the distinct
-  addresses in bank a % B)`` cycles. ``cycles = sum_s C_s + DRAIN_CYCLES_BANKED`` (7);
-  ``act_bits_read = act_bits * sum_s (distinct addresses of slot s)`` (one read per distinct address: merged
-  requests count once); every other counter as for csr. Needs the column indices (``csr=``). Every request
-  becomes a ``(slot, bank, word)`` key; one sort drops the merged ones and lines up each slot's banks, whose
-  run lengths give ``C_s`` (:func:`banked_slots`): no Python loop over slots or cycles.
-* all: ``lane_idle_cycles = pes*k*cycles - mac_ops``; ``out_bits_written = batch*rows*out_bits``.
+The closed forms (cycles and the six traffic counters, per array) are written once, in ``rtl/README.md``,
+section "Schedules and cycle/traffic formulas"; this module implements them. The banked CSR's slot cycles
+``C_s`` need no Python loop over slots or cycles: every request becomes a ``(slot, bank, word)`` key; one sort
+drops the merged ones and lines up each slot's banks, whose run lengths give ``C_s`` (:func:`banked_slots`).
 
 Each array's closed forms are its registry entry's :meth:`rtl.archs.ArrayArch.counts` (steps, MACs, weight
 and index traffic, activation reads); this module checks the inputs, computes the layer statistics an entry
