@@ -696,6 +696,21 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def write_report(out: Path, title: str, sections: list[Section], header: list[str]) -> ReportOutcome:
+    """Write the sections' figures (``figures/*.png``) and tables (``tables/*.csv``), then ``report.html`` and
+    ``report.md``, every file atomically; figure names are made file-safe first (the pages link to them)."""
+    for s in sections:
+        for f in s.figures:
+            f.name = _safe(f.name)
+            atomic_write_bytes(out / "figures" / f"{f.name}.png", f.png)
+        for name, _, df in s.tables:
+            atomic_write_text(out / "tables" / f"{_safe(name)}.csv", df.to_csv(index=False))
+    html_path, md_path = out / "report.html", out / "report.md"
+    atomic_write_text(html_path, render_html(title, sections, header))
+    atomic_write_text(md_path, render_markdown(title, sections, header))
+    return ReportOutcome(html_path, md_path, sections)
+
+
 def build_report(results: str | os.PathLike, out: str | os.PathLike, *, report_command: str = "dpp report",
                  title: str = "DPP hardware co-design report") -> ReportOutcome:
     """Read ``results``, build every section (missing inputs: left out, with what would fill them), write
@@ -716,13 +731,5 @@ def build_report(results: str | os.PathLike, out: str | os.PathLike, *, report_c
     if data.problems:
         header.append("Problems reading the inputs: " + "; ".join(data.problems))
     for s in sections:
-        for f in s.figures:
-            atomic_write_bytes(out / "figures" / f"{_safe(f.name)}.png", f.png)
-            f.name = _safe(f.name)
         s.tables = [(name, caption, relative_paths(df, root)) for name, caption, df in s.tables]
-        for name, _, df in s.tables:
-            atomic_write_text(out / "tables" / f"{_safe(name)}.csv", df.to_csv(index=False))
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, render_html(title, sections, header))
-    atomic_write_text(md_path, render_markdown(title, sections, header))
-    return ReportOutcome(html_path, md_path, sections)
+    return write_report(out, title, sections, header)

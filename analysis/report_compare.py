@@ -30,9 +30,8 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.commands_log import read_commands  # noqa: E402
 from analysis.compare_study import load_rows, read_study, runs_table, summary_table  # noqa: E402
-from analysis.report import ReportOutcome, _png, _safe  # noqa: E402
-from analysis.report_render import Figure, Section, render_html, render_markdown  # noqa: E402
-from dpp.serialize import atomic_write_bytes, atomic_write_text  # noqa: E402
+from analysis.report import ReportOutcome, _png, write_report  # noqa: E402
+from analysis.report_render import Figure, Section  # noqa: E402
 
 METHOD_ORDER = ("dpp_paper", "dpp_warmup", "magnitude", "magnitude_qat", "srste", "random")
 METHOD_LABELS = {"dpp_paper": "DPP (paper recipe)", "dpp_warmup": "DPP (warm-up recipe)",
@@ -299,13 +298,4 @@ def build_compare_report(results: str | os.PathLike, out: str | os.PathLike, *, 
     header = [f"Study folder `{root.resolve()}`; generated {datetime.now(UTC).isoformat(timespec='seconds')} by "
               f"`{report_command}`. Accuracies are test-split accuracies after the last epoch, mean ± sample std "
               "over seeds."]
-    for s in sections:
-        for f in s.figures:
-            f.name = _safe(f.name)
-            atomic_write_bytes(out / "figures" / f"{f.name}.png", f.png)
-        for name, _, df in s.tables:
-            atomic_write_text(out / "tables" / f"{_safe(name)}.csv", df.to_csv(index=False))
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_text(html_path, render_html(title, sections, header))
-    atomic_write_text(md_path, render_markdown(title, sections, header))
-    return ReportOutcome(html_path, md_path, sections)
+    return write_report(out, title, sections, header)
