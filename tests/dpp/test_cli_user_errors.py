@@ -6,24 +6,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-
-def dpp(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def assert_one_line(proc: subprocess.CompletedProcess, needle: str) -> None:
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert "Traceback" not in proc.stderr
-    assert needle in err, err
+from tests.user_cli import assert_one_line, dpp
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,21 +16,10 @@ from dpp.data import Normalization
 from dpp.errors import FormatError
 from dpp.model_file import build_user_model, load_weights
 from dpp.network import IntNetwork
+from tests.user_cli import assert_one_line, dpp
 
 torch.set_num_threads(1)
 FIXTURE = Path(__file__).parent / "data" / "outside_model.py"
-
-
-def dpp(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-def assert_one_line(proc: subprocess.CompletedProcess, needle: str) -> None:
-    err = proc.stderr.strip()
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
-    assert needle in err, err
 
 
 @pytest.fixture(scope="module")
