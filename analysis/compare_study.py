@@ -35,8 +35,22 @@ from dpp.serialize import atomic_write_text
 
 STUDY_FILE = "compare_study.json"
 STUDY_SCHEMA = "dpp.compare_study"
-RUN_KEYS = ["study", "model", "data", "method", "train_method", "recipe", "granularity", "k", "n",
-            "density_label", "bits", "seed", "epochs", "validation_fraction"]
+RUN_KEYS = [
+    "study",
+    "model",
+    "data",
+    "method",
+    "train_method",
+    "recipe",
+    "granularity",
+    "k",
+    "n",
+    "density_label",
+    "bits",
+    "seed",
+    "epochs",
+    "validation_fraction",
+]
 GROUP_KEYS = ["model", "data", "granularity", "k", "n", "bits", "method"]
 
 
@@ -61,17 +75,26 @@ class StudyOutcome:
     summary_csv: Path
 
 
-def run_study(points: list[dict[str, Any]], skipped: list[str], out: str | os.PathLike, preset: StudyPreset, *,
-              serial: bool = False, scheduler: str | None = None, n_workers: int | None = None,
-              processes: bool = True, progress: bool = True, threads: int = 1) -> StudyOutcome:
+def run_study(
+    points: list[dict[str, Any]],
+    skipped: list[str],
+    out: str | os.PathLike,
+    preset: StudyPreset,
+    *,
+    serial: bool = False,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    progress: bool = True,
+    threads: int = 1,
+) -> StudyOutcome:
     """Train every point not yet finished in ``out`` and write the study's tables (see the module docstring)."""
     out = Path(out).resolve()
     store = ResultStore(out)
     jobs = plan_ids(points)
     done = store.done()
     todo = [(pid, p, {"threads": threads}) for pid, p in jobs if pid not in done]
-    record = dict(schema=STUDY_SCHEMA, preset=asdict(preset),
-                  runs=[pid for pid, _ in jobs], skipped=skipped)
+    record = dict(schema=STUDY_SCHEMA, preset=asdict(preset), runs=[pid for pid, _ in jobs], skipped=skipped)
     atomic_write_text(out / STUDY_FILE, json.dumps(record, indent=2) + "\n")
     if todo:
         if serial:
@@ -109,13 +132,19 @@ def bits_label(bits: Any) -> str:
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) std over seeds of the test and validation accuracy per configuration."""
     if runs.empty:
-        return pd.DataFrame(columns=[*GROUP_KEYS, "bits_label", "density", "seeds", "test_mean", "test_std",
-                                     "val_mean", "val_std"])
+        return pd.DataFrame(
+            columns=[*GROUP_KEYS, "bits_label", "density", "seeds", "test_mean", "test_std", "val_mean", "val_std"]
+        )
     df = runs.assign(bits=runs["bits"].fillna(0).astype(int))  # 0 = float inside the grouping
     g = df.groupby([*GROUP_KEYS, "bits_label"], sort=True, dropna=False)
-    out = g.agg(density=("density", "mean"), seeds=("seed", "nunique"), test_mean=("test_accuracy", "mean"),
-                test_std=("test_accuracy", "std"), val_mean=("val_accuracy", "mean"),
-                val_std=("val_accuracy", "std")).reset_index()
+    out = g.agg(
+        density=("density", "mean"),
+        seeds=("seed", "nunique"),
+        test_mean=("test_accuracy", "mean"),
+        test_std=("test_accuracy", "std"),
+        val_mean=("val_accuracy", "mean"),
+        val_std=("val_accuracy", "std"),
+    ).reset_index()
     out[["test_std", "val_std"]] = out[["test_std", "val_std"]].fillna(0.0)
     return out
 

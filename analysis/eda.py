@@ -29,14 +29,16 @@ class ToolError(DPPError):
     """An EDA tool failed or timed out (the message names the tool and carries the tail of its log)."""
 
 
-def run_yowasp(package: str, entry: str, args: list[str], workdir: Path, timeout_s: float,
-               log_name: str) -> subprocess.CompletedProcess:
+def run_yowasp(
+    package: str, entry: str, args: list[str], workdir: Path, timeout_s: float, log_name: str
+) -> subprocess.CompletedProcess:
     """Run ``<package>.<entry>(args)`` in its own Python process in ``workdir``; raise :class:`ToolError` on
     timeout. The caller checks the return code (a non-zero status can be an expected outcome)."""
     code = f"import sys, {package}; sys.exit({package}.{entry}(sys.argv[1:]))"
     try:
-        return subprocess.run([sys.executable, "-c", code, *args], cwd=workdir, capture_output=True, text=True,
-                              timeout=timeout_s)
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], cwd=workdir, capture_output=True, text=True, timeout=timeout_s
+        )
     except subprocess.TimeoutExpired:
         raise ToolError(f"{log_name} did not finish within {timeout_s:.0f} s") from None
 
@@ -54,8 +56,13 @@ def package_version(dist: str) -> str:
         return "not installed"
 
 
-def cached_json(cache_file: Path, compute: Callable[[], T], load: Callable[[dict[str, Any]], T],
-                dump: Callable[[T], dict[str, Any]], use_cache: bool = True) -> T:
+def cached_json(
+    cache_file: Path,
+    compute: Callable[[], T],
+    load: Callable[[dict[str, Any]], T],
+    dump: Callable[[T], dict[str, Any]],
+    use_cache: bool = True,
+) -> T:
     """``load(cache_file)`` if present and readable, else ``compute()`` once under a lock and store ``dump`` of it.
 
     A damaged cache entry is recomputed and overwritten; ``use_cache=False`` computes without touching the cache.

@@ -23,8 +23,7 @@ from dpp.errors import DPPError
 from rtl.layout import COUNTERS
 
 MEMORIES = ("weight", "index", "act", "out")
-COMPONENTS = ("mac_mult", "mac_add", "acc_register", "idle_lanes", "weight_read", "index_read", "act_read",
-              "out_write")
+COMPONENTS = ("mac_mult", "mac_add", "acc_register", "idle_lanes", "weight_read", "index_read", "act_read", "out_write")
 
 
 def mult_energy_pj(weight_bits: int, act_bits: int) -> float:
@@ -90,8 +89,15 @@ def check_counters(counters: Mapping[str, int]) -> dict[str, int]:
     return {c: check_int(c, counters[c], lo=0) for c in COUNTERS}
 
 
-def layer_energy(counters: Mapping[str, int], *, weight_bits: int, act_bits: int, acc_bits: int,
-                 memory_bits: Mapping[str, int], batch: int = 1) -> EnergyBreakdown:
+def layer_energy(
+    counters: Mapping[str, int],
+    *,
+    weight_bits: int,
+    act_bits: int,
+    acc_bits: int,
+    memory_bits: Mapping[str, int],
+    batch: int = 1,
+) -> EnergyBreakdown:
     """Price the seven counters of one layer run; ``memory_bits`` gives the size of each of ``MEMORIES``."""
     c = check_counters(counters)
     batch = check_int("batch", batch, lo=1)
@@ -110,10 +116,16 @@ def layer_energy(counters: Mapping[str, int], *, weight_bits: int, act_bits: int
         "act_read": sram_read_pj_per_bit(memory_bits["act"]),
         "out_write": sram_write_pj_per_bit(memory_bits["out"]),
     }
-    count = {"mac_mult": c["mac_ops"], "mac_add": c["mac_ops"], "acc_register": c["mac_ops"],
-             "idle_lanes": c["lane_idle_cycles"], "weight_read": c["weight_bits_read"],
-             "index_read": c["index_bits_read"], "act_read": c["act_bits_read"],
-             "out_write": c["out_bits_written"]}
+    count = {
+        "mac_mult": c["mac_ops"],
+        "mac_add": c["mac_ops"],
+        "acc_register": c["mac_ops"],
+        "idle_lanes": c["lane_idle_cycles"],
+        "weight_read": c["weight_bits_read"],
+        "index_read": c["index_bits_read"],
+        "act_read": c["act_bits_read"],
+        "out_write": c["out_bits_written"],
+    }
     comps = {k: unit[k] * count[k] for k in COMPONENTS}
     return EnergyBreakdown(comps, batch, c["cycles"], unit)
 

@@ -49,5 +49,5 @@ REG_IDLE_CLOCK_FRACTION = 0.5
 
 SOURCES = {
     "H14": "M. Horowitz, 'Computing's energy problem (and what we can do about it)', ISSCC 2014, "
-           "doi:10.1109/ISSCC.2014.6757323",
+    "doi:10.1109/ISSCC.2014.6757323",
 }

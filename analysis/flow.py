@@ -99,8 +99,9 @@ class FlowConfig:
 
     @property
     def run_name(self) -> str:
-        return (f"{self.model}_{self.method}_k{self.k}n{self.n}_{self.granularity}_b{self.bits}"
-                f"_e{self.epochs}_s{self.seed}")
+        return (
+            f"{self.model}_{self.method}_k{self.k}n{self.n}_{self.granularity}_b{self.bits}_e{self.epochs}_s{self.seed}"
+        )
 
 
 @dataclass
@@ -134,8 +135,12 @@ class LayerRecord:
 def _progress() -> Any:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                    TimeElapsedColumn())
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
 
 
 # ------------------------------------------------------------------------------------------ train + export
@@ -143,8 +148,16 @@ def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -
     """Train the flow's run into ``results/runs/<run>/`` unless an identical finished run is there."""
     from dpp.train import TrainConfig, save_run, train
 
-    tcfg = TrainConfig(model=cfg.model, method=cfg.method, k=cfg.k, n=cfg.n, granularity=cfg.granularity,
-                       bits=cfg.bits, epochs=cfg.epochs, seed=cfg.seed)
+    tcfg = TrainConfig(
+        model=cfg.model,
+        method=cfg.method,
+        k=cfg.k,
+        n=cfg.n,
+        granularity=cfg.granularity,
+        bits=cfg.bits,
+        epochs=cfg.epochs,
+        seed=cfg.seed,
+    )
     run_dir = results / "runs" / cfg.run_name
     cfg_file, result_file = run_dir / "config.json", run_dir / "result.json"
     if cfg_file.is_file() and result_file.is_file() and (run_dir / "checkpoint.pt").is_file():
@@ -153,8 +166,10 @@ def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -
             return run_dir
     with _progress() as bar:
         task = bar.add_task(f"train {cfg.model} ({cfg.method} {cfg.k}/{cfg.n}, {cfg.bits}-bit)", total=cfg.epochs)
-        result = train(tcfg, on_epoch=lambda rec: bar.update(task, advance=1,
-                                                             description=f"train: test acc {rec['test_accuracy']:.3f}"))
+        result = train(
+            tcfg,
+            on_epoch=lambda rec: bar.update(task, advance=1, description=f"train: test acc {rec['test_accuracy']:.3f}"),
+        )
     save_run(result, run_dir)
     log(f"trained {run_dir}: test accuracy {result.test_accuracy:.4f}, density {result.density:.4f}")
     return run_dir
@@ -176,10 +191,20 @@ def design_for(array: str, cfg: FlowConfig, layer: Any, matrix: Any, sizes: dict
     _, block, _ = key
     n = matrix.n if isinstance(matrix, KofNMatrix) else cfg.n
     dims = sizes[key]
-    return ArrayParams(arch=array, k=cfg.k, n=n, pes=cfg.pes, weight_bits=layer.weight_bits,
-                       act_bits=layer.act_bits, out_bits=layer.out_bits, block=block, max_rows=dims["rows"],
-                       max_cols=dims["cols"], max_batch=dims["batch"],
-                       act_banks=banks_for(array, cfg.act_banks))
+    return ArrayParams(
+        arch=array,
+        k=cfg.k,
+        n=n,
+        pes=cfg.pes,
+        weight_bits=layer.weight_bits,
+        act_bits=layer.act_bits,
+        out_bits=layer.out_bits,
+        block=block,
+        max_rows=dims["rows"],
+        max_cols=dims["cols"],
+        max_batch=dims["batch"],
+        act_banks=banks_for(array, cfg.act_banks),
+    )
 
 
 def batch_chunk(cols: int) -> int:
@@ -209,12 +234,17 @@ def _memory_bits(matrix: Any, layer: Any, batch: int) -> dict[str, int]:
         weight, index = sb.value_bits, sb.index_bits + sb.pointer_bits
     else:
         weight, index = layer.rows * layer.cols * layer.weight_bits, 0
-    return {"weight": weight, "index": index, "act": batch * layer.cols * layer.act_bits,
-            "out": batch * layer.rows * layer.out_bits}
+    return {
+        "weight": weight,
+        "index": index,
+        "act": batch * layer.cols * layer.act_bits,
+        "out": batch * layer.rows * layer.out_bits,
+    }
 
 
-def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any],
-                     work: Path, bar: Any) -> tuple[list[LayerRecord], np.ndarray, dict[str, Any]]:
+def simulate_network(
+    cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any], work: Path, bar: Any
+) -> tuple[list[LayerRecord], np.ndarray, dict[str, Any]]:
     """Run every matmul of ``network`` in RTL on ``arch``'s design, chaining each layer's RTL output onward."""
     from sim.run import Layer, build_array, simulate_layers
 
@@ -242,34 +272,63 @@ def simulate_network(cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str
         bar.update(task, description=f"{arch}: layer {index} ({layer.rows}x{layer.cols}, batch {x.shape[0]})")
         t0 = time.perf_counter()
         step = sizes[key]["batch"]  # vectors per hardware run; a larger batch runs in chunks on the same build
-        chunks = [Layer(matrix, x[i:i + step], layer.bias, layer.multiplier, layer.shift, layer.relu)
-                  for i in range(0, len(x), step)]
-        runs = simulate_layers(params, chunks, design=builds[key], simulator=cfg.simulator,
-                               workdir=work / f"{arch}_layer{index}")
+        chunks = [
+            Layer(matrix, x[i : i + step], layer.bias, layer.multiplier, layer.shift, layer.relu)
+            for i in range(0, len(x), step)
+        ]
+        runs = simulate_layers(
+            params, chunks, design=builds[key], simulator=cfg.simulator, workdir=work / f"{arch}_layer{index}"
+        )
         outputs = np.concatenate([r.outputs for r in runs])
         counters = {name: sum(int(r.counters[name]) for r in runs) for name in COUNTERS}
         model = {name: sum(int(r.model_counters[name]) for r in runs) for name in COUNTERS}
         ref = reference_io[index]
-        exact = all(r.bit_exact for r in runs) and x.shape == ref.x.shape and np.array_equal(x, ref.x) \
+        exact = (
+            all(r.bit_exact for r in runs)
+            and x.shape == ref.x.shape
+            and np.array_equal(x, ref.x)
             and np.array_equal(outputs, ref.y)
+        )
         if not exact:
-            where = next((r.first_mismatch() for r in runs if not r.bit_exact), None) or \
-                "the layer's input differs from the reference chain"
+            where = (
+                next((r.first_mismatch() for r in runs if not r.bit_exact), None)
+                or "the layer's input differs from the reference chain"
+            )
             raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
         if counters != model:
             bad = [f"{k}: model {model[k]}, RTL {counters[k]}" for k in COUNTERS if counters[k] != model[k]]
-            raise SimulationError(f"{arch} design, layer {index}: counters differ from the analytic model: "
-                                  f"{'; '.join(bad)}")
+            raise SimulationError(
+                f"{arch} design, layer {index}: counters differ from the analytic model: {'; '.join(bad)}"
+            )
         lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
-        energy = layer_energy(counters, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
-                              acc_bits=int(params.acc_bits), memory_bits=_memory_bits(matrix, layer, min(len(x), step)),
-                              batch=x.shape[0])
-        records.append(LayerRecord(
-            arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,
-            batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"],
-            utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0, energy_pj=energy.total_pj,
-            storage_bits=storage_bits_of(matrix, layer), sim_seconds=time.perf_counter() - t0,
-            design=params.to_dict(), **counters))
+        energy = layer_energy(
+            counters,
+            weight_bits=layer.weight_bits,
+            act_bits=layer.act_bits,
+            acc_bits=int(params.acc_bits),
+            memory_bits=_memory_bits(matrix, layer, min(len(x), step)),
+            batch=x.shape[0],
+        )
+        records.append(
+            LayerRecord(
+                arch=arch,
+                array=array,
+                layer=index,
+                kind=layer.kind,
+                rows=layer.rows,
+                cols=layer.cols,
+                batch=int(x.shape[0]),
+                bit_exact=True,
+                counters_match=True,
+                model_cycles=model["cycles"],
+                utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0,
+                energy_pj=energy.total_pj,
+                storage_bits=storage_bits_of(matrix, layer),
+                sim_seconds=time.perf_counter() - t0,
+                design=params.to_dict(),
+                **counters,
+            )
+        )
         bar.advance(task)
         return outputs
 
@@ -299,8 +358,10 @@ def design_name(record: LayerRecord) -> str:
     return f"{record.arch}:{record.array}/{record.design.get('block', 1)}/{record.design['out_bits']}"
 
 
-def timing_of_designs(designs: dict[str, dict[str, Any]], log: Callable[[str], None] = print,
-                      ) -> dict[str, dict[str, Any]]:
+def timing_of_designs(
+    designs: dict[str, dict[str, Any]],
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
     """ECP5 place-and-route of each distinct build (:func:`analysis.timing.timing_of_params`, cached per design,
     the array as deployed: no performance counters): ``name -> TimingReport dict`` plus ``reason`` (empty, or
     why it has no Fmax: the one-line no-fit message, or the tool that failed or stopped)."""
@@ -310,16 +371,24 @@ def timing_of_designs(designs: dict[str, dict[str, Any]], log: Callable[[str], N
     out = {}
     for name, p in designs.items():
         report, reason = timing_or_reason(ArrayParams.from_dict(p), TIMING_FLOW, counters=False)
-        out[name] = {**(report.to_dict() if report is not None else {"fits": None, "fmax_mhz": None}),
-                     "reason": reason}
+        out[name] = {**(report.to_dict() if report is not None else {"fits": None, "fmax_mhz": None}), "reason": reason}
         cp = out[name].get("critical_path") or {}
-        log(f"{name}: " + (f"Fmax {report.fmax_mhz} MHz on {report.part}, critical path through "
-                           f"{' > '.join(cp.get('parts', []))}" if report is not None and report.fits else reason))
+        log(
+            f"{name}: "
+            + (
+                f"Fmax {report.fmax_mhz} MHz on {report.part}, critical path through {' > '.join(cp.get('parts', []))}"
+                if report is not None and report.fits
+                else reason
+            )
+        )
     return out
 
 
-def time_per_image(records: list[LayerRecord], timing: dict[str, dict[str, Any]], images: int,
-                   ) -> tuple[float, str]:
+def time_per_image(
+    records: list[LayerRecord],
+    timing: dict[str, dict[str, Any]],
+    images: int,
+) -> tuple[float, str]:
     """(seconds per image, reason) of one array: each layer's cycles at its own build's Fmax, summed; NaN and the
     builds' reasons when one of them has no Fmax."""
     total, reasons = 0.0, []
@@ -335,8 +404,9 @@ def time_per_image(records: list[LayerRecord], timing: dict[str, dict[str, Any]]
     return (float("nan"), "; ".join(reasons)) if reasons else (total / images, "")
 
 
-def timing_summary(records: list[LayerRecord], timing: dict[str, dict[str, Any]], images: int,
-                   energy_per_image_pj: float) -> dict[str, Any]:
+def timing_summary(
+    records: list[LayerRecord], timing: dict[str, dict[str, Any]], images: int, energy_per_image_pj: float
+) -> dict[str, Any]:
     """An array's time per image, throughput, energy per image (J) and EDP at its builds' own Fmax, the Fmax and
     critical path of its main build (the one running the most cycles) and ``timing_message`` (why no time)."""
     from analysis.timing_metrics import per_inference_in
@@ -347,10 +417,16 @@ def timing_summary(records: list[LayerRecord], timing: dict[str, dict[str, Any]]
         cycles[design_name(r)] = cycles.get(design_name(r), 0) + r.cycles
     main = timing.get(max(cycles, key=lambda name: cycles[name]), {}) if cycles else {}
     cp = main.get("critical_path") or {}
-    per_image = {k.replace("inference", "image"): None if v != v else v  # NaN (no Fmax) is stored as null
-                 for k, v in per_inference_in(time_s, energy_per_image_pj).items()}
-    return {"fmax_mhz": main.get("fmax_mhz") if main.get("fits") else None,
-            "critical_path": " > ".join(cp.get("parts", [])), "timing_message": reason, **per_image}
+    per_image = {
+        k.replace("inference", "image"): None if v != v else v  # NaN (no Fmax) is stored as null
+        for k, v in per_inference_in(time_s, energy_per_image_pj).items()
+    }
+    return {
+        "fmax_mhz": main.get("fmax_mhz") if main.get("fits") else None,
+        "critical_path": " > ".join(cp.get("parts", [])),
+        "timing_message": reason,
+        **per_image,
+    }
 
 
 # ------------------------------------------------------------------------------------------ the flow
@@ -369,8 +445,9 @@ class PreparedNetwork:
     ref_pred: np.ndarray
 
 
-def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
-                    log: Callable[[str], None]) -> PreparedNetwork:
+def prepare_network(
+    cfg: FlowConfig, results: Path, data: Any, images: int, log: Callable[[str], None]
+) -> PreparedNetwork:
     """Train (or reuse) ``cfg``'s run, export it, and run its torch model and integer reference on the images."""
     import torch
 
@@ -381,8 +458,10 @@ def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
     run_dir = train_or_reuse(cfg, results, log)
     net_dir = results / "nets" / cfg.run_name
     agreement = run_export(run_dir, net_dir)
-    log(f"exported {net_dir}: integer vs torch predictions identical on {agreement['identical']}/"
-        f"{agreement['images']} test images ({100 * agreement['agreement']:.2f} %)")
+    log(
+        f"exported {net_dir}: integer vs torch predictions identical on {agreement['identical']}/"
+        f"{agreement['images']} test images ({100 * agreement['agreement']:.2f} %)"
+    )
     network = IntNetwork.load(net_dir)
     _, qnet = load_run(run_dir)
     x = data.x_test[:images]
@@ -390,12 +469,22 @@ def prepare_network(cfg: FlowConfig, results: Path, data: Any, images: int,
         torch_pred = qnet(x).argmax(dim=1).numpy()
     x_int = network.quantize_input(x.numpy())
     ref_outs, reference_io = network.run_with(x_int, lambda _i, layer, x: layer.matmul(x))
-    return PreparedNetwork(cfg.method, run_dir, net_dir, agreement, network, x_int, reference_io, torch_pred,
-                           np.argmax(ref_outs[-1], axis=1))  # as IntNetwork.predict, without a second pass
+    return PreparedNetwork(
+        cfg.method,
+        run_dir,
+        net_dir,
+        agreement,
+        network,
+        x_int,
+        reference_io,
+        torch_pred,
+        np.argmax(ref_outs[-1], axis=1),
+    )  # as IntNetwork.predict, without a second pass
 
 
-def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print,
-             report: bool = True) -> dict[str, Any]:
+def run_flow(
+    cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None] = print, report: bool = True
+) -> dict[str, Any]:
     """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
     from analysis.flow_model import check_flow_model_target
     from dpp.data import load_dataset
@@ -430,13 +519,19 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
             records += recs
             designs.update({f"{arch}:{k}": v for k, v in des.items()})
             summary_arch[arch] = dict(
-                cycles=sum(r.cycles for r in recs), energy_pj=sum(r.energy_pj for r in recs),
-                mac_ops=sum(r.mac_ops for r in recs), storage_bits=sum(r.storage_bits for r in recs),
-                bit_exact=all(r.bit_exact for r in recs), counters_match=all(r.counters_match for r in recs),
+                cycles=sum(r.cycles for r in recs),
+                energy_pj=sum(r.energy_pj for r in recs),
+                mac_ops=sum(r.mac_ops for r in recs),
+                storage_bits=sum(r.storage_bits for r in recs),
+                bit_exact=all(r.bit_exact for r in recs),
+                counters_match=all(r.counters_match for r in recs),
                 classes_equal_torch=int((pred == net.torch_pred).sum()),
                 classes_equal_reference=int((pred == net.ref_pred).sum()),
-                rtl_accuracy=float((pred == labels).mean()), trained_method=net.method, network=str(net.net_dir),
-                torch_accuracy=float((net.torch_pred == labels).mean()))
+                rtl_accuracy=float((pred == labels).mean()),
+                trained_method=net.method,
+                network=str(net.net_dir),
+                torch_accuracy=float((net.torch_pred == labels).mean()),
+            )
     for arch, s in summary_arch.items():
         s["cycles_per_image"] = s["cycles"] / images
         s["energy_per_image_pj"] = s["energy_pj"] / images
@@ -451,12 +546,23 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
         base, mine = summary_arch["kofn"]["time_per_image_s"], s["time_per_image_s"]
         if arch != "kofn":
             s["kofn_time_speedup"] = mine / base if mine is not None and base else None
-    result = dict(schema=FLOW_SCHEMA, schema_version=1, config=asdict(cfg), run=str(main.run_dir),
-                  network=str(main.net_dir), images=images, export_agreement=main.agreement,
-                  torch_accuracy=float((main.torch_pred == labels).mean()),
-                  reference_accuracy=float((main.ref_pred == labels).mean()), archs=summary_arch,
-                  layers=[asdict(r) for r in records], designs=designs, area=area, timing=timing,
-                  seconds=round(time.perf_counter() - t_start, 1))
+    result = dict(
+        schema=FLOW_SCHEMA,
+        schema_version=1,
+        config=asdict(cfg),
+        run=str(main.run_dir),
+        network=str(main.net_dir),
+        images=images,
+        export_agreement=main.agreement,
+        torch_accuracy=float((main.torch_pred == labels).mean()),
+        reference_accuracy=float((main.ref_pred == labels).mean()),
+        archs=summary_arch,
+        layers=[asdict(r) for r in records],
+        designs=designs,
+        area=area,
+        timing=timing,
+        seconds=round(time.perf_counter() - t_start, 1),
+    )
     csr = network_for("csr") if "csr" in cfg.archs else main
     if csr is not main:
         result.update(csr_run=str(csr.run_dir), csr_network=str(csr.net_dir), csr_export_agreement=csr.agreement)
@@ -469,8 +575,9 @@ def run_flow(cfg: FlowConfig, results: str | Path, *, log: Callable[[str], None]
     if report:
         from analysis.report import build_report
 
-        out = build_report(results, results / "report",
-                           report_command=f"dpp report {results} --out {results / 'report'}")
+        out = build_report(
+            results, results / "report", report_command=f"dpp report {results} --out {results / 'report'}"
+        )
         result["report"] = str(out.html)
     return result
 
@@ -494,7 +601,7 @@ def _write_layers_csv(records: list[LayerRecord], path: Path) -> None:
 
 def flow_ok(result: dict[str, Any]) -> bool:
     """True when every layer of every design was bit-exact, counters matched and classes equal the reference."""
-    return all(s["bit_exact"] and s["counters_match"] and s["classes_equal_reference"] == result["images"]
-               for s in result["archs"].values())
-
-
+    return all(
+        s["bit_exact"] and s["counters_match"] and s["classes_equal_reference"] == result["images"]
+        for s in result["archs"].values()
+    )

@@ -63,18 +63,37 @@ def flow_model_config(config: dict[str, Any], layers: Iterable[dict[str, Any]], 
     batch = min(images, batch_chunk(max(int(r["cols"]) for r in recs)))
     raw_layers = []
     for r in recs:
-        layer = {"name": f"layer{int(r['layer'])}", "rows": int(r["rows"]), "cols": int(r["cols"]),
-                 "vectors": max(1, int(r["batch"]) // images)}  # a conv layer: its output positions per image
+        layer = {
+            "name": f"layer{int(r['layer'])}",
+            "rows": int(r["rows"]),
+            "cols": int(r["cols"]),
+            "vectors": max(1, int(r["batch"]) // images),
+        }  # a conv layer: its output positions per image
         block = int(r["design"].get("block", 1))
         if block > 1:
             layer["block"] = [block]
         raw_layers.append(layer)
-    return parse_config({
-        "name": MODEL_SWEEP_NAME, "seed": int(config.get("seed", 0)), "batch": batch,
-        "grid": {"arch": list(config.get("archs", ("kofn", "dense", "csr"))), "k": ks, "n": ns, "block": [1],
-                 "pes": list(dict.fromkeys(model_pes(int(config["pes"])))), "weight_bits": [int(config["bits"])],
-                 "act_bits": [act_bits], "out_bits": [out_bits], "act_banks": [0, banks] if banks else [0]},
-        "layers": raw_layers, "rtl_sample": 0, "area": {"enabled": False}})
+    return parse_config(
+        {
+            "name": MODEL_SWEEP_NAME,
+            "seed": int(config.get("seed", 0)),
+            "batch": batch,
+            "grid": {
+                "arch": list(config.get("archs", ("kofn", "dense", "csr"))),
+                "k": ks,
+                "n": ns,
+                "block": [1],
+                "pes": list(dict.fromkeys(model_pes(int(config["pes"])))),
+                "weight_bits": [int(config["bits"])],
+                "act_bits": [act_bits],
+                "out_bits": [out_bits],
+                "act_banks": [0, banks] if banks else [0],
+            },
+            "layers": raw_layers,
+            "rtl_sample": 0,
+            "area": {"enabled": False},
+        }
+    )
 
 
 def check_flow_model_target(results: str | Path) -> None:
@@ -88,8 +107,10 @@ def check_flow_model_target(results: str | Path) -> None:
     except (ValueError, AttributeError):
         return  # unreadable: replaced
     if name != MODEL_SWEEP_NAME:
-        raise DPPError(f"{Path(results)} holds the table of sweep {name!r} (sweep_config.json); the flow's model "
-                       f"table would replace it: choose another --out")
+        raise DPPError(
+            f"{Path(results)} holds the table of sweep {name!r} (sweep_config.json); the flow's model "
+            f"table would replace it: choose another --out"
+        )
 
 
 def run_flow_model(flow: dict[str, Any], results: str | Path, *, progress: bool = False) -> SweepOutcome:
@@ -98,5 +119,6 @@ def run_flow_model(flow: dict[str, Any], results: str | Path, *, progress: bool 
     (:func:`check_flow_model_target`)."""
     check_flow_model_target(results)
     cfg = flow_model_config(flow["config"], flow["layers"], int(flow["images"]))
-    return run_sweep(cfg, results, serial=True, progress=progress, caps={"model": True, "rtl": False, "verilog": False},
-                     force=True)  # a previous flow's model table (another k/n, PEs) is replaced, as flow.json is
+    return run_sweep(
+        cfg, results, serial=True, progress=progress, caps={"model": True, "rtl": False, "verilog": False}, force=True
+    )  # a previous flow's model table (another k/n, PEs) is replaced, as flow.json is

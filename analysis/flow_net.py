@@ -122,14 +122,17 @@ def network_data(cfg: NetFlowConfig, network: Any) -> Any:
     if cfg.normalize is not None:
         given = parse_normalize(cfg.normalize)
         if norm is not None and given != norm:
-            raise DPPError(f"--normalize {cfg.normalize!r} differs from the network's own ({norm.text}); omit "
-                           "--normalize to use it")
+            raise DPPError(
+                f"--normalize {cfg.normalize!r} differs from the network's own ({norm.text}); omit "
+                "--normalize to use it"
+            )
         norm = given
     data = load_data(cfg.data, normalize=norm)
     shape = tuple(int(v) for v in data.x_test.shape[1:])
     if shape != tuple(network.input_shape):
-        raise DPPError(f"--data {cfg.data!r} has images of shape {list(shape)}, the network takes "
-                       f"{list(network.input_shape)}")
+        raise DPPError(
+            f"--data {cfg.data!r} has images of shape {list(shape)}, the network takes {list(network.input_shape)}"
+        )
     return data
 
 
@@ -159,14 +162,22 @@ def placement(network: Any, x_int: np.ndarray, archs: tuple[str, ...]) -> tuple[
     def record(node: dict[str, Any], y: np.ndarray) -> None:
         op = node["op"]
         per_image = int(np.prod(y.shape[1:]))
-        entry: dict[str, Any] = dict(name=node["name"], op=op, inputs=list(node["inputs"]),
-                                     where="array" if op == "matmul" else "host", shape=list(y.shape[1:]))
+        entry: dict[str, Any] = dict(
+            name=node["name"],
+            op=op,
+            inputs=list(node["inputs"]),
+            where="array" if op == "matmul" else "host",
+            shape=list(y.shape[1:]),
+        )
         if op == "matmul":
             layers = [network.layers[i] for i in node["layers"]]
             vectors = per_image // sum(layer.rows for layer in layers)  # output positions per image
-            entry.update(layers=list(node["layers"]), groups=len(layers),
-                         macs=sum(layer.rows * layer.cols for layer in layers) * vectors,
-                         arrays={arch: sorted({layer_matrix(arch, layer)[0] for layer in layers}) for arch in archs})
+            entry.update(
+                layers=list(node["layers"]),
+                groups=len(layers),
+                macs=sum(layer.rows * layer.cols for layer in layers) * vectors,
+                arrays={arch: sorted({layer_matrix(arch, layer)[0] for layer in layers}) for arch in archs},
+            )
         elif op in ("avgpool", "global_avgpool"):
             window = math.prod(pair("kernel", node["kernel"])) if op == "avgpool" else _spatial(nodes, node, network)
             entry.update(macs=per_image * window)
@@ -198,13 +209,25 @@ def _params(key: tuple, cfg: NetFlowConfig, layer: Any, dims: dict[str, int]) ->
     from rtl.params import ArrayParams
 
     array, k, n, block, weight_bits, out_bits = key
-    return ArrayParams(arch=array, k=k, n=n, pes=cfg.pes, weight_bits=weight_bits, act_bits=layer.act_bits,
-                       out_bits=out_bits, block=block, max_rows=dims["rows"], max_cols=dims["cols"],
-                       max_batch=dims["batch"], bias_bits=dims["bias_bits"])
+    return ArrayParams(
+        arch=array,
+        k=k,
+        n=n,
+        pes=cfg.pes,
+        weight_bits=weight_bits,
+        act_bits=layer.act_bits,
+        out_bits=out_bits,
+        block=block,
+        max_rows=dims["rows"],
+        max_cols=dims["cols"],
+        max_batch=dims["batch"],
+        bias_bits=dims["bias_bits"],
+    )
 
 
-def simulate_network(cfg: NetFlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any],
-                     work: Path) -> tuple[list[LayerRecord], np.ndarray, dict]:
+def simulate_network(
+    cfg: NetFlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any], work: Path
+) -> tuple[list[LayerRecord], np.ndarray, dict]:
     """Run every layer of ``network`` on ``arch``'s design in RTL, chaining the hardware outputs through the
     host ops; returns the layer records, the network's output (RTL logits) and the designs built."""
     from rtl.params import bias_bits_for
@@ -212,8 +235,7 @@ def simulate_network(cfg: NetFlowConfig, network: Any, x_int: np.ndarray, arch: 
 
     k, n = design_lanes(network, cfg.k)
     mats = [layer_matrix(arch, layer) for layer in network.layers]
-    keys = [_build_key(array, matrix, layer, k, n) for (array, matrix), layer in zip(mats, network.layers,
-                                                                                     strict=True)]
+    keys = [_build_key(array, matrix, layer, k, n) for (array, matrix), layer in zip(mats, network.layers, strict=True)]
     sizes: dict[tuple, dict[str, int]] = {}
     for key, layer, io in zip(keys, network.layers, reference_io, strict=True):
         d = sizes.setdefault(key, {"rows": 1, "cols": 1, "batch": 1, "bias_bits": 1})
@@ -249,15 +271,18 @@ def simulate_network(cfg: NetFlowConfig, network: Any, x_int: np.ndarray, arch: 
         for i, xi in todo:
             lay = network.layers[i]
             for s in range(0, len(xi), chunk):
-                jobs.append(Layer(mats[i][1], xi[s:s + chunk], lay.bias, lay.multiplier, lay.shift, lay.relu))
+                jobs.append(Layer(mats[i][1], xi[s : s + chunk], lay.bias, lay.multiplier, lay.shift, lay.relu))
                 owner.append(i)
         what = f"layer {index + 1}" if not later else f"layers {index + 1}-{later[-1] + 1} (one per conv group)"
         layer = network.layers[index]
         t0 = time.perf_counter()
-        with step(f"{arch} design: {what} of {len(network.layers)} on the {mats[index][0]} array "
-                  f"({layer.rows}x{layer.cols}, {x.shape[0]} input vectors)"):
-            runs = simulate_layers(params, jobs, design=builds[key], simulator=cfg.simulator,
-                                   workdir=work / f"{arch}_layer{index}")
+        with step(
+            f"{arch} design: {what} of {len(network.layers)} on the {mats[index][0]} array "
+            f"({layer.rows}x{layer.cols}, {x.shape[0]} input vectors)"
+        ):
+            runs = simulate_layers(
+                params, jobs, design=builds[key], simulator=cfg.simulator, workdir=work / f"{arch}_layer{index}"
+            )
         seconds = (time.perf_counter() - t0) / len(todo)
         for i, xi in todo:
             pending[i] = (xi, [r for r, o in zip(runs, owner, strict=True) if o == i], seconds)
@@ -274,22 +299,44 @@ def simulate_network(cfg: NetFlowConfig, network: Any, x_int: np.ndarray, arch: 
         ref = reference_io[index]
         chained = np.array_equal(x, x_run) and np.array_equal(x, ref.x)
         if not (chained and all(r.bit_exact for r in runs) and np.array_equal(outputs, ref.y)):
-            where = next((r.first_mismatch() for r in runs if not r.bit_exact), None) or \
-                "its input differs from the integer reference chain"
+            where = (
+                next((r.first_mismatch() for r in runs if not r.bit_exact), None)
+                or "its input differs from the integer reference chain"
+            )
             raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
         if counters != model:
             bad = [f"{c}: model {model[c]}, RTL {counters[c]}" for c in COUNTERS if counters[c] != model[c]]
             raise SimulationError(f"{arch} design, layer {index}: counters differ from the model: {'; '.join(bad)}")
         lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
         memory = _memory_bits(matrix, layer, min(len(x), chunk))
-        energy = layer_energy(counters, weight_bits=layer.weight_bits, act_bits=layer.act_bits,
-                              acc_bits=int(params.acc_bits), memory_bits=memory, batch=x.shape[0])
-        records.append(LayerRecord(
-            arch=arch, array=array, layer=index, kind=layer.kind, rows=layer.rows, cols=layer.cols,
-            batch=int(x.shape[0]), bit_exact=True, counters_match=True, model_cycles=model["cycles"],
-            utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0, energy_pj=energy.total_pj,
-            storage_bits=storage_bits_of(matrix, layer), sim_seconds=seconds,
-            design=params.to_dict(), **counters))
+        energy = layer_energy(
+            counters,
+            weight_bits=layer.weight_bits,
+            act_bits=layer.act_bits,
+            acc_bits=int(params.acc_bits),
+            memory_bits=memory,
+            batch=x.shape[0],
+        )
+        records.append(
+            LayerRecord(
+                arch=arch,
+                array=array,
+                layer=index,
+                kind=layer.kind,
+                rows=layer.rows,
+                cols=layer.cols,
+                batch=int(x.shape[0]),
+                bit_exact=True,
+                counters_match=True,
+                model_cycles=model["cycles"],
+                utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0,
+                energy_pj=energy.total_pj,
+                storage_bits=storage_bits_of(matrix, layer),
+                sim_seconds=seconds,
+                design=params.to_dict(),
+                **counters,
+            )
+        )
         return outputs
 
     ex = network.execute(x_int, hook)
@@ -324,29 +371,48 @@ def run_flow_net(cfg: NetFlowConfig, out: str | Path) -> dict[str, Any]:
         records += recs
         designs.update({f"{arch}:{key}": v for key, v in des.items()})
         summary[arch] = dict(
-            cycles=sum(r.cycles for r in recs), energy_pj=sum(r.energy_pj for r in recs),
-            mac_ops=sum(r.mac_ops for r in recs), storage_bits=sum(r.storage_bits for r in recs),
-            bit_exact=all(r.bit_exact for r in recs), counters_match=all(r.counters_match for r in recs),
+            cycles=sum(r.cycles for r in recs),
+            energy_pj=sum(r.energy_pj for r in recs),
+            mac_ops=sum(r.mac_ops for r in recs),
+            storage_bits=sum(r.storage_bits for r in recs),
+            bit_exact=all(r.bit_exact for r in recs),
+            counters_match=all(r.counters_match for r in recs),
             classes_equal_reference=int((pred == ref_pred).sum()),
             classes_equal_torch=None if torch_pred is None else int((pred == torch_pred).sum()),
-            rtl_accuracy=float((pred == labels).mean()), layers=len(recs),
-            arrays=dict(Counter(r.array for r in recs)))
-        summary[arch].update(cycles_per_image=summary[arch]["cycles"] / images,
-                             energy_per_image_pj=summary[arch]["energy_pj"] / images)
+            rtl_accuracy=float((pred == labels).mean()),
+            layers=len(recs),
+            arrays=dict(Counter(r.array for r in recs)),
+        )
+        summary[arch].update(
+            cycles_per_image=summary[arch]["cycles"] / images, energy_per_image_pj=summary[arch]["energy_pj"] / images
+        )
     if "kofn" in summary:
         for arch, s in summary.items():
             if arch != "kofn":
                 s["kofn_speedup"] = s["cycles"] / summary["kofn"]["cycles"]
                 s["kofn_energy_saving"] = s["energy_pj"] / summary["kofn"]["energy_pj"]
     k, n = design_lanes(network, cfg.k)
-    result = dict(schema=FLOW_NET_SCHEMA, schema_version=1, config=asdict(cfg), network=str(Path(cfg.net).resolve()),
-                  meta=network.meta, images=images, k=k, n=n, pes=cfg.pes,
-                  reference_accuracy=float((ref_pred == labels).mean()),
-                  torch_accuracy=None if torch_pred is None else float((torch_pred == labels).mean()),
-                  torch_available=torch_pred is not None, mac_share=share,
-                  macs_per_image=sum(nd["macs"] for nd in nodes), nodes=nodes, archs=summary,
-                  layers=[{k2: v for k2, v in asdict(r).items() if k2 != "design"} for r in records],
-                  designs=designs, seconds=round(time.perf_counter() - t_start, 1))
+    result = dict(
+        schema=FLOW_NET_SCHEMA,
+        schema_version=1,
+        config=asdict(cfg),
+        network=str(Path(cfg.net).resolve()),
+        meta=network.meta,
+        images=images,
+        k=k,
+        n=n,
+        pes=cfg.pes,
+        reference_accuracy=float((ref_pred == labels).mean()),
+        torch_accuracy=None if torch_pred is None else float((torch_pred == labels).mean()),
+        torch_available=torch_pred is not None,
+        mac_share=share,
+        macs_per_image=sum(nd["macs"] for nd in nodes),
+        nodes=nodes,
+        archs=summary,
+        layers=[{k2: v for k2, v in asdict(r).items() if k2 != "design"} for r in records],
+        designs=designs,
+        seconds=round(time.perf_counter() - t_start, 1),
+    )
     atomic_write_text(out / FLOW_NET_FILE, json.dumps(result, indent=2, default=_json_default) + "\n")
     _write_layers_csv(records, out / "flow_net_layers.csv")
     atomic_write_text(out / "report.md", report_markdown(result))
@@ -359,29 +425,48 @@ def _classes(logits: np.ndarray) -> np.ndarray:
 
 def flow_net_ok(result: dict[str, Any]) -> bool:
     """Every layer bit-exact, counters equal to the model, RTL classes equal to the reference (and to torch)."""
-    return all(s["bit_exact"] and s["counters_match"] and s["classes_equal_reference"] == result["images"]
-               and s["classes_equal_torch"] in (None, result["images"]) for s in result["archs"].values())
+    return all(
+        s["bit_exact"]
+        and s["counters_match"]
+        and s["classes_equal_reference"] == result["images"]
+        and s["classes_equal_torch"] in (None, result["images"])
+        for s in result["archs"].values()
+    )
 
 
 def report_markdown(result: dict[str, Any]) -> str:
     """``report.md``: which op ran where, the share of MACs on the arrays, and per array the headline numbers."""
     images = result["images"]
-    lines = [f"# {Path(result['network']).name}: every matmul layer in RTL ({images} images)", "",
-             f"Network {result['network']}; {result['pes']} PEs x k={result['k']} multipliers per array. "
-             f"MACs on the arrays: **{100 * result['mac_share']:.2f} %** of "
-             f"{result['macs_per_image']:,} per image; the rest ran on the host in the integer reference.", "",
-             "| node | op | runs on | layers | MACs / image |", "|---|---|---|---|---|"]
+    lines = [
+        f"# {Path(result['network']).name}: every matmul layer in RTL ({images} images)",
+        "",
+        f"Network {result['network']}; {result['pes']} PEs x k={result['k']} multipliers per array. "
+        f"MACs on the arrays: **{100 * result['mac_share']:.2f} %** of "
+        f"{result['macs_per_image']:,} per image; the rest ran on the host in the integer reference.",
+        "",
+        "| node | op | runs on | layers | MACs / image |",
+        "|---|---|---|---|---|",
+    ]
     for nd in result["nodes"]:
-        where = nd["where"] if nd["where"] == "host" else \
-            "array: " + "; ".join(f"{a} design: {'+'.join(arrs)}" for a, arrs in nd["arrays"].items())
+        where = (
+            nd["where"]
+            if nd["where"] == "host"
+            else "array: " + "; ".join(f"{a} design: {'+'.join(arrs)}" for a, arrs in nd["arrays"].items())
+        )
         layers = f"{nd['groups']} (one per group)" if nd.get("groups", 1) > 1 else str(len(nd.get("layers", [])))
         lines.append(f"| {nd['name']} | {nd['op']} | {where} | {layers} | {nd['macs']:,} |")
-    lines += ["", "| design | bit-exact | counters = model | classes = reference | classes = torch | RTL accuracy "
-              "| cycles / image | energy / image (nJ) | k-of-n speed-up |", "|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| design | bit-exact | counters = model | classes = reference | classes = torch | RTL accuracy "
+        "| cycles / image | energy / image (nJ) | k-of-n speed-up |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for arch, s in result["archs"].items():
         torch_eq = "-" if s["classes_equal_torch"] is None else f"{s['classes_equal_torch']}/{images}"
         speedup = f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-"
-        lines.append(f"| {arch} | {'yes' if s['bit_exact'] else 'NO'} | {'yes' if s['counters_match'] else 'NO'} "
-                     f"| {s['classes_equal_reference']}/{images} | {torch_eq} | {s['rtl_accuracy']:.3f} "
-                     f"| {s['cycles_per_image']:,.0f} | {s['energy_per_image_pj'] / 1000:.2f} | {speedup} |")
+        lines.append(
+            f"| {arch} | {'yes' if s['bit_exact'] else 'NO'} | {'yes' if s['counters_match'] else 'NO'} "
+            f"| {s['classes_equal_reference']}/{images} | {torch_eq} | {s['rtl_accuracy']:.3f} "
+            f"| {s['cycles_per_image']:,.0f} | {s['energy_per_image_pj'] / 1000:.2f} | {speedup} |"
+        )
     return "\n".join(lines) + "\n"

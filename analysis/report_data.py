@@ -171,8 +171,22 @@ def flow_layers(flow: dict[str, Any] | None) -> pd.DataFrame | None:
     df["cycles_per_image"] = df["cycles"] / images
     df["model_cycles_per_image"] = df["model_cycles"] / images
     df["energy_per_image_pj"] = df["energy_pj"] / images
-    cols = ["arch", "array", "layer", "kind", "rows", "cols", "vectors_per_image", "bit_exact", "counters_match",
-            "cycles_per_image", "model_cycles_per_image", "utilisation", "energy_per_image_pj", "storage_bits"]
+    cols = [
+        "arch",
+        "array",
+        "layer",
+        "kind",
+        "rows",
+        "cols",
+        "vectors_per_image",
+        "bit_exact",
+        "counters_match",
+        "cycles_per_image",
+        "model_cycles_per_image",
+        "utilisation",
+        "energy_per_image_pj",
+        "storage_bits",
+    ]
     return df[[c for c in cols if c in df.columns]]
 
 
@@ -182,10 +196,26 @@ def flow_summary(flow: dict[str, Any] | None) -> pd.DataFrame | None:
     if not flow or not flow.get("archs"):
         return None
     df = pd.DataFrame([{"arch": a, **s} for a, s in flow["archs"].items()])
-    cols = ["arch", "trained_method", "network", "bit_exact", "counters_match", "classes_equal_torch",
-            "classes_equal_reference", "rtl_accuracy", "torch_accuracy", "cycles_per_image", "fmax_mhz",
-            "time_per_image_s", "energy_per_image_pj", "edp_js", "storage_bits", "kofn_speedup", "kofn_time_speedup",
-            "kofn_energy_saving"]
+    cols = [
+        "arch",
+        "trained_method",
+        "network",
+        "bit_exact",
+        "counters_match",
+        "classes_equal_torch",
+        "classes_equal_reference",
+        "rtl_accuracy",
+        "torch_accuracy",
+        "cycles_per_image",
+        "fmax_mhz",
+        "time_per_image_s",
+        "energy_per_image_pj",
+        "edp_js",
+        "storage_bits",
+        "kofn_speedup",
+        "kofn_time_speedup",
+        "kofn_energy_saving",
+    ]
     return df[[c for c in cols if c in df.columns]]
 
 
@@ -198,10 +228,22 @@ def flow_timing(flow: dict[str, Any] | None) -> pd.DataFrame | None:
     recs = []
     for name, t in timing.items():
         cp = t.get("critical_path") or {}
-        recs.append({"design": name, "part": t.get("part"), "fits": t.get("fits"), "fmax_mhz": t.get("fmax_mhz"),
-                     "luts": t.get("luts"), "ffs": t.get("ffs"), "dsp_blocks": t.get("dsp_blocks"),
-                     "bram_blocks": t.get("bram_blocks"), "critical_path": " > ".join(cp.get("parts", [])),
-                     "path_start": cp.get("start"), "path_end": cp.get("end"), "reason": t.get("reason", "")})
+        recs.append(
+            {
+                "design": name,
+                "part": t.get("part"),
+                "fits": t.get("fits"),
+                "fmax_mhz": t.get("fmax_mhz"),
+                "luts": t.get("luts"),
+                "ffs": t.get("ffs"),
+                "dsp_blocks": t.get("dsp_blocks"),
+                "bram_blocks": t.get("bram_blocks"),
+                "critical_path": " > ".join(cp.get("parts", [])),
+                "path_start": cp.get("start"),
+                "path_end": cp.get("end"),
+                "reason": t.get("reason", ""),
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -216,8 +258,14 @@ def flow_time_vs_density(flow: dict[str, Any] | None) -> pd.DataFrame | None:
         mine = [r for r in layers if r["arch"] == arch]
         macs = sum(int(r["mac_ops"]) for r in mine)
         dense_macs = sum(int(r["rows"]) * int(r["cols"]) * int(r["batch"]) for r in mine)
-        recs.append({"arch": arch, "density": macs / dense_macs if dense_macs else float("nan"),
-                     "time_per_image_s": s.get("time_per_image_s"), "fmax_mhz": s.get("fmax_mhz")})
+        recs.append(
+            {
+                "arch": arch,
+                "density": macs / dense_macs if dense_macs else float("nan"),
+                "time_per_image_s": s.get("time_per_image_s"),
+                "fmax_mhz": s.get("fmax_mhz"),
+            }
+        )
     return pd.DataFrame(recs)
 
 
@@ -254,10 +302,15 @@ def headline_table(flow: dict[str, Any] | None, runs: pd.DataFrame | None = None
         net = f"{s.get('trained_method', cfg.get('method'))} ({cfg.get('model')}, {cfg.get('k')}/{cfg.get('n')})"
         if arch != "kofn" and "kofn" in archs and s.get("network") == archs["kofn"].get("network"):
             net += ", same as k-of-n"
-        rec = {"arch": arch, "network": net, "rtl_accuracy": s.get("rtl_accuracy"),
-               "test_accuracy": _run_accuracy(runs, s.get("network")),
-               "cycles_per_image": s["cycles_per_image"], "energy_per_image_pj": s["energy_per_image_pj"],
-               "storage_bits": s.get("storage_bits")}
+        rec = {
+            "arch": arch,
+            "network": net,
+            "rtl_accuracy": s.get("rtl_accuracy"),
+            "test_accuracy": _run_accuracy(runs, s.get("network")),
+            "cycles_per_image": s["cycles_per_image"],
+            "energy_per_image_pj": s["energy_per_image_pj"],
+            "storage_bits": s.get("storage_bits"),
+        }
         if flow.get("timing"):  # time per image at each build's own Fmax (dpp flow --timing)
             rec["time_per_image_s"] = s.get("time_per_image_s")
         if area:
@@ -267,9 +320,13 @@ def headline_table(flow: dict[str, Any] | None, runs: pd.DataFrame | None = None
     if df["test_accuracy"].isna().all():
         df = df.drop(columns="test_accuracy")
     if "kofn" in archs:
-        for metric, name in (("cycles_per_image", "cycles_vs_kofn"), ("time_per_image_s", "time_vs_kofn"),
-                             ("energy_per_image_pj", "energy_vs_kofn"), ("storage_bits", "storage_vs_kofn"),
-                             ("area_ice40_luts", "area_vs_kofn")):
+        for metric, name in (
+            ("cycles_per_image", "cycles_vs_kofn"),
+            ("time_per_image_s", "time_vs_kofn"),
+            ("energy_per_image_pj", "energy_vs_kofn"),
+            ("storage_bits", "storage_vs_kofn"),
+            ("area_ice40_luts", "area_vs_kofn"),
+        ):
             if metric in df.columns:
                 values = pd.to_numeric(df[metric], errors="coerce")
                 base = float(values[df["arch"] == "kofn"].iloc[0])
@@ -293,8 +350,13 @@ def sweep_answer(sweep: pd.DataFrame | None) -> tuple[pd.DataFrame, str] | None:
         sp = table.get(f"speedup_vs_{arch}")
         if sp is None or sp.notna().sum() == 0:
             continue
-        rec = {"baseline": arch, "designs": int(sp.notna().sum()), "speedup_min": sp.min(),
-               "speedup_median": sp.median(), "speedup_max": sp.max()}
+        rec = {
+            "baseline": arch,
+            "designs": int(sp.notna().sum()),
+            "speedup_min": sp.min(),
+            "speedup_median": sp.median(),
+            "speedup_max": sp.max(),
+        }
         es = table.get(f"energy_saving_vs_{arch}")
         if es is not None and es.notna().any():
             rec.update(energy_saving_min=es.min(), energy_saving_median=es.median(), energy_saving_max=es.max())
@@ -308,8 +370,7 @@ def _points(sweep: pd.DataFrame) -> pd.DataFrame:
 
 
 def has_columns(df: pd.DataFrame | None, cols: list[str]) -> bool:
-    return df is not None and not df.empty and all(c in df.columns for c in cols) and \
-        df[cols].notna().all(axis=1).any()
+    return df is not None and not df.empty and all(c in df.columns for c in cols) and df[cols].notna().all(axis=1).any()
 
 
 def accuracy_vs_sparsity(runs: pd.DataFrame | None) -> pd.DataFrame | None:
@@ -349,7 +410,8 @@ def speedup_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
 
     def side(arch: str) -> pd.DataFrame:
         return pts[pts.arch == arch][keys + [cyc, *energy]].rename(
-            columns={cyc: f"cycles_{arch}", "energy_per_inference_pj": f"energy_pj_{arch}"})
+            columns={cyc: f"cycles_{arch}", "energy_per_inference_pj": f"energy_pj_{arch}"}
+        )
 
     kofn = pts[pts.arch == "kofn"][keys + ["block"]].join(side("kofn").drop(columns=keys))
     if kofn.empty:
@@ -370,8 +432,18 @@ def storage_table(sweep: pd.DataFrame | None) -> pd.DataFrame | None:
         return None
     pts = _points(sweep)
     keys = [k for k in ["arch", "layer", "k", "n", "block", "weight_bits"] if k in pts.columns]
-    cols = keys + [c for c in ["density", "bits_per_kept_weight", "bound_bits_per_kept_weight",
-                               "bits_per_dense_weight", "storage_total_bits", "kept_weights"] if c in pts.columns]
+    cols = keys + [
+        c
+        for c in [
+            "density",
+            "bits_per_kept_weight",
+            "bound_bits_per_kept_weight",
+            "bits_per_dense_weight",
+            "storage_total_bits",
+            "kept_weights",
+        ]
+        if c in pts.columns
+    ]
     out = pts[cols].drop_duplicates(keys)
     if "arch" in out.columns:  # a dense layer stores the same bits whatever k and n: one row per layer
         dense = out["arch"] == "dense"
@@ -424,9 +496,15 @@ def mask_curves(metrics: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
         for layer in layers:
             conf, div = df.get(f"conf_layer{layer}"), df.get(f"div_layer{layer}")
             for i, epoch in enumerate(df["epoch"]):
-                recs.append({"run": run, "epoch": int(epoch), "layer": layer,
-                             "confidence": float(conf.iloc[i]) if conf is not None else np.nan,
-                             "diversity": float(div.iloc[i]) if div is not None else np.nan})
+                recs.append(
+                    {
+                        "run": run,
+                        "epoch": int(epoch),
+                        "layer": layer,
+                        "confidence": float(conf.iloc[i]) if conf is not None else np.nan,
+                        "diversity": float(div.iloc[i]) if div is not None else np.nan,
+                    }
+                )
     df = pd.DataFrame(recs, columns=["run", "epoch", "layer", "confidence", "diversity"])
     df = df.dropna(subset=["confidence", "diversity"], how="all")  # epochs before the masks start
     return df.reset_index(drop=True) if not df.empty else None
@@ -467,9 +545,12 @@ def network_table(sweep: pd.DataFrame | None, layers: list[str] | None = None) -
             if len(picks) != len(layers) or (gran == "kernel" and all(p["block"] == 1 for p in picks)):
                 continue
             rec = dict(zip(keys, design))
-            rec.update(granularity=gran, layers=len(picks),
-                       energy_per_inference_pj=float(sum(p["energy_per_inference_pj"] for p in picks)),
-                       cycles_per_inference=float(sum(p["cycles_per_inference"] for p in picks)))
+            rec.update(
+                granularity=gran,
+                layers=len(picks),
+                energy_per_inference_pj=float(sum(p["energy_per_inference_pj"] for p in picks)),
+                cycles_per_inference=float(sum(p["cycles_per_inference"] for p in picks)),
+            )
             rec.update({c: float(sum(p[c] for p in picks)) for c in sums})
             if area:
                 rec[area] = max(p[area] for p in picks)
@@ -506,8 +587,9 @@ def network_speedups(nets: pd.DataFrame | None) -> pd.DataFrame | None:
     out = nets[nets.arch == "kofn"].drop(columns="arch")
     for arch in present_baselines(nets["arch"].unique()):
         base = nets[nets.arch == arch][keys + ["cycles_per_inference", "energy_per_inference_pj"]]
-        base = base.rename(columns={"cycles_per_inference": f"cycles_{arch}", "energy_per_inference_pj":
-                                    f"energy_pj_{arch}"})
+        base = base.rename(
+            columns={"cycles_per_inference": f"cycles_{arch}", "energy_per_inference_pj": f"energy_pj_{arch}"}
+        )
         out = out.merge(base, on=keys, how="left")
         out[f"speedup_vs_{arch}"] = out[f"cycles_{arch}"] / out["cycles_per_inference"]
         out[f"energy_saving_vs_{arch}"] = out[f"energy_pj_{arch}"] / out["energy_per_inference_pj"]

@@ -20,25 +20,72 @@ import pandas as pd
 
 MAX_TABLE_ROWS = 60
 OPEN_TABLE_ROWS = 16  #: longer tables start folded on the page (one click opens them)
-SI_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"),
-               (1e-9, "n"), (1e-12, "p"), (1e-15, "f"))
+SI_PREFIXES = (
+    (1e12, "T"),
+    (1e9, "G"),
+    (1e6, "M"),
+    (1e3, "k"),
+    (1.0, ""),
+    (1e-3, "m"),
+    (1e-6, "µ"),
+    (1e-9, "n"),
+    (1e-12, "p"),
+    (1e-15, "f"),
+)
 #: written right after the prefix (nJ); words get a space (k cycles)
 SYMBOL_UNITS = ("J", "bit", "B", "s", "W", "Hz", "J·s")
 #: columns that are parameters of a design, not results: folded into the caption when one value fills the table
-PARAM_COLUMNS = ("model", "method", "granularity", "arch", "array", "layer", "kind", "rows", "cols", "k", "n",
-                 "block", "pes", "weight_bits", "act_bits", "out_bits", "acc_bits", "batch", "vectors", "layers",
-                 "act_banks", "bit_exact", "counters_match")
+PARAM_COLUMNS = (
+    "model",
+    "method",
+    "granularity",
+    "arch",
+    "array",
+    "layer",
+    "kind",
+    "rows",
+    "cols",
+    "k",
+    "n",
+    "block",
+    "pes",
+    "weight_bits",
+    "act_bits",
+    "out_bits",
+    "acc_bits",
+    "batch",
+    "vectors",
+    "layers",
+    "act_banks",
+    "bit_exact",
+    "counters_match",
+)
 ARCH_LABELS = {"kofn": "k-of-n", "csr": "CSR"}  #: an ``arch`` cell on the page (ids such as csr_banked8 stay)
 WIDTH_COLUMNS = ("weight_bits", "act_bits", "out_bits", "acc_bits", "bits")  #: bit widths, not bit counts
-TITLES = {"kofn_speedup": "k-of-n speed-up", "kofn_energy_saving": "k-of-n energy saving",
-          "area_ice40_luts": "area (ice40 LUTs)", "area_generic_cells": "area (cells)",
-          "area_generic_transistors": "area (transistors)", "rtl_accuracy": "accuracy (RTL)",
-          "torch_accuracy": "accuracy (torch)", "test_accuracy": "test-set accuracy", "pes": "PEs",
-          "arch": "array", "array": "runs on", "k": "k", "n": "n", "fmax_mhz": "Fmax (MHz)",
-          "kofn_time_speedup": "k-of-n time speed-up", "edp_js": "energy x delay", "images_per_s": "images / s",
-          "inferences_per_s": "inferences / s", "energy_per_image_j": "energy / image",
-          "energy_per_inference_j": "energy / inference", "time_per_image_s": "time / image",
-          "time_per_inference_s": "time / inference"}
+TITLES = {
+    "kofn_speedup": "k-of-n speed-up",
+    "kofn_energy_saving": "k-of-n energy saving",
+    "area_ice40_luts": "area (ice40 LUTs)",
+    "area_generic_cells": "area (cells)",
+    "area_generic_transistors": "area (transistors)",
+    "rtl_accuracy": "accuracy (RTL)",
+    "torch_accuracy": "accuracy (torch)",
+    "test_accuracy": "test-set accuracy",
+    "pes": "PEs",
+    "arch": "array",
+    "array": "runs on",
+    "k": "k",
+    "n": "n",
+    "fmax_mhz": "Fmax (MHz)",
+    "kofn_time_speedup": "k-of-n time speed-up",
+    "edp_js": "energy x delay",
+    "images_per_s": "images / s",
+    "inferences_per_s": "inferences / s",
+    "energy_per_image_j": "energy / image",
+    "energy_per_inference_j": "energy / inference",
+    "time_per_image_s": "time / image",
+    "time_per_inference_s": "time / inference",
+}
 
 
 def fmt(v: Any) -> str:
@@ -115,8 +162,9 @@ def column_kind(name: str) -> str:
     ``accuracy`` (a fraction shown in per cent), ``seconds`` / ``joules`` / ``edp`` (J·s, SI prefixes) or
     ``plain``."""
     n = str(name).lower()
-    if n.startswith(("speedup", "energy_saving", "kofn_speedup", "kofn_energy_saving", "kofn_time_speedup")) or \
-            n.endswith("_vs_kofn"):
+    if n.startswith(
+        ("speedup", "energy_saving", "kofn_speedup", "kofn_energy_saving", "kofn_time_speedup")
+    ) or n.endswith("_vs_kofn"):
         return "ratio"
     if n.startswith("time_per_") and n.endswith("_s"):
         return "seconds"
@@ -186,8 +234,10 @@ def display_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
         folded = ", ".join(f"{column_title(c)} {format_cell(c, df[c].iloc[0])}" for c in same)
         note = "; ".join(x for x in (f"same in every row: {folded}", note) if x)
     cols = [c for c in view.columns if c not in same]
-    out = pd.DataFrame([[format_cell(c, v) for c, v in zip(cols, row)] for row in view[cols].itertuples(index=False)],
-                       columns=[column_title(c) for c in cols])
+    out = pd.DataFrame(
+        [[format_cell(c, v) for c, v in zip(cols, row)] for row in view[cols].itertuples(index=False)],
+        columns=[column_title(c) for c in cols],
+    )
     return out, note
 
 
@@ -242,8 +292,9 @@ def _md_table(df: pd.DataFrame) -> str:
 
 def _html_table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
-                   for row in df.itertuples(index=False))
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>" for row in df.itertuples(index=False)
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -273,8 +324,10 @@ def _html_tables(s: Section) -> list[str]:
         note_html = f" <span class='note'>({html.escape(note)})</span>" if note else ""
         table = f"<div class='scroll'>{_html_table(view)}</div>"
         if len(df) > OPEN_TABLE_ROWS:
-            out.append(f"<details><summary><h4>{_inline_code(caption)}{note_html} <span class='note'>[{len(df)} "
-                       f"rows: click to open]</span></h4></summary>{table}</details>")
+            out.append(
+                f"<details><summary><h4>{_inline_code(caption)}{note_html} <span class='note'>[{len(df)} "
+                f"rows: click to open]</span></h4></summary>{table}</details>"
+            )
         else:
             out.append(f"<h4>{_inline_code(caption)}{note_html}</h4>{table}")
     return out
@@ -283,14 +336,22 @@ def _html_tables(s: Section) -> list[str]:
 def render_html(title: str, sections: list[Section], header: list[str]) -> str:
     """The page: title, the lead section (the answer), contents, every section with data, the left-out lines."""
     present, left = shown(sections)
-    out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-           f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"]
+    out = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
+    ]
     out.append("<p class='meta'>" + "<br>".join(_inline_code(h) for h in header) + "</p>")
-    toc = "<ul class='toc'>" + "".join(f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>"
-                                       for s in present if not s.lead) + "</ul>"
+    toc = (
+        "<ul class='toc'>"
+        + "".join(f"<li><a href='#{s.anchor}'>{html.escape(s.title)}</a></li>" for s in present if not s.lead)
+        + "</ul>"
+    )
     if left:
-        toc += "<p class='left'>Left out (nothing to show yet):<br>" + \
-            "<br>".join(_inline_code(left_out_line(s)) for s in left) + "</p>"
+        toc += (
+            "<p class='left'>Left out (nothing to show yet):<br>"
+            + "<br>".join(_inline_code(left_out_line(s)) for s in left)
+            + "</p>"
+        )
     placed_toc = False
     for s in present:
         if not s.lead and not placed_toc:
@@ -304,8 +365,10 @@ def render_html(title: str, sections: list[Section], header: list[str]) -> str:
             out += [f"<p>{_inline_code(t)}</p>" for t in s.text]
         for f in s.figures:
             b64 = base64.b64encode(f.png).decode("ascii")
-            out.append(f"<figure><img alt='{html.escape(f.name)}' src='data:image/png;base64,{b64}'>"
-                       f"<figcaption>{_inline_code(f.caption)}</figcaption></figure>")
+            out.append(
+                f"<figure><img alt='{html.escape(f.name)}' src='data:image/png;base64,{b64}'>"
+                f"<figcaption>{_inline_code(f.caption)}</figcaption></figure>"
+            )
         if not s.lead:
             out += _html_tables(s)
         if s.provenance:

@@ -38,9 +38,23 @@ from dpp.serialize import atomic_write_text
 from rtl.archs import ARRAYS, KOFN, arch_named
 from rtl.layout import COUNTERS
 
-__all__ = ["SweepConfig", "load_config", "parse_config", "expand_grid", "point_id", "evaluate_point",
-           "ResultStore", "SweepOutcome", "run_sweep", "plan_jobs", "ALL_EVALUATIONS", "write_table",
-           "accuracy_table", "join_accuracy", "read_run_result"]
+__all__ = [
+    "SweepConfig",
+    "load_config",
+    "parse_config",
+    "expand_grid",
+    "point_id",
+    "evaluate_point",
+    "ResultStore",
+    "SweepOutcome",
+    "run_sweep",
+    "plan_jobs",
+    "ALL_EVALUATIONS",
+    "write_table",
+    "accuracy_table",
+    "join_accuracy",
+    "read_run_result",
+]
 
 Evaluate = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
 
@@ -83,20 +97,36 @@ def make_params(point: dict[str, Any]) -> Any:
     """The point's ``rtl.params.ArrayParams`` (imported lazily)."""
     from rtl.params import ArrayParams
 
-    return ArrayParams(arch=point["arch"], k=point["k"], n=point["n"], pes=point["pes"],
-                       weight_bits=point["weight_bits"], act_bits=point["act_bits"], out_bits=point["out_bits"],
-                       block=point["block"], max_rows=point["max_rows"], max_cols=point["max_cols"],
-                       max_batch=point["max_batch"], act_banks=point.get("act_banks", 0))
+    return ArrayParams(
+        arch=point["arch"],
+        k=point["k"],
+        n=point["n"],
+        pes=point["pes"],
+        weight_bits=point["weight_bits"],
+        act_bits=point["act_bits"],
+        out_bits=point["out_bits"],
+        block=point["block"],
+        max_rows=point["max_rows"],
+        max_cols=point["max_cols"],
+        max_batch=point["max_batch"],
+        act_banks=point.get("act_banks", 0),
+    )
 
 
 def storage_columns(sb: StorageBits, rows: int, cols: int) -> dict[str, Any]:
     """Storage bits split by kind, per kept weight and per dense weight, with the information bound."""
-    return {"storage_value_bits": sb.value_bits, "storage_index_bits": sb.index_bits,
-            "storage_pointer_bits": sb.pointer_bits, "storage_total_bits": sb.total_bits,
-            "kept_weights": sb.kept_weights, "bits_per_kept_weight": sb.bits_per_kept_weight,
-            "bound_bits_per_kept_weight": sb.bound_bits_per_kept_weight if sb.index_bits or sb.pointer_bits
-            else sb.bits_per_kept_weight,
-            "bits_per_dense_weight": sb.total_bits / (rows * cols)}
+    return {
+        "storage_value_bits": sb.value_bits,
+        "storage_index_bits": sb.index_bits,
+        "storage_pointer_bits": sb.pointer_bits,
+        "storage_total_bits": sb.total_bits,
+        "kept_weights": sb.kept_weights,
+        "bits_per_kept_weight": sb.bits_per_kept_weight,
+        "bound_bits_per_kept_weight": sb.bound_bits_per_kept_weight
+        if sb.index_bits or sb.pointer_bits
+        else sb.bits_per_kept_weight,
+        "bits_per_dense_weight": sb.total_bits / (rows * cols),
+    }
 
 
 def memory_sizes(point: dict[str, Any], sb: StorageBits) -> dict[str, int]:
@@ -107,14 +137,17 @@ def memory_sizes(point: dict[str, Any], sb: StorageBits) -> dict[str, int]:
     (``max_rows x max_cols``); exact when the hardware is sized to the layer (the default).
     """
     scale = (point["max_rows"] * point["max_cols"]) / (point["rows"] * point["cols"])
-    return {"weight": math.ceil(sb.value_bits * scale),
-            "index": math.ceil((sb.index_bits + sb.pointer_bits) * scale),
-            "act": point["max_batch"] * point["max_cols"] * point["act_bits"],
-            "out": point["max_batch"] * point["max_rows"] * point["out_bits"]}
+    return {
+        "weight": math.ceil(sb.value_bits * scale),
+        "index": math.ceil((sb.index_bits + sb.pointer_bits) * scale),
+        "act": point["max_batch"] * point["max_cols"] * point["act_bits"],
+        "out": point["max_batch"] * point["max_rows"] * point["out_bits"],
+    }
 
 
-def model_columns(point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: np.ndarray | None,
-                  matrix: Any = None) -> dict[str, Any]:
+def model_columns(
+    point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: np.ndarray | None, matrix: Any = None
+) -> dict[str, Any]:
     """Analytic counters (``sim.model``), utilisation and energy (a banked CSR point needs its ``matrix``:
     its bank conflicts depend on the columns)."""
     from sim.model import predict_counters
@@ -126,8 +159,14 @@ def model_columns(point: dict[str, Any], params: Any, sb: StorageBits, row_nnz: 
     lane_cycles = cols["mac_ops"] + cols["lane_idle_cycles"]
     cols["utilisation"] = cols["mac_ops"] / lane_cycles if lane_cycles else 0.0
     cols["acc_bits"] = int(params.acc_bits)
-    e = layer_energy(counters, weight_bits=point["weight_bits"], act_bits=point["act_bits"],
-                     acc_bits=int(params.acc_bits), memory_bits=memory_sizes(point, sb), batch=point["batch"])
+    e = layer_energy(
+        counters,
+        weight_bits=point["weight_bits"],
+        act_bits=point["act_bits"],
+        acc_bits=int(params.acc_bits),
+        memory_bits=memory_sizes(point, sb),
+        batch=point["batch"],
+    )
     cols.update(e.columns())
     # one inference feeds ``vectors`` input vectors through this layer (a conv layer: its output positions)
     cols["energy_per_inference_pj"] = e.per_inference_pj * point["vectors"]
@@ -144,14 +183,16 @@ def rtl_columns(point: dict[str, Any], params: Any, matrix: Any, model: dict[str
     x = rng.integers(-lo, lo, size=(point["batch"], point["cols"]))
     bias = rng.integers(-100, 101, size=point["rows"])
     # requantise by about the typical accumulator magnitude, so the outputs are not all saturated
-    shift = max(1, point["act_bits"] + point["weight_bits"] - point["out_bits"]
-                + math.ceil(math.log2(point["cols"])) // 2)
+    shift = max(
+        1, point["act_bits"] + point["weight_bits"] - point["out_bits"] + math.ceil(math.log2(point["cols"])) // 2
+    )
     res = simulate_layer(params, matrix, x, bias, 1, shift, False)
     counters = {name: int(res.counters[name]) for name in COUNTERS}
     cols: dict[str, Any] = {f"rtl_{k}": v for k, v in counters.items()}
     cols["rtl_bit_exact"] = bool(res.bit_exact)
-    cols["rtl_matches_model"] = bool(res.counters_match) and all(counters[k] == model.get(k, counters[k])
-                                                                 for k in COUNTERS)
+    cols["rtl_matches_model"] = bool(res.counters_match) and all(
+        counters[k] == model.get(k, counters[k]) for k in COUNTERS
+    )
     return cols
 
 
@@ -170,17 +211,23 @@ def timing_columns_for(params: Any, options: dict[str, Any], model: dict[str, An
     ``energy_per_inference_j``, ``edp_js`` (NaN without the model's cycles) and ``timing_message``."""
     from analysis.timing import timing_point_columns
 
-    return timing_point_columns(params, options["timing_flows"], model.get("cycles_per_inference", math.nan),
-                                model.get("energy_per_inference_pj", math.nan), counters=False,
-                                timeout_s=float(options["timing_timeout_s"]))
+    return timing_point_columns(
+        params,
+        options["timing_flows"],
+        model.get("cycles_per_inference", math.nan),
+        model.get("energy_per_inference_pj", math.nan),
+        counters=False,
+        timeout_s=float(options["timing_timeout_s"]),
+    )
 
 
 def float_timing_columns(df: pd.DataFrame) -> pd.DataFrame:
     """The timing columns as floats: a point without an Fmax is stored as JSON ``null`` and reads back NaN."""
     from analysis.timing_metrics import PER_INFERENCE_COLUMNS
 
-    for col in [c for c in df.columns if c in PER_INFERENCE_COLUMNS or
-                (c.startswith("timing_") and c.endswith("_fmax_mhz"))]:
+    for col in [
+        c for c in df.columns if c in PER_INFERENCE_COLUMNS or (c.startswith("timing_") and c.endswith("_fmax_mhz"))
+    ]:
         df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
     return df
 
@@ -237,8 +284,10 @@ class ResultStore:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 aside = f.with_name(f"{f.name}.corrupt")
                 os.replace(f, aside)
-                print(f"warning: sweep point {f} is corrupt ({exc}); moved to {aside.name}, recomputing it",
-                      file=sys.stderr)
+                print(
+                    f"warning: sweep point {f} is corrupt ({exc}); moved to {aside.name}, recomputing it",
+                    file=sys.stderr,
+                )
                 continue
             ids.add(f.stem)
         return ids
@@ -253,8 +302,9 @@ class ResultStore:
 
 
 # ------------------------------------------------------------------------------------------- planning
-def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None
-              ) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], int]:
+def plan_jobs(
+    cfg: SweepConfig, caps: dict[str, bool] | None = None
+) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], int]:
     """``[(id, point, options)]`` for every valid point, and the count of invalid combinations skipped.
 
     The RTL sample is the ``rtl_sample`` points with the smallest plain-point ids: deterministic and stable.
@@ -264,9 +314,11 @@ def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None
     sample = set(sorted(point_id(p) for p in points)[: cfg.rtl_sample])
     jobs = []
     for p in points:
-        opts = {"model": bool(caps.get("model")),
-                "rtl": bool(caps.get("rtl")) and point_id(p) in sample,
-                "area_flows": list(cfg.area_flows) if cfg.area_enabled and caps.get("verilog") else []}
+        opts = {
+            "model": bool(caps.get("model")),
+            "rtl": bool(caps.get("rtl")) and point_id(p) in sample,
+            "area_flows": list(cfg.area_flows) if cfg.area_enabled and caps.get("verilog") else [],
+        }
         if cfg.timing_enabled and caps.get("verilog"):  # absent when off: the ids of other sweeps stay
             opts.update(timing_flows=list(cfg.timing_flows), timing_timeout_s=cfg.timing_timeout_s)
         jobs.append((point_id({**p, "options": opts}), p, opts))
@@ -280,13 +332,17 @@ def check_points(points: Iterable[dict[str, Any]]) -> None:
     (``rows <= max_rows`` etc., set by ``hardware:`` in the config).
     """
     for p in points:
-        where = (f"sweep layer {p['layer']!r} (arch={p['arch']}, k={p['k']}, n={p['n']}, block={p['block']}, "
-                 f"pes={p['pes']}, weight_bits={p['weight_bits']}, act_bits={p['act_bits']}, "
-                 f"out_bits={p['out_bits']})")
+        where = (
+            f"sweep layer {p['layer']!r} (arch={p['arch']}, k={p['k']}, n={p['n']}, block={p['block']}, "
+            f"pes={p['pes']}, weight_bits={p['weight_bits']}, act_bits={p['act_bits']}, "
+            f"out_bits={p['out_bits']})"
+        )
         for dim, cap in (("rows", "max_rows"), ("cols", "max_cols"), ("batch", "max_batch")):
             if p[dim] > p[cap]:
-                raise DPPError(f"{where}: {dim}={p[dim]} does not fit hardware.{cap}={p[cap]} "
-                               f"(expected {dim} <= {cap}, or 0 to size the memories to each layer)")
+                raise DPPError(
+                    f"{where}: {dim}={p[dim]} does not fit hardware.{cap}={p[cap]} "
+                    f"(expected {dim} <= {cap}, or 0 to size the memories to each layer)"
+                )
         try:
             make_params(p)
         except DPPError as exc:
@@ -310,8 +366,14 @@ class SweepOutcome:
 
 
 def _progress(enabled: bool) -> Progress:
-    return Progress(TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    disable=not enabled, transient=False)
+    return Progress(
+        TextColumn("[bold]sweep"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        disable=not enabled,
+        transient=False,
+    )
 
 
 def _run_serial(todo, evaluate, store, progress):
@@ -350,11 +412,17 @@ def _run_dask(todo, evaluate, store, progress, scheduler, n_workers, processes):
         try:
             client = Client(scheduler, timeout=SCHEDULER_TIMEOUT_S)
         except (OSError, TimeoutError) as exc:
-            raise DPPError(f"cannot reach the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT_S} s "
-                           f"({type(exc).__name__}); is it running? (or run without --scheduler)") from None
+            raise DPPError(
+                f"cannot reach the Dask scheduler at {scheduler} within {SCHEDULER_TIMEOUT_S} s "
+                f"({type(exc).__name__}); is it running? (or run without --scheduler)"
+            ) from None
     else:
-        cluster = LocalCluster(n_workers=n_workers or min(4, os.cpu_count() or 1), threads_per_worker=1,
-                               processes=processes, dashboard_address=":0")
+        cluster = LocalCluster(
+            n_workers=n_workers or min(4, os.cpu_count() or 1),
+            threads_per_worker=1,
+            processes=processes,
+            dashboard_address=":0",
+        )
         client = Client(cluster)
         if processes:  # Ctrl-C reaches this process alone: one line, not a traceback from every worker
             client.run(_ignore_sigint)
@@ -405,9 +473,17 @@ def read_run_result(run: Path) -> dict[str, Any]:
     if missing:
         raise DPPError(f"{f} lacks key(s) {missing}")
     method = str(d.get("method", Path(run).name))
-    return {"run": str(run), "method": method, "model": d.get("model"), "k": int(d["k"]), "n": int(d["n"]),
-            "granularity": d.get("granularity", "weight"), "accuracy": float(acc),
-            "trained_density": d.get("density"), "arch": method_arch(method)}
+    return {
+        "run": str(run),
+        "method": method,
+        "model": d.get("model"),
+        "k": int(d["k"]),
+        "n": int(d["n"]),
+        "granularity": d.get("granularity", "weight"),
+        "accuracy": float(acc),
+        "trained_density": d.get("density"),
+        "arch": method_arch(method),
+    }
 
 
 def accuracy_table(runs: Iterable[Path]) -> pd.DataFrame:
@@ -457,14 +533,25 @@ def check_same_sweep(cfg: SweepConfig, out: Path, force: bool) -> None:
     except (json.JSONDecodeError, UnicodeDecodeError):
         return  # unreadable: it is replaced at the end of this sweep
     if old != json.loads(json.dumps(cfg.to_dict())):
-        raise DPPError(f"{out} holds another sweep (sweep_config.json, name {old.get('name')!r}); its table would "
-                       f"be replaced: pass --force to do so, or choose another --out")
+        raise DPPError(
+            f"{out} holds another sweep (sweep_config.json, name {old.get('name')!r}); its table would "
+            f"be replaced: pass --force to do so, or choose another --out"
+        )
 
 
-def run_sweep(cfg: SweepConfig, out: str | os.PathLike, *, evaluate: Evaluate = evaluate_point,
-              serial: bool = False, scheduler: str | None = None, n_workers: int | None = None,
-              processes: bool = True, progress: bool = True, caps: dict[str, bool] | None = None,
-              force: bool = False) -> SweepOutcome:
+def run_sweep(
+    cfg: SweepConfig,
+    out: str | os.PathLike,
+    *,
+    evaluate: Evaluate = evaluate_point,
+    serial: bool = False,
+    scheduler: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    progress: bool = True,
+    caps: dict[str, bool] | None = None,
+    force: bool = False,
+) -> SweepOutcome:
     """Evaluate every point not yet in ``out/points`` and write the table of all points of ``cfg``.
 
     Every point is checked buildable first; a folder holding another sweep's config is refused unless

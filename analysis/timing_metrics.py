@@ -11,8 +11,7 @@ from __future__ import annotations
 import math
 
 #: The sweep / report columns :func:`per_inference` fills, in order.
-PER_INFERENCE_COLUMNS = ("fmax_mhz", "time_per_inference_s", "inferences_per_s", "energy_per_inference_j",
-                         "edp_js")
+PER_INFERENCE_COLUMNS = ("fmax_mhz", "time_per_inference_s", "inferences_per_s", "energy_per_inference_j", "edp_js")
 
 
 def per_inference(cycles: float, energy_pj: float, fmax_mhz: float | None) -> dict[str, float]:
@@ -28,5 +27,9 @@ def per_inference_in(time_s: float, energy_pj: float) -> dict[str, float]:
     and ``energy_pj`` pJ, for a network whose layers run on builds with different clocks."""
     energy_j = float(energy_pj) * 1e-12
     time_s = float(time_s)
-    return {"time_per_inference_s": time_s, "inferences_per_s": 1.0 / time_s if time_s > 0 else math.nan,
-            "energy_per_inference_j": energy_j, "edp_js": energy_j * time_s}
+    return {
+        "time_per_inference_s": time_s,
+        "inferences_per_s": 1.0 / time_s if time_s > 0 else math.nan,
+        "energy_per_inference_j": energy_j,
+        "edp_js": energy_j * time_s,
+    }

@@ -17,16 +17,32 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 #: Labels a critical path is described with, in no particular order.
-PARTS = ("index mux", "multiplier", "adder tree", "accumulator", "requantiser", "control", "arbiter",
-         "counters", "weight memory", "activation memory", "output buffer", "harness")
+PARTS = (
+    "index mux",
+    "multiplier",
+    "adder tree",
+    "accumulator",
+    "requantiser",
+    "control",
+    "arbiter",
+    "counters",
+    "weight memory",
+    "activation memory",
+    "output buffer",
+    "harness",
+)
 DUT_PREFIX = "dut."
 #: top-level names of the performance counters: the ports, the ``counts__<counter>`` wires of the counter bank's
 #: outputs and the ``inc__<counter>`` increments summed over the PEs
-_COUNTER_NAME = re.compile(r"(counts__|inc_|cycles|mac_ops|lane_idle_cycles|weight_bits_read|index_bits_read|"
-                           r"act_bits_read|out_bits_written|macs|words|ptrs)")
+_COUNTER_NAME = re.compile(
+    r"(counts__|inc_|cycles|mac_ops|lane_idle_cycles|weight_bits_read|index_bits_read|"
+    r"act_bits_read|out_bits_written|macs|words|ptrs)"
+)
 _DSP = re.compile(r"MULT18X18D|ALU54B|SB_MAC16|\$mul")
-_COUNTER_TERMS = re.compile(r"\b(macs|words|ptrs|reads|inc_\w+|counts__\w+)\b|ptr_read|word_read|lanes_used|"
-                            r"write__\d+__en")
+_COUNTER_TERMS = re.compile(
+    r"\b(macs|words|ptrs|reads|inc_\w+|counts__\w+)\b|ptr_read|word_read|lanes_used|"
+    r"write__\d+__en"
+)
 _SOURCE = re.compile(r"^design\.v:(\d+)\.")
 _MEM_READER = re.compile(r"[\d.]+_DO[AB]?\d+_(LUT4|PFUMX|L6MUX21|CCU2C)")  # logic reading a block RAM output
 _DSP_OPERAND = re.compile(r"\$\d+_MULT18X18D_\w*?_[AB]\d+_(LUT4|PFUMX|L6MUX21)")  # logic driving a multiplier input
@@ -58,7 +74,7 @@ class CriticalPath:
 
 
 def strip_dut(name: str) -> str:
-    return name[len(DUT_PREFIX):] if name.startswith(DUT_PREFIX) else name
+    return name[len(DUT_PREFIX) :] if name.startswith(DUT_PREFIX) else name
 
 
 @dataclass(frozen=True)
@@ -235,9 +251,14 @@ def critical_path(report: dict[str, Any], verilog_text: str | None = None) -> Cr
     logic = sum(s["delay"] for s in steps if s["type"] != "routing")
     routing = sum(s["delay"] for s in steps if s["type"] == "routing")
     source = source_map(verilog_text) if verilog_text else None
-    return CriticalPath(start=strip_dut(steps[0]["from"]["cell"]), end=strip_dut(steps[-1]["to"]["cell"]),
-                        delay_ns=round(logic + routing, 3), logic_ns=round(logic, 3),
-                        routing_ns=round(routing, 3), parts=classify_path(steps, source))
+    return CriticalPath(
+        start=strip_dut(steps[0]["from"]["cell"]),
+        end=strip_dut(steps[-1]["to"]["cell"]),
+        delay_ns=round(logic + routing, 3),
+        logic_ns=round(logic, 3),
+        routing_ns=round(routing, 3),
+        parts=classify_path(steps, source),
+    )
 
 
 def clock_path_steps(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -246,8 +267,12 @@ def clock_path_steps(report: dict[str, Any]) -> list[dict[str, Any]]:
     cp = _clock_path(report)
     out = []
     for s in (cp or {}).get("path", []):
-        step = {"type": s["type"], "delay": s["delay"], "from": {"cell": s["from"]["cell"]},
-                "to": {"cell": s["to"]["cell"]}}
+        step = {
+            "type": s["type"],
+            "delay": s["delay"],
+            "from": {"cell": s["from"]["cell"]},
+            "to": {"cell": s["to"]["cell"]},
+        }
         if s.get("net"):
             step["net"] = s["net"]
             step["sources"] = [src for src in s.get("sources", []) if src.startswith("design.v:")]
@@ -263,8 +288,9 @@ def fmax_mhz(report: dict[str, Any]) -> float | None:
 
 def utilization(report: dict[str, Any]) -> dict[str, tuple[int, int]]:
     """``cell type -> (used, available)`` for every type the design uses."""
-    return {k: (int(v["used"]), int(v["available"])) for k, v in report.get("utilization", {}).items()
-            if int(v["used"])}
+    return {
+        k: (int(v["used"]), int(v["available"])) for k, v in report.get("utilization", {}).items() if int(v["used"])
+    }
 
 
 def overfull(log: str) -> dict[str, tuple[int, int]]:

@@ -82,10 +82,20 @@ def table_design(array: str, k: int, n: int, matrices: list[Any], pes: int = TAB
     max_nnz = 0
     if arch == "csr":  # the most non-zeros one PE stores over the layers (PE p holds rows p, p + pes, ...)
         max_nnz = max(int(np.asarray(m.row_lengths())[p::pes].sum()) for m in matrices for p in range(pes))
-    return ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=WEIGHT_BITS, act_bits=ACT_BITS,
-                       out_bits=OUT_BITS, max_rows=max(r for _, r, _ in LENET300_LAYERS),
-                       max_cols=max(c for _, _, c in LENET300_LAYERS), max_batch=1, act_banks=banks,
-                       max_nnz=max_nnz)
+    return ArrayParams(
+        arch=arch,
+        k=k,
+        n=n,
+        pes=pes,
+        weight_bits=WEIGHT_BITS,
+        act_bits=ACT_BITS,
+        out_bits=OUT_BITS,
+        max_rows=max(r for _, r, _ in LENET300_LAYERS),
+        max_cols=max(c for _, _, c in LENET300_LAYERS),
+        max_batch=1,
+        act_banks=banks,
+        max_nnz=max_nnz,
+    )
 
 
 def network_model(params: Any, matrices: list[Any]) -> tuple[int, float]:
@@ -95,19 +105,36 @@ def network_model(params: Any, matrices: list[Any]) -> tuple[int, float]:
     cycles, energy_pj = 0, 0.0
     array = arch_named(params.arch, params.act_banks)
     for (name, rows, cols), m in zip(LENET300_LAYERS, matrices):
-        point = {"layer": name, "rows": rows, "cols": cols, "batch": 1, "vectors": 1, "weight_bits": WEIGHT_BITS,
-                 "act_bits": ACT_BITS, "out_bits": OUT_BITS, "max_rows": params.max_rows,
-                 "max_cols": params.max_cols, "max_batch": params.max_batch}
+        point = {
+            "layer": name,
+            "rows": rows,
+            "cols": cols,
+            "batch": 1,
+            "vectors": 1,
+            "weight_bits": WEIGHT_BITS,
+            "act_bits": ACT_BITS,
+            "out_bits": OUT_BITS,
+            "max_rows": params.max_rows,
+            "max_cols": params.max_cols,
+            "max_batch": params.max_batch,
+        }
         cols_ = model_columns(point, params, array.storage_bits(m, WEIGHT_BITS), array.row_lengths(m), m)
         cycles += int(cols_["cycles_per_inference"])
         energy_pj += float(cols_["energy_per_inference_pj"])
     return cycles, energy_pj
 
 
-def lenet300_table(*, flow: str = "ecp5", seed: int = DEFAULT_SEED, counters: bool = False,
-                   timeout_s: float = DEFAULT_TIMEOUT_S, arrays: tuple[str, ...] = TABLE_ARRAYS,
-                   kn: tuple[tuple[int, int], ...] = TABLE_KN, weights_seed: int = WEIGHTS_SEED,
-                   progress: Callable[[str], None] | None = None) -> list[TableRow]:
+def lenet300_table(
+    *,
+    flow: str = "ecp5",
+    seed: int = DEFAULT_SEED,
+    counters: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    arrays: tuple[str, ...] = TABLE_ARRAYS,
+    kn: tuple[tuple[int, int], ...] = TABLE_KN,
+    weights_seed: int = WEIGHTS_SEED,
+    progress: Callable[[str], None] | None = None,
+) -> list[TableRow]:
     """Every (k/n, array) design of the table, place-and-routed (cached) and modelled; a design that does not fit
     or whose tools stop is a row with NaN Fmax and the reason."""
     say = progress or (lambda _m: None)
@@ -121,20 +148,36 @@ def lenet300_table(*, flow: str = "ecp5", seed: int = DEFAULT_SEED, counters: bo
             params = table_design(array, k, n, matrices)
             cycles, energy_pj = network_model(params, matrices)
             say(f"{array} {k}/{n}: place-and-route ({flow})")
-            rep, message = timing_or_reason(params, flow, seed=seed, counters=counters, timeout_s=timeout_s,
-                                            progress=progress)
+            rep, message = timing_or_reason(
+                params, flow, seed=seed, counters=counters, timeout_s=timeout_s, progress=progress
+            )
             fmax = rep.fmax_mhz if rep is not None and rep.fits and rep.fmax_mhz else math.nan
             m = per_inference(cycles, energy_pj, fmax)
             if array == "kofn":
                 kofn_time = m["time_per_inference_s"]
             cp = rep.critical_path if rep is not None else None
-            rows.append(TableRow(
-                array=array, k=k, n=n, fits=bool(rep is not None and rep.fits), message=message, fmax_mhz=fmax,
-                critical_path=" > ".join(cp.parts) if cp else "", path_start=cp.start if cp else "",
-                path_end=cp.end if cp else "", luts=rep.luts if rep else 0, dsp_blocks=rep.dsp_blocks if rep else 0,
-                bram_blocks=rep.bram_blocks if rep else 0, cycles_per_image=cycles,
-                time_per_image_s=m["time_per_inference_s"], energy_per_image_j=m["energy_per_inference_j"],
-                edp_js=m["edp_js"], time_vs_kofn=m["time_per_inference_s"] / kofn_time, params=params.to_dict()))
+            rows.append(
+                TableRow(
+                    array=array,
+                    k=k,
+                    n=n,
+                    fits=bool(rep is not None and rep.fits),
+                    message=message,
+                    fmax_mhz=fmax,
+                    critical_path=" > ".join(cp.parts) if cp else "",
+                    path_start=cp.start if cp else "",
+                    path_end=cp.end if cp else "",
+                    luts=rep.luts if rep else 0,
+                    dsp_blocks=rep.dsp_blocks if rep else 0,
+                    bram_blocks=rep.bram_blocks if rep else 0,
+                    cycles_per_image=cycles,
+                    time_per_image_s=m["time_per_inference_s"],
+                    energy_per_image_j=m["energy_per_inference_j"],
+                    edp_js=m["edp_js"],
+                    time_vs_kofn=m["time_per_inference_s"] / kofn_time,
+                    params=params.to_dict(),
+                )
+            )
     return rows
 
 
@@ -147,16 +190,20 @@ def _num(v: float, fmt: str) -> str:
 
 def table_markdown(rows: list[TableRow]) -> str:
     """The table as Markdown (one line per design; a design that does not fit says why in its last column)."""
-    head = ("| k/n | array | Fmax (MHz) | cycles / image | time / image (µs) | energy / image (nJ) | time vs k-of-n | "
-            "LUT4 / MULT18 / DP16KD | critical path through |")
+    head = (
+        "| k/n | array | Fmax (MHz) | cycles / image | time / image (µs) | energy / image (nJ) | time vs k-of-n | "
+        "LUT4 / MULT18 / DP16KD | critical path through |"
+    )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         where = r.critical_path if r.fits else r.message
         ratio = "–" if math.isnan(r.time_vs_kofn) else f"{r.time_vs_kofn:.2f}×"
         used = f"{r.luts} / {r.dsp_blocks} / {r.bram_blocks}" if r.fits else "–"
-        lines.append(f"| {r.k}/{r.n} | {ARRAY_LABELS.get(r.array, r.array)} | {_num(r.fmax_mhz, '.1f')} | "
-                     f"{r.cycles_per_image} | {_num(r.time_per_image_s * 1e6, '.1f')} | "
-                     f"{_num(r.energy_per_image_j * 1e9, '.1f')} | {ratio} | {used} | {where} |")
+        lines.append(
+            f"| {r.k}/{r.n} | {ARRAY_LABELS.get(r.array, r.array)} | {_num(r.fmax_mhz, '.1f')} | "
+            f"{r.cycles_per_image} | {_num(r.time_per_image_s * 1e6, '.1f')} | "
+            f"{_num(r.energy_per_image_j * 1e9, '.1f')} | {ratio} | {used} | {where} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -169,9 +216,17 @@ def table_document(rows: list[TableRow], *, flow: str, seed: int, counters: bool
     """What ``--json`` writes: the rows, how they were measured, and the tool versions."""
     from analysis.timing import tool_versions
 
-    return {"schema": "dpp.timing_table", "schema_version": 1, "flow": flow, "seed": seed, "counters": counters,
-            "weights_seed": WEIGHTS_SEED, "layers": [list(x) for x in LENET300_LAYERS],
-            "tool_versions": tool_versions(flow), "rows": rows_json(rows)}
+    return {
+        "schema": "dpp.timing_table",
+        "schema_version": 1,
+        "flow": flow,
+        "seed": seed,
+        "counters": counters,
+        "weights_seed": WEIGHTS_SEED,
+        "layers": [list(x) for x in LENET300_LAYERS],
+        "tool_versions": tool_versions(flow),
+        "rows": rows_json(rows),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,8 +29,9 @@ from rtl.archs import ARRAYS, KOFN
 def pair_k_n(kofn_net: IntNetwork, csr_net: IntNetwork) -> tuple[int, int]:
     """``(k, n)`` of the DPP network; a clear error when the two networks do not describe one model."""
     if len(kofn_net.layers) != len(csr_net.layers):
-        raise DPPError(f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs "
-                         f"{len(csr_net.layers)} (CSR)")
+        raise DPPError(
+            f"the networks differ in matmul layers: {len(kofn_net.layers)} (k-of-n) vs {len(csr_net.layers)} (CSR)"
+        )
     for i, (a, b) in enumerate(zip(kofn_net.layers, csr_net.layers)):
         if (a.rows, a.cols) != (b.rows, b.cols):
             raise DPPError(f"layer {i}: shapes differ, {a.rows}x{a.cols} (k-of-n) vs {b.rows}x{b.cols} (CSR)")
@@ -48,14 +49,32 @@ def _params(array: str, k: int, n: int, pes: int, layer: Any, matrix: Any, batch
 
     block = matrix.block if isinstance(matrix, KofNMatrix) else 1
     n_of = matrix.n if isinstance(matrix, KofNMatrix) else n
-    return array_params(array, k, n_of, pes, layer.rows, layer.cols, batch, block=block,
-                        weight_bits=layer.weight_bits, act_bits=layer.act_bits, out_bits=layer.out_bits,
-                        act_banks=act_banks)
+    return array_params(
+        array,
+        k,
+        n_of,
+        pes,
+        layer.rows,
+        layer.cols,
+        batch,
+        block=block,
+        weight_bits=layer.weight_bits,
+        act_bits=layer.act_bits,
+        out_bits=layer.out_bits,
+        act_banks=act_banks,
+    )
 
 
-def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray, *, pes: int,
-                    act_banks: int = 0, simulate: bool = False,
-                    on_layer: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+def compare_trained(
+    kofn_net: IntNetwork,
+    csr_net: IntNetwork,
+    x_int: np.ndarray,
+    *,
+    pes: int,
+    act_banks: int = 0,
+    simulate: bool = False,
+    on_layer: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
     """One row per matmul layer (and a ``"total"`` row): cycles of the three designs and their ratios.
 
     ``act_banks`` > 0 adds the CSR array with one activation memory in that many banks (``csr_banked``,
@@ -83,8 +102,9 @@ def compare_trained(kofn_net: IntNetwork, csr_net: IntNetwork, x_int: np.ndarray
             array, matrix = mats[design] = layer_matrix(entry.arch, cl if unstructured else kl)
             io = ios["csr" if unstructured else "kofn"][i]
             batch = int(io.x.shape[0])
-            params = _params(array, k, n, pes, cl if unstructured else kl, matrix, batch,
-                             act_banks if entry.banked else 0)
+            params = _params(
+                array, k, n, pes, cl if unstructured else kl, matrix, batch, act_banks if entry.banked else 0
+            )
             columns = matrix if params.array_arch.model_needs else None  # a CSR layer: its row lengths, columns
             counters = predict_counters(params, kl.rows, kl.cols, batch, csr=columns)
             if simulate:
@@ -124,8 +144,13 @@ def _simulate_checked(params: Any, matrix: Any, io: Any, what: str) -> None:
 
     step = min(params.max_batch, batch_chunk(params.max_cols))
     chunk_params = replace(params, max_batch=step)
-    runs = simulate_layers(chunk_params, [Layer(matrix, io.x[i:i + step], io.bias, io.multiplier, io.shift,
-                                                io.relu) for i in range(0, len(io.x), step)])
+    runs = simulate_layers(
+        chunk_params,
+        [
+            Layer(matrix, io.x[i : i + step], io.bias, io.multiplier, io.shift, io.relu)
+            for i in range(0, len(io.x), step)
+        ],
+    )
     for res in runs:
         res.check(what)
     if not np.array_equal(np.concatenate([r.outputs for r in runs]), io.y):

@@ -91,15 +91,23 @@ class UnstructuredMask(MaskBase):
         return weight * self.mask
 
 
-def attach_magnitude(model: nn.Module, k: int, n: int, granularity: str = "weight",
-                     layers: Iterable[str] | None = None) -> nn.Module:
+def attach_magnitude(
+    model: nn.Module, k: int, n: int, granularity: str = "weight", layers: Iterable[str] | None = None
+) -> nn.Module:
     """Fixed k-of-n masks keeping the k largest-L1 slots of each group of the current weights."""
-    return attach_masks(model, k, n, granularity, layers, lambda layout, mod: FixedKofNMask(
-        layout, topk_mask(slot_scores(mod.weight.detach().abs(), layout), layout.k)))
+    return attach_masks(
+        model,
+        k,
+        n,
+        granularity,
+        layers,
+        lambda layout, mod: FixedKofNMask(layout, topk_mask(slot_scores(mod.weight.detach().abs(), layout), layout.k)),
+    )
 
 
-def attach_random(model: nn.Module, k: int, n: int, granularity: str = "weight",
-                  layers: Iterable[str] | None = None, *, seed: int = 0) -> nn.Module:
+def attach_random(
+    model: nn.Module, k: int, n: int, granularity: str = "weight", layers: Iterable[str] | None = None, *, seed: int = 0
+) -> nn.Module:
     """Fixed, uniformly random k-of-n masks drawn from ``torch.Generator().manual_seed(seed)``."""
     gen = torch.Generator().manual_seed(int(seed))
 
@@ -110,8 +118,15 @@ def attach_random(model: nn.Module, k: int, n: int, granularity: str = "weight",
     return attach_masks(model, k, n, granularity, layers, make)
 
 
-def attach_srste(model: nn.Module, k: int, n: int, granularity: str = "weight",
-                 layers: Iterable[str] | None = None, *, decay: float = SRSTE_DECAY) -> nn.Module:
+def attach_srste(
+    model: nn.Module,
+    k: int,
+    n: int,
+    granularity: str = "weight",
+    layers: Iterable[str] | None = None,
+    *,
+    decay: float = SRSTE_DECAY,
+) -> nn.Module:
     """SR-STE masks (see the module docstring)."""
     return attach_masks(model, k, n, granularity, layers, lambda layout, mod: SRSTEMask(layout, decay))
 

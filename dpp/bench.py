@@ -10,9 +10,19 @@ BLOCK_STEPS = 10  #: timed steps per method before switching to the other one
 PHASES = ("forward", "backward", "optimizer")  #: the parts of a step timed separately (medians of each)
 
 
-def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | None, batch_size: int,
-                     steps: int, seed: int = 0, warmup: int = WARMUP_STEPS,
-                     flush_denormals: bool = True, noise_scale: float | None = None) -> dict[str, float]:
+def bench_step_times(
+    model: str,
+    k: int,
+    n: int,
+    granularity: str,
+    bits: int | None,
+    batch_size: int,
+    steps: int,
+    seed: int = 0,
+    warmup: int = WARMUP_STEPS,
+    flush_denormals: bool = True,
+    noise_scale: float | None = None,
+) -> dict[str, float]:
     """Median seconds per optimiser step for dense and DPP training, and their ratio (``steps`` timed steps each,
     after ``warmup`` untimed ones, in alternating blocks of :data:`BLOCK_STEPS`), plus the median of each of
     :data:`PHASES` per method. ``flush_denormals`` as :attr:`dpp.train.TrainConfig.flush_denormals` (a long
@@ -35,10 +45,20 @@ def bench_step_times(model: str, k: int, n: int, granularity: str, bits: int | N
     runs: dict[str, Any] = {}
     extra: dict[str, Any] = {} if noise_scale is None else {"noise_scale": noise_scale}
     for method in ("dense", "dpp"):
-        cfg = TrainConfig(model=model, method=method, k=k, n=n, granularity=granularity, bits=bits, epochs=1,
-                          seed=seed, batch_size=batch_size, warmup_fraction=0.0,  # masks on from the first step
-                          flush_denormals=flush_denormals,
-                          **extra)
+        cfg = TrainConfig(
+            model=model,
+            method=method,
+            k=k,
+            n=n,
+            granularity=granularity,
+            bits=bits,
+            epochs=1,
+            seed=seed,
+            batch_size=batch_size,
+            warmup_fraction=0.0,  # masks on from the first step
+            flush_denormals=flush_denormals,
+            **extra,
+        )
         cfg = with_input_shape(cfg, data)  # graph models (resnet8, mobilenet) are traced on the data's shape
         qnet = build_run_model(cfg)
         if method == "dpp" and not masked_layers(qnet.net):

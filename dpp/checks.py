@@ -49,9 +49,7 @@ def check_int_array(name: str, array: Any, *, bits: int | None = None, ndim: int
         bad = np.argwhere((arr < lo) | (arr > hi))
         if bad.size:
             pos = tuple(int(i) for i in bad[0])
-            raise DPPError(
-                f"{name} value {int(arr[pos])} at {pos} is outside signed {bits}-bit range [{lo}, {hi}]"
-            )
+            raise DPPError(f"{name} value {int(arr[pos])} at {pos} is outside signed {bits}-bit range [{lo}, {hi}]")
     return arr
 
 

@@ -48,10 +48,20 @@ def parse_ints(name: str, text: str) -> list[int]:
         raise DPPError(f"{name} must be comma-separated integers (got {text!r})") from None
 
 
-def run_compare(model: str, methods: list[str], grid: list[tuple[int, int]], seeds: list[int], epochs: int,
-                dpp_bits: list[int], overrides: dict[str, Any], on_run=None, *,
-                recipe: str = DEFAULT_RECIPE, data_spec: str | None = None,
-                normalize: str | None = None) -> list[dict[str, Any]]:
+def run_compare(
+    model: str,
+    methods: list[str],
+    grid: list[tuple[int, int]],
+    seeds: list[int],
+    epochs: int,
+    dpp_bits: list[int],
+    overrides: dict[str, Any],
+    on_run=None,
+    *,
+    recipe: str = DEFAULT_RECIPE,
+    data_spec: str | None = None,
+    normalize: str | None = None,
+) -> list[dict[str, Any]]:
     """Train every (method, k/n, bits, seed) and aggregate over seeds; returns one row per configuration.
 
     ``data_spec`` / ``normalize``: ``--data`` / ``--normalize`` (default: the model's built-in data set).
@@ -64,8 +74,11 @@ def run_compare(model: str, methods: list[str], grid: list[tuple[int, int]], see
     from dpp.train import TrainConfig, train
 
     sources: dict[str, Any] = dict(data=data_spec, normalize=normalize)
-    data = load_data(data_spec or DATASET_OF[model], normalize=normalize) if data_spec or normalize \
+    data = (
+        load_data(data_spec or DATASET_OF[model], normalize=normalize)
+        if data_spec or normalize
         else load_dataset(DATASET_OF[model])
+    )
     jobs: list[tuple[str, int, int, int | None]] = []
     for method in methods:
         if method == "dense":
@@ -83,21 +96,39 @@ def run_compare(model: str, methods: list[str], grid: list[tuple[int, int]], see
         accs, dens = [], []
         for seed in seeds:
             if method == "dpp":
-                cfg = recipe_config(recipe, model=model, method=method, k=k, n=n, bits=bits, epochs=epochs,
-                                    seed=seed, **overrides, **sources)
+                cfg = recipe_config(
+                    recipe,
+                    model=model,
+                    method=method,
+                    k=k,
+                    n=n,
+                    bits=bits,
+                    epochs=epochs,
+                    seed=seed,
+                    **overrides,
+                    **sources,
+                )
             else:
-                cfg = TrainConfig(model=model, method=method, k=k, n=n, bits=bits, epochs=epochs, seed=seed,
-                                  **sources)
+                cfg = TrainConfig(model=model, method=method, k=k, n=n, bits=bits, epochs=epochs, seed=seed, **sources)
             res = train(cfg, data)
             accs.append(res.test_accuracy)
             dens.append(res.density)
             if on_run is not None:
                 on_run(res.summary())
-        rows.append(dict(model=model, method=method, k=None if method == "dense" else k,
-                         n=None if method == "dense" else n, bits=bits or 32, seeds=len(seeds),
-                         accuracy_mean=statistics.fmean(accs),
-                         accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
-                         accuracies=accs, density=statistics.fmean(dens)))
+        rows.append(
+            dict(
+                model=model,
+                method=method,
+                k=None if method == "dense" else k,
+                n=None if method == "dense" else n,
+                bits=bits or 32,
+                seeds=len(seeds),
+                accuracy_mean=statistics.fmean(accs),
+                accuracy_std=statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                accuracies=accs,
+                density=statistics.fmean(dens),
+            )
+        )
     return rows
 
 
@@ -105,21 +136,37 @@ def run_compare(model: str, methods: list[str], grid: list[tuple[int, int]], see
 STUDY_METHODS = ("dpp_paper", "dpp_warmup", "magnitude", "srste", "random", "magnitude_qat")
 #: study method -> (dpp.train method, recipe of its set-up); the baselines share the paper recipe's Adam lr 1e-3
 #: and batch 64 (their only recipe fields) and every run of a study has the same epoch budget
-STUDY_TRAINING = {"dpp_paper": ("dpp", "paper"), "dpp_warmup": ("dpp", "warmup"), "magnitude": ("magnitude", "paper"),
-                  "srste": ("srste", "paper"), "random": ("random", "paper"),
-                  "magnitude_qat": ("magnitude_qat", "paper")}
+STUDY_TRAINING = {
+    "dpp_paper": ("dpp", "paper"),
+    "dpp_warmup": ("dpp", "warmup"),
+    "magnitude": ("magnitude", "paper"),
+    "srste": ("srste", "paper"),
+    "random": ("random", "paper"),
+    "magnitude_qat": ("magnitude_qat", "paper"),
+}
 QUANTISED_ONLY = ("magnitude_qat",)  #: study methods that exist only with quantised weights
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")  #: where Debian's dataset-fashion-mnist puts its IDX files
 FASHION_SUFFIX = "@fashion"
 VALIDATION_FRACTION = 0.1
 VALIDATION_SEED = 0
-STUDY_GRANULARITIES = {"lenet300": ("weight", "filter"), "lenet5": ("weight", "kernel", "filter"),
-                       "digits": ("weight", "kernel", "filter")}  #: kernel = weight for a net of Linear layers only
+STUDY_GRANULARITIES = {
+    "lenet300": ("weight", "filter"),
+    "lenet5": ("weight", "kernel", "filter"),
+    "digits": ("weight", "kernel", "filter"),
+}  #: kernel = weight for a net of Linear layers only
 #: rough seconds per epoch per 1,000 training images on one core of the 2-core development machine (measured
 #: under load with other jobs; good to a factor of about 1.5): (model, kind) with kind dpp | srste | fixed
-EPOCH_SECONDS_PER_1K = {("lenet300", "dpp"): 0.5, ("lenet300", "srste"): 0.25, ("lenet300", "fixed"): 0.1,
-                        ("lenet5", "dpp"): 1.25, ("lenet5", "srste"): 0.95, ("lenet5", "fixed"): 0.9,
-                        ("digits", "dpp"): 0.6, ("digits", "srste"): 0.3, ("digits", "fixed"): 0.2}
+EPOCH_SECONDS_PER_1K = {
+    ("lenet300", "dpp"): 0.5,
+    ("lenet300", "srste"): 0.25,
+    ("lenet300", "fixed"): 0.1,
+    ("lenet5", "dpp"): 1.25,
+    ("lenet5", "srste"): 0.95,
+    ("lenet5", "fixed"): 0.9,
+    ("digits", "dpp"): 0.6,
+    ("digits", "srste"): 0.3,
+    ("digits", "fixed"): 0.2,
+}
 QUANTISED_SLOWDOWN = 1.3  #: fake-quantised runs' epochs take about this much longer
 RUN_OVERHEAD_S = 1.0  #: per run: model set-up and evaluation
 
@@ -140,9 +187,14 @@ class StudyPreset:
 
 
 PAPER_PRESET = StudyPreset(
-    name="paper", models=("lenet300", "lenet5"), grid=((1, 8), (2, 8), (4, 8)),
+    name="paper",
+    models=("lenet300", "lenet5"),
+    grid=((1, 8), (2, 8), (4, 8)),
     methods=("dpp_paper", "dpp_warmup", "magnitude", "srste", "random", "magnitude_qat"),
-    bits=(None, 8, 4, 2, 1), seeds=(0, 1, 2), epochs=PAPER.epochs)
+    bits=(None, 8, 4, 2, 1),
+    seeds=(0, 1, 2),
+    epochs=PAPER.epochs,
+)
 PRESETS = {"paper": PAPER_PRESET}
 
 
@@ -183,15 +235,16 @@ def _split_model(entry: str, fashion_dir: Path) -> tuple[str, str]:
 
     model, _, data = entry.partition("@")
     if model not in MODELS:
-        raise DPPError(f"--models entries must be one of {MODELS}, optionally with {FASHION_SUFFIX} "
-                       f"(got {entry!r})")
+        raise DPPError(f"--models entries must be one of {MODELS}, optionally with {FASHION_SUFFIX} (got {entry!r})")
     if not data:
         return model, DATASET_OF[model]
     if "@" + data != FASHION_SUFFIX:
         raise DPPError(f"--models entry {entry!r}: the only data suffix is {FASHION_SUFFIX}")
     if not fashion_dir.is_dir():
-        raise DPPError(f"--models entry {entry!r} needs Fashion-MNIST in {fashion_dir} (Debian package "
-                       "dataset-fashion-mnist), not found")
+        raise DPPError(
+            f"--models entry {entry!r} needs Fashion-MNIST in {fashion_dir} (Debian package "
+            "dataset-fashion-mnist), not found"
+        )
     return model, f"idx:{fashion_dir}"
 
 
@@ -216,8 +269,9 @@ def filter_kn(model: str, k: int, n: int) -> tuple[int, int] | None:
     return None
 
 
-def study_plan(preset: StudyPreset, *, fashion_dir: Path = FASHION_DIR,
-               models: tuple[str, ...] | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+def study_plan(
+    preset: StudyPreset, *, fashion_dir: Path = FASHION_DIR, models: tuple[str, ...] | None = None
+) -> tuple[list[dict[str, Any]], list[str]]:
     """Every training run of ``preset`` as a point (a JSON-able dict), and one line per combination skipped.
 
     ``models`` defaults to :func:`preset_models`. A point names the study method, the dpp.train method and
@@ -244,8 +298,10 @@ def study_plan(preset: StudyPreset, *, fashion_dir: Path = FASHION_DIR,
             for k0, n0 in preset.grid:
                 kn = filter_kn(model, k0, n0) if gran == "filter" else (k0, n0)
                 if kn is None:
-                    skipped.append(f"{entry} filter {k0}/{n0}: no n <= {n0} divides the filter counts "
-                                   f"{list(_filter_rows(model))} at density {k0}/{n0}")
+                    skipped.append(
+                        f"{entry} filter {k0}/{n0}: no n <= {n0} divides the filter counts "
+                        f"{list(_filter_rows(model))} at density {k0}/{n0}"
+                    )
                     continue
                 for method in preset.methods:
                     train_method, recipe = STUDY_TRAINING[method]
@@ -253,11 +309,24 @@ def study_plan(preset: StudyPreset, *, fashion_dir: Path = FASHION_DIR,
                         if bits is None and method in QUANTISED_ONLY:
                             continue
                         for seed in preset.seeds:
-                            points.append(dict(study=preset.name, model=model, data=data, method=method,
-                                               train_method=train_method, recipe=recipe, granularity=gran,
-                                               k=kn[0], n=kn[1], density_label=f"{k0}/{n0}", bits=bits,
-                                               seed=seed, epochs=preset.epochs,
-                                               validation_fraction=preset.validation_fraction))
+                            points.append(
+                                dict(
+                                    study=preset.name,
+                                    model=model,
+                                    data=data,
+                                    method=method,
+                                    train_method=train_method,
+                                    recipe=recipe,
+                                    granularity=gran,
+                                    k=kn[0],
+                                    n=kn[1],
+                                    density_label=f"{k0}/{n0}",
+                                    bits=bits,
+                                    seed=seed,
+                                    epochs=preset.epochs,
+                                    validation_fraction=preset.validation_fraction,
+                                )
+                            )
     return points, skipped
 
 
@@ -273,6 +342,7 @@ def _training_images(data: str, fraction: float) -> int:
 
 def estimate_seconds(point: dict[str, Any]) -> float:
     """Rough wall time of one run on one core (:data:`EPOCH_SECONDS_PER_1K`)."""
+
     def per_epoch(kind: str) -> float:
         return EPOCH_SECONDS_PER_1K[(point["model"], kind)]
 
@@ -302,11 +372,18 @@ def study_data(spec: str, validation_fraction: float) -> tuple[Any, Any, Any]:
 
     data = load_data(spec)
     idx = torch.arange(len(data.y_train)).numpy()
-    fit_idx, val_idx = train_test_split(idx, test_size=validation_fraction, random_state=VALIDATION_SEED,
-                                        stratify=data.y_train.numpy())
+    fit_idx, val_idx = train_test_split(
+        idx, test_size=validation_fraction, random_state=VALIDATION_SEED, stratify=data.y_train.numpy()
+    )
     fit_t, val_t = torch.from_numpy(fit_idx), torch.from_numpy(val_idx)
-    fit = Dataset(f"{spec} fit", data.x_train[fit_t], data.y_train[fit_t], data.x_train[val_t],
-                  data.y_train[val_t], data.normalization)
+    fit = Dataset(
+        f"{spec} fit",
+        data.x_train[fit_t],
+        data.y_train[fit_t],
+        data.x_train[val_t],
+        data.y_train[val_t],
+        data.normalization,
+    )
     return fit, data.x_test, data.y_test
 
 
@@ -326,11 +403,27 @@ def evaluate_run(point: dict[str, Any], options: dict[str, Any]) -> dict[str, An
 
     torch.set_num_threads(int(options.get("threads", 1)))
     fit, x_test, y_test = study_data(point["data"], float(point["validation_fraction"]))
-    cfg = recipe_config(point["recipe"], model=point["model"], method=point["train_method"], k=point["k"],
-                        n=point["n"], granularity=point["granularity"], bits=point["bits"], seed=point["seed"],
-                        epochs=point["epochs"])
+    cfg = recipe_config(
+        point["recipe"],
+        model=point["model"],
+        method=point["train_method"],
+        k=point["k"],
+        n=point["n"],
+        granularity=point["granularity"],
+        bits=point["bits"],
+        seed=point["seed"],
+        epochs=point["epochs"],
+    )
     res = train(cfg, fit)
-    history = [{("val_accuracy" if key == "test_accuracy" else key): _clean(v) for key, v in rec.items()}
-               for rec in res.history]
-    return dict(test_accuracy=evaluate(res.model, x_test, y_test), val_accuracy=res.test_accuracy,
-                density=res.density, seconds=res.seconds, config=asdict(cfg), history=history)
+    history = [
+        {("val_accuracy" if key == "test_accuracy" else key): _clean(v) for key, v in rec.items()}
+        for rec in res.history
+    ]
+    return dict(
+        test_accuracy=evaluate(res.model, x_test, y_test),
+        val_accuracy=res.test_accuracy,
+        density=res.density,
+        seconds=res.seconds,
+        config=asdict(cfg),
+        history=history,
+    )

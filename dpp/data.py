@@ -41,8 +41,9 @@ class Normalization:
 
     def __post_init__(self) -> None:
         if len(self.mean) != len(self.std) or not self.mean:
-            raise DPPError(f"normalization needs one mean and one std per channel (got mean={self.mean}, "
-                           f"std={self.std})")
+            raise DPPError(
+                f"normalization needs one mean and one std per channel (got mean={self.mean}, std={self.std})"
+            )
         for m, s in zip(self.mean, self.std, strict=True):
             if not (math.isfinite(m) and math.isfinite(s) and s > 0):
                 raise DPPError(f"normalization mean must be finite and std finite and > 0 (got mean={m}, std={s})")
@@ -94,8 +95,9 @@ class Normalization:
         try:
             return cls(tuple(float(v) for v in obj["mean"]), tuple(float(v) for v in obj["std"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise DPPError(f"normalization record {obj!r} is malformed ({exc}), expected "
-                           "{'mean': [...], 'std': [...]}") from None
+            raise DPPError(
+                f"normalization record {obj!r} is malformed ({exc}), expected {{'mean': [...], 'std': [...]}}"
+            ) from None
 
 
 def parse_normalize(text: str) -> Normalization:
@@ -110,11 +112,13 @@ def parse_normalize(text: str) -> Normalization:
                 raise ValueError
             m, s = float(parts[0]), float(parts[1])
         except ValueError:
-            raise DPPError(f"--normalize {text!r}: channel {i} is {pair.strip()!r}, expected MEAN,STD "
-                           "(two numbers)") from None
+            raise DPPError(
+                f"--normalize {text!r}: channel {i} is {pair.strip()!r}, expected MEAN,STD (two numbers)"
+            ) from None
         if not (math.isfinite(m) and math.isfinite(s) and s > 0):
-            raise DPPError(f"--normalize {text!r}: channel {i} has mean={m}, std={s}, expected a finite mean "
-                           "and a finite std > 0")
+            raise DPPError(
+                f"--normalize {text!r}: channel {i} has mean={m}, std={s}, expected a finite mean and a finite std > 0"
+            )
         means.append(m)
         stds.append(s)
     return Normalization(tuple(means), tuple(stds))
@@ -136,13 +140,13 @@ class Dataset:
         return int(self.y_train.max()) + 1
 
 
-def _tensors(name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray,
-             norm: Normalization) -> Dataset:
+def _tensors(
+    name: str, xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.ndarray, norm: Normalization
+) -> Dataset:
     def t(a: np.ndarray, dt: torch.dtype) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(a)).to(dt)
 
-    return Dataset(name, t(xtr, torch.float32), t(ytr, torch.int64), t(xte, torch.float32), t(yte, torch.int64),
-                   norm)
+    return Dataset(name, t(xtr, torch.float32), t(ytr, torch.int64), t(xte, torch.float32), t(yte, torch.int64), norm)
 
 
 def _split(name: str, x: np.ndarray, y: np.ndarray, seed: int = SPLIT_SEED) -> Dataset:
@@ -197,8 +201,7 @@ def load_data(spec: str, *, normalize: str | Normalization | None = None, seed: 
         ('0.5,0.25', torch.Size([1, 8, 8]))
     """
     if normalize is not None and not isinstance(normalize, str | Normalization):
-        raise DPPError(f"normalize must be None, MEAN,STD[;MEAN,STD...] text or a Normalization "
-                       f"(got {normalize!r})")
+        raise DPPError(f"normalize must be None, MEAN,STD[;MEAN,STD...] text or a Normalization (got {normalize!r})")
     asked = parse_normalize(normalize) if isinstance(normalize, str) else normalize
     if not isinstance(spec, str):
         raise DPPError(f"--data must be text (got {spec!r})")
@@ -208,8 +211,12 @@ def load_data(spec: str, *, normalize: str | Normalization | None = None, seed: 
         _check_channels(norm, data.x_train.shape)
         if norm.is_identity:
             return Dataset(spec, data.x_train, data.y_train, data.x_test, data.y_test, norm)
-        raw = datasets.RawSplit(data.x_train.numpy().astype(np.float64), data.y_train.numpy(),
-                                data.x_test.numpy().astype(np.float64), data.y_test.numpy())
+        raw = datasets.RawSplit(
+            data.x_train.numpy().astype(np.float64),
+            data.y_train.numpy(),
+            data.x_test.numpy().astype(np.float64),
+            data.y_test.numpy(),
+        )
     else:
         prefix, where = _parse_spec(spec)
         if prefix == "idx":
@@ -220,8 +227,9 @@ def load_data(spec: str, *, normalize: str | Normalization | None = None, seed: 
             raw = datasets.load_cifar10_dir(where)
         norm = asked or Normalization.identity(raw.x_train.shape[1])
         _check_channels(norm, raw.x_train.shape)
-    return _tensors(spec, norm.apply(_scaled(raw.x_train)), raw.y_train, norm.apply(_scaled(raw.x_test)),
-                    raw.y_test, norm)
+    return _tensors(
+        spec, norm.apply(_scaled(raw.x_train)), raw.y_train, norm.apply(_scaled(raw.x_test)), raw.y_test, norm
+    )
 
 
 def absolute_spec(spec: str) -> str:
@@ -238,12 +246,13 @@ def absolute_spec(spec: str) -> str:
 def _parse_spec(spec: str) -> tuple[str, Path]:
     prefix, sep, path = spec.partition(":")
     if not sep or prefix not in DATA_PREFIXES or not path:
-        raise DPPError(f"--data {spec!r}: expected one of {', '.join(DATASETS)}, idx:DIR, npz:FILE or "
-                       "cifar10:DIR")
+        raise DPPError(f"--data {spec!r}: expected one of {', '.join(DATASETS)}, idx:DIR, npz:FILE or cifar10:DIR")
     return prefix, Path(path).expanduser()
 
 
 def _check_channels(norm: Normalization, shape: tuple[int, ...]) -> None:
     if norm.channels != shape[1]:
-        raise DPPError(f"--normalize {norm.text!r} has {norm.channels} MEAN,STD pair(s) but the images have "
-                       f"{shape[1]} channel(s), expected one pair per channel")
+        raise DPPError(
+            f"--normalize {norm.text!r} has {norm.channels} MEAN,STD pair(s) but the images have "
+            f"{shape[1]} channel(s), expected one pair per channel"
+        )

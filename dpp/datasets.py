@@ -92,17 +92,21 @@ def read_idx(path: Path, ndim: int) -> np.ndarray:
         raise DPPError(f"IDX file {path}: truncated ({len(raw)} bytes), expected a 4-byte magic number")
     zero, code, dims = int.from_bytes(raw[:2], "big"), raw[2], raw[3]
     if zero != 0 or code not in IDX_MAGIC_TYPES or dims != ndim:
-        raise DPPError(f"IDX file {path}: magic 0x{raw[:4].hex()}, expected 0x0000{0x08:02x}{ndim:02x} "
-                       f"(idx{ndim} of unsigned bytes, or another IDX type with {ndim} dimensions)")
+        raise DPPError(
+            f"IDX file {path}: magic 0x{raw[:4].hex()}, expected 0x0000{0x08:02x}{ndim:02x} "
+            f"(idx{ndim} of unsigned bytes, or another IDX type with {ndim} dimensions)"
+        )
     header = 4 + 4 * ndim
     if len(raw) < header:
         raise DPPError(f"IDX file {path}: truncated header ({len(raw)} bytes), expected {header}")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim))
+    shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(IDX_MAGIC_TYPES[code])
     want = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != want:
-        raise DPPError(f"IDX file {path}: {len(raw) - header} data bytes after the header, expected {want} "
-                       f"for shape {shape} ({'truncated' if len(raw) - header < want else 'trailing bytes'})")
+        raise DPPError(
+            f"IDX file {path}: {len(raw) - header} data bytes after the header, expected {want} "
+            f"for shape {shape} ({'truncated' if len(raw) - header < want else 'trailing bytes'})"
+        )
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -126,8 +130,10 @@ def _idx_pair(folder: Path, part: str) -> tuple[np.ndarray, np.ndarray] | None:
     if not np.issubdtype(y.dtype, np.integer) or (y.size and int(y.min()) < 0):
         raise DPPError(f"IDX file {labels}: labels must be non-negative integers")
     if len(x) != len(y):
-        raise DPPError(f"IDX folder {folder}: {images.name} has {len(x)} images but {labels.name} has "
-                       f"{len(y)} labels, expected equal counts")
+        raise DPPError(
+            f"IDX folder {folder}: {images.name} has {len(x)} images but {labels.name} has "
+            f"{len(y)} labels, expected equal counts"
+        )
     if np.issubdtype(x.dtype, np.floating):
         x = _check_float_pixels(x.astype(np.float64), f"IDX file {images}")
     else:
@@ -140,13 +146,17 @@ def load_idx_dir(folder: Path, seed: int = 0) -> RawSplit:
     _existing_dir(folder, "IDX folder")
     train, test = _idx_pair(folder, "train"), _idx_pair(folder, "t10k")
     if test is None:
-        raise PathError(f"IDX folder {folder}: no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz], "
-                        "expected the t10k pair (and optionally the train pair)")
+        raise PathError(
+            f"IDX folder {folder}: no t10k-images-idx3-ubyte[.gz] / t10k-labels-idx1-ubyte[.gz], "
+            "expected the t10k pair (and optionally the train pair)"
+        )
     if train is None:
         return _split(*test, seed)
     if train[0].shape[1:] != test[0].shape[1:]:
-        raise DPPError(f"IDX folder {folder}: train images are {train[0].shape[2:]} but t10k images are "
-                       f"{test[0].shape[2:]}, expected the same size")
+        raise DPPError(
+            f"IDX folder {folder}: train images are {train[0].shape[2:]} but t10k images are "
+            f"{test[0].shape[2:]}, expected the same size"
+        )
     return RawSplit(train[0], train[1], test[0], test[1])
 
 
@@ -163,8 +173,10 @@ def _check_float_pixels(x: np.ndarray, what: str) -> np.ndarray:
     if not np.isfinite(x).all():
         raise DPPError(f"{what}: float pixels contain NaN or infinity, expected values in [0, 1]")
     if x.size and (float(x.min()) < 0.0 or float(x.max()) > 1.0):
-        raise DPPError(f"{what}: float pixels span [{float(x.min()):g}, {float(x.max()):g}], expected [0, 1] "
-                       "(store uint8 pixels, or scale to [0, 1]; normalisation is applied by --normalize)")
+        raise DPPError(
+            f"{what}: float pixels span [{float(x.min()):g}, {float(x.max()):g}], expected [0, 1] "
+            "(store uint8 pixels, or scale to [0, 1]; normalisation is applied by --normalize)"
+        )
     return x
 
 
@@ -180,8 +192,10 @@ def to_nchw(x: np.ndarray, what: str) -> np.ndarray:
         return x
     if last and not first:
         return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-    raise DPPError(f"{what}: x has shape {x.shape}, cannot tell NCHW from NHWC (expected exactly one of axis 1 "
-                   f"or axis 3 to be a channel count <= {CHANNELS_MAX})")
+    raise DPPError(
+        f"{what}: x has shape {x.shape}, cannot tell NCHW from NHWC (expected exactly one of axis 1 "
+        f"or axis 3 to be a channel count <= {CHANNELS_MAX})"
+    )
 
 
 def load_npz(path: Path, seed: int = 0) -> RawSplit:
@@ -225,8 +239,12 @@ class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles only dicts, lists, strings, numbers and numpy arrays: a batch file cannot run code."""
 
     _ALLOWED: ClassVar[set[tuple[str, str]]] = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
     # _codecs.encode: how protocol-2 pickles written by Python 3 store bytes (the original batches are Python 2).
 
     def find_class(self, module: str, name: str) -> object:
@@ -242,8 +260,10 @@ def read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         with path.open("rb") as fh:
             batch = _ArrayUnpickler(fh, encoding="bytes").load()
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, TypeError, IndexError, AttributeError) as exc:
-        raise DPPError(f"{what}: cannot unpickle ({type(exc).__name__}: {exc}), expected a python-pickle "
-                       "dict with b'data' and b'labels'") from None
+        raise DPPError(
+            f"{what}: cannot unpickle ({type(exc).__name__}: {exc}), expected a python-pickle "
+            "dict with b'data' and b'labels'"
+        ) from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
         keys = sorted(batch) if isinstance(batch, dict) else type(batch).__name__
         raise DPPError(f"{what}: holds {keys}, expected a dict with b'data' and b'labels'")
@@ -251,8 +271,11 @@ def read_cifar10_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     size = int(np.prod(CIFAR10_SHAPE))
     if data.ndim != 2 or data.shape[1] != size or data.dtype != np.uint8:
         raise DPPError(f"{what}: b'data' is {data.dtype} {data.shape}, expected uint8 (N, {size})")
-    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer) or \
-            (labels.size and (int(labels.min()) < 0 or int(labels.max()) > 9)):
+    if (
+        labels.ndim != 1
+        or not np.issubdtype(labels.dtype, np.integer)
+        or (labels.size and (int(labels.min()) < 0 or int(labels.max()) > 9))
+    ):
         raise DPPError(f"{what}: b'labels' is {labels.dtype} {labels.shape}, expected N integers in 0..9")
     if len(data) != len(labels):
         raise DPPError(f"{what}: {len(data)} images but {len(labels)} labels, expected equal counts")
@@ -268,8 +291,10 @@ def load_cifar10_dir(folder: Path) -> RawSplit:
     names = (*CIFAR10_TRAIN_BATCHES, CIFAR10_TEST_BATCH)
     missing = [n for n in names if not (folder / n).is_file()]
     if missing:
-        raise PathError(f"CIFAR-10 folder {folder}: missing {', '.join(missing)}, expected "
-                        f"{', '.join(names)} (the python-pickle batches)")
+        raise PathError(
+            f"CIFAR-10 folder {folder}: missing {', '.join(missing)}, expected "
+            f"{', '.join(names)} (the python-pickle batches)"
+        )
     train = [read_cifar10_batch(folder / n) for n in CIFAR10_TRAIN_BATCHES]
     x_test, y_test = read_cifar10_batch(folder / CIFAR10_TEST_BATCH)
     return RawSplit(np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train]), x_test, y_test)

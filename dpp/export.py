@@ -46,8 +46,18 @@ def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object]
     return None
 
 
-def _matmul_layers(mod: nn.Module, model: nn.Module, w_int: torch.Tensor, bias: torch.Tensor, multiplier: int,
-                   shift: int, relu: bool, out_bits: int, bits: int, groups: int = 1) -> list[IntLayer]:
+def _matmul_layers(
+    mod: nn.Module,
+    model: nn.Module,
+    w_int: torch.Tensor,
+    bias: torch.Tensor,
+    multiplier: int,
+    shift: int,
+    relu: bool,
+    out_bits: int,
+    bits: int,
+    groups: int = 1,
+) -> list[IntLayer]:
     """One :class:`IntLayer` per group of a Linear / Conv2d: k-of-n from its mask, else dense."""
     rows = w_int.shape[0] // groups
     bits = storage_weight_bits(bits)  # binary weights travel as 2-bit signed words (module docstring)
@@ -59,23 +69,47 @@ def _matmul_layers(mod: nn.Module, model: nn.Module, w_int: torch.Tensor, bias: 
                 granularity = getattr(getattr(mask, "layout", None), "granularity", "unstructured")
     layers = []
     for g in range(groups):
-        w = w_int[g * rows:(g + 1) * rows].reshape(rows, -1).numpy()
+        w = w_int[g * rows : (g + 1) * rows].reshape(rows, -1).numpy()
         weights: KofNMatrix | np.ndarray = w
         if found is not None:
             mask, layout = found
             granularity = layout.granularity
-            weights = KofNMatrix.from_dense(w, mask[g * rows:(g + 1) * rows], layout.n,
-                                            block=layout.block if layout.granularity == "kernel" else 1,
-                                            weight_bits=bits, k=layout.k)
+            weights = KofNMatrix.from_dense(
+                w,
+                mask[g * rows : (g + 1) * rows],
+                layout.n,
+                block=layout.block if layout.granularity == "kernel" else 1,
+                weight_bits=bits,
+                k=layout.k,
+            )
         geometry = {}
         kind = "linear"
         if isinstance(mod, nn.Conv2d):
             kind = "conv2d"
             square = lambda v: int(v[0]) if v[0] == v[1] else [int(v[0]), int(v[1])]  # noqa: E731
-            geometry = dict(in_channels=mod.in_channels // groups, out_channels=rows, kh=mod.kernel_size[0],
-                            kw=mod.kernel_size[1], stride=square(mod.stride), padding=square(_padding(mod)))
-        layers.append(IntLayer(kind, weights, bias[g * rows:(g + 1) * rows].numpy(), multiplier, shift, relu,
-                               out_bits, ACT_BITS, bits, granularity, geometry))
+            geometry = dict(
+                in_channels=mod.in_channels // groups,
+                out_channels=rows,
+                kh=mod.kernel_size[0],
+                kw=mod.kernel_size[1],
+                stride=square(mod.stride),
+                padding=square(_padding(mod)),
+            )
+        layers.append(
+            IntLayer(
+                kind,
+                weights,
+                bias[g * rows : (g + 1) * rows].numpy(),
+                multiplier,
+                shift,
+                relu,
+                out_bits,
+                ACT_BITS,
+                bits,
+                granularity,
+                geometry,
+            )
+        )
     return layers
 
 
@@ -102,19 +136,35 @@ def export_network(qnet: QuantNet, sample: torch.Tensor, meta: dict | None = Non
             pair = lambda v: [int(v), int(v)] if isinstance(v, int) else [int(v[0]), int(v[1])]  # noqa: E731
             if mod.dilation not in (1, (1, 1)) or mod.ceil_mode:
                 raise DPPError(f"max-pooling needs dilation 1 and ceil_mode=False (got {mod})")
-            nodes.append(dict(name=name, op="maxpool", inputs=[prev], kernel=pair(mod.kernel_size),
-                              stride=pair(mod.stride or mod.kernel_size), padding=pair(mod.padding)))
+            nodes.append(
+                dict(
+                    name=name,
+                    op="maxpool",
+                    inputs=[prev],
+                    kernel=pair(mod.kernel_size),
+                    stride=pair(mod.stride or mod.kernel_size),
+                    padding=pair(mod.padding),
+                )
+            )
         elif step.kind == "flatten":
             nodes.append(dict(name=name, op="reshape", inputs=[prev], shape=[-1]))
         else:
             li = ints[step.layer]
             first = len(layers)
-            layers += _matmul_layers(mod, qnet.net, li.weight, li.bias, li.multiplier, li.shift, li.relu,
-                                     li.out_bits, qnet.bits)
+            layers += _matmul_layers(
+                mod, qnet.net, li.weight, li.bias, li.multiplier, li.shift, li.relu, li.out_bits, qnet.bits
+            )
             nodes.append(dict(name=name, op="matmul", inputs=[prev], layers=list(range(first, len(layers)))))
         prev = name
-    return IntNetwork(layers, nodes=nodes, output=prev, input_shape=tuple(sample.shape[1:]),
-                      input_scale=INPUT_SCALE, act_bits=ACT_BITS, meta=meta)
+    return IntNetwork(
+        layers,
+        nodes=nodes,
+        output=prev,
+        input_shape=tuple(sample.shape[1:]),
+        input_scale=INPUT_SCALE,
+        act_bits=ACT_BITS,
+        meta=meta,
+    )
 
 
 def export_graph(qgraph: QuantGraph, sample: torch.Tensor, meta: dict | None = None) -> IntNetwork:
@@ -134,20 +184,42 @@ def export_graph(qgraph: QuantGraph, sample: torch.Tensor, meta: dict | None = N
         if rec.op == "matmul":
             p = rec.params
             first = len(layers)
-            layers += _matmul_layers(node.module, qgraph.model, rec.weight, rec.bias, p["multiplier"], p["shift"],
-                                     p["relu"], p["out_bits"], qgraph.bits, node.attrs.get("groups", 1))
+            layers += _matmul_layers(
+                node.module,
+                qgraph.model,
+                rec.weight,
+                rec.bias,
+                p["multiplier"],
+                p["shift"],
+                p["relu"],
+                p["out_bits"],
+                qgraph.bits,
+                node.attrs.get("groups", 1),
+            )
             entry["layers"] = list(range(first, len(layers)))
         else:
             entry.update(rec.params)
         nodes.append(entry)
-    return IntNetwork(layers, nodes=nodes, output=alias.get(qgraph.spec.output, qgraph.spec.output),
-                      input_shape=tuple(sample.shape[1:]), input_scale=qgraph.input_scale, act_bits=ACT_BITS,
-                      meta=meta)
+    return IntNetwork(
+        layers,
+        nodes=nodes,
+        output=alias.get(qgraph.spec.output, qgraph.spec.output),
+        input_shape=tuple(sample.shape[1:]),
+        input_scale=qgraph.input_scale,
+        act_bits=ACT_BITS,
+        meta=meta,
+    )
 
 
-def export_model(model: nn.Module, example_input: torch.Tensor, *, bits: int = 8,
-                 calibration: torch.Tensor | None = None, meta: dict | None = None,
-                 normalize: str | Normalization | None = None) -> IntNetwork:
+def export_model(
+    model: nn.Module,
+    example_input: torch.Tensor,
+    *,
+    bits: int = 8,
+    calibration: torch.Tensor | None = None,
+    meta: dict | None = None,
+    normalize: str | Normalization | None = None,
+) -> IntNetwork:
     """Any traceable classifier → its :class:`IntNetwork`: traced, BatchNorm folded, ``bits``-bit weights.
 
     Args:
@@ -183,8 +255,10 @@ def export_model(model: nn.Module, example_input: torch.Tensor, *, bits: int = 8
     if calibration is not None:
         qgraph.calibrate(calibration)
     elif qgraph.act_max.numel() and not bool((qgraph.act_max > 0).all()):
-        raise DPPError("export_model needs calibration images: no activation range was recorded for "
-                       f"{[n for n, v in zip(qgraph.calibrated, qgraph.act_max.tolist(), strict=True) if v <= 0]}")
+        raise DPPError(
+            "export_model needs calibration images: no activation range was recorded for "
+            f"{[n for n, v in zip(qgraph.calibrated, qgraph.act_max.tolist(), strict=True) if v <= 0]}"
+        )
     return export_graph(qgraph, example_input, meta)
 
 
@@ -196,8 +270,10 @@ def check_run_normalize(recorded: str | None, given: str | None, run_dir: Path) 
     got = parse_normalize(given)
     same = got.is_identity if want is None else got == want
     if not same:
-        raise DPPError(f"--normalize {given!r} differs from the normalisation run {run_dir} was trained with "
-                       f"({want.text if want else 'pixels in [0, 1]'}); omit --normalize to use the run's")
+        raise DPPError(
+            f"--normalize {given!r} differs from the normalisation run {run_dir} was trained with "
+            f"({want.text if want else 'pixels in [0, 1]'}); omit --normalize to use the run's"
+        )
 
 
 @dataclass(frozen=True)
@@ -215,13 +291,14 @@ class Agreement:
 
 
 @torch.no_grad()
-def measure_agreement(qnet: nn.Module, network: IntNetwork, x: torch.Tensor, y: torch.Tensor,
-                      batch: int = 500) -> Agreement:
+def measure_agreement(
+    qnet: nn.Module, network: IntNetwork, x: torch.Tensor, y: torch.Tensor, batch: int = 500
+) -> Agreement:
     """Run both models (a QuantNet or QuantGraph, and its integer network) on ``x`` and count identical classes."""
     qnet.eval()
     same = correct_t = correct_i = 0
     for i in range(0, len(x), batch):
-        xb, yb = x[i:i + batch], y[i:i + batch].numpy()
+        xb, yb = x[i : i + batch], y[i : i + batch].numpy()
         pt = qnet(xb).reshape(len(xb), -1).argmax(dim=1).numpy()
         pi = network.predict(network.quantize_input(xb.numpy()))
         same += int((pt == pi).sum())
@@ -231,8 +308,9 @@ def measure_agreement(qnet: nn.Module, network: IntNetwork, x: torch.Tensor, y: 
     return Agreement(n, same, correct_t / n, correct_i / n)
 
 
-def run_export(run_dir: Path, out: Path, bits: int | None = None, *, data: str | None = None,
-               normalize: str | None = None) -> dict:
+def run_export(
+    run_dir: Path, out: Path, bits: int | None = None, *, data: str | None = None, normalize: str | None = None
+) -> dict:
     """Export ``run_dir`` to ``out`` and measure prediction agreement on the test split; returns the report.
 
     A full-precision run is quantised after training (8-bit weights unless ``bits`` is given). ``data``
@@ -252,11 +330,19 @@ def run_export(run_dir: Path, out: Path, bits: int | None = None, *, data: str |
     shape = tuple(int(v) for v in data_set.x_test.shape[1:])
     want = cfg.input_shape if cfg.input_shape is not None or data is None else run_data(cfg).x_test.shape[1:]
     if want is not None and list(shape) != [int(v) for v in want]:
-        raise DPPError(f"--data {data!r}: images of shape {list(shape)}, the run's model takes "
-                       f"{[int(v) for v in want]}")
+        raise DPPError(
+            f"--data {data!r}: images of shape {list(shape)}, the run's model takes {[int(v) for v in want]}"
+        )
     norm = data_set.normalization or Normalization.identity(shape[0])
-    meta = dict(run=str(Path(run_dir).resolve()), model=cfg.model, method=cfg.method, trained_bits=cfg.bits,
-                weight_bits=qnet.bits, data=cfg.data or data_set.name, normalization=norm.to_json())
+    meta = dict(
+        run=str(Path(run_dir).resolve()),
+        model=cfg.model,
+        method=cfg.method,
+        trained_bits=cfg.bits,
+        weight_bits=qnet.bits,
+        data=cfg.data or data_set.name,
+        normalization=norm.to_json(),
+    )
     if cfg.model_file is not None:
         meta.update(model_file=cfg.model_file)
     if isinstance(qnet, QuantGraph):
@@ -265,10 +351,19 @@ def run_export(run_dir: Path, out: Path, bits: int | None = None, *, data: str |
         network = export_network(qnet, data_set.x_test, meta=meta)
     manifest = network.save(out)
     agree = measure_agreement(qnet, network, data_set.x_test, data_set.y_test)
-    report = dict(network=str(manifest), images=agree.images, identical=agree.identical, agreement=agree.rate,
-                  torch_accuracy=agree.torch_accuracy, int_accuracy=agree.int_accuracy, weight_bits=qnet.bits,
-                  storage_weight_bits=storage_weight_bits(qnet.bits),
-                  layers=[dict(kind=ly.kind, format=ly.format, rows=ly.rows, cols=ly.cols, multiplier=ly.multiplier,
-                               shift=ly.shift) for ly in network.layers])
+    report = dict(
+        network=str(manifest),
+        images=agree.images,
+        identical=agree.identical,
+        agreement=agree.rate,
+        torch_accuracy=agree.torch_accuracy,
+        int_accuracy=agree.int_accuracy,
+        weight_bits=qnet.bits,
+        storage_weight_bits=storage_weight_bits(qnet.bits),
+        layers=[
+            dict(kind=ly.kind, format=ly.format, rows=ly.rows, cols=ly.cols, multiplier=ly.multiplier, shift=ly.shift)
+            for ly in network.layers
+        ],
+    )
     atomic_write_text(Path(out) / "agreement.json", json.dumps(report, indent=2) + "\n")
     return report

@@ -100,20 +100,28 @@ def noise_words_c(seed: int, numel: int, start: int = 0) -> torch.Tensor:
 
 def supports(weight: torch.Tensor, logits: torch.Tensor) -> bool:
     """Whether the fused kernel can run on these tensors (float32, CPU) and is enabled and built."""
-    return (weight.dtype is _FLOAT32 and logits.dtype is _FLOAT32 and weight.is_cpu and logits.is_cpu
-            and kernel() is not None)
+    return (
+        weight.dtype is _FLOAT32
+        and logits.dtype is _FLOAT32
+        and weight.is_cpu
+        and logits.is_cpu
+        and kernel() is not None
+    )
 
 
-def kernel_dims(logit_shape: tuple[int, ...], weight_numel: int, k: int, real_slots: int,
-                block: int) -> tuple[int, int, int, int, int, int]:
+def kernel_dims(
+    logit_shape: tuple[int, ...], weight_numel: int, k: int, real_slots: int, block: int
+) -> tuple[int, int, int, int, int, int]:
     """``(rows, groups, n, k, real_slots, block)`` as the kernel takes them, checked once (a layer's layout is
     fixed). Logits have shape ``(rows, groups, n)`` or ``(groups, n)``; slots from ``real_slots`` on in a row
     are padding; each slot owns ``block`` consecutive weight elements."""
     n, groups = int(logit_shape[-1]), int(logit_shape[-2])
     rows = math.prod(logit_shape) // (groups * n)
     if weight_numel != rows * real_slots * block or not 1 <= real_slots <= groups * n or not 1 <= k < n:
-        raise DPPError(f"weight of {weight_numel} elements does not fit logits {tuple(logit_shape)} with k={k}, "
-                         f"real_slots={real_slots}, block={block} (expected {rows * real_slots * block} elements)")
+        raise DPPError(
+            f"weight of {weight_numel} elements does not fit logits {tuple(logit_shape)} with k={k}, "
+            f"real_slots={real_slots}, block={block} (expected {rows * real_slots * block} elements)"
+        )
     return rows, groups, n, int(k), int(real_slots), int(block)
 
 
@@ -152,14 +160,26 @@ class _FusedKofNWeight(torch.autograd.Function):
     Kept lean: this runs for every masked layer at every training step."""
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, logits: torch.Tensor, lib: ctypes.CDLL,
-                dims: tuple[int, ...], temperature: float, noise_scale: float, seed: int) -> torch.Tensor:
+    def forward(
+        ctx,
+        weight: torch.Tensor,
+        logits: torch.Tensor,
+        lib: ctypes.CDLL,
+        dims: tuple[int, ...],
+        temperature: float,
+        noise_scale: float,
+        seed: int,
+    ) -> torch.Tensor:
         w = weight if weight.is_contiguous() else weight.contiguous()
         lg = logits if logits.is_contiguous() else logits.contiguous()
         out = torch.empty_like(w)
         perturbed = torch.empty_like(lg)
-        rc = _run(lib.dpp_kofn_forward, (w.data_ptr(), lg.data_ptr(), out.data_ptr(), perturbed.data_ptr()), dims,
-                  (noise_scale, seed, _CONSTANTS_PTR))
+        rc = _run(
+            lib.dpp_kofn_forward,
+            (w.data_ptr(), lg.data_ptr(), out.data_ptr(), perturbed.data_ptr()),
+            dims,
+            (noise_scale, seed, _CONSTANTS_PTR),
+        )
         if rc:
             raise RuntimeError(f"dpp_kofn_forward failed (code {rc}) for dims {dims}")
         ctx.save_for_backward(w, perturbed)
@@ -173,21 +193,35 @@ class _FusedKofNWeight(torch.autograd.Function):
         g = grad if grad.is_contiguous() else grad.contiguous()
         grad_w = torch.empty_like(w)
         grad_logits = torch.empty_like(perturbed)
-        rc = _run(ctx.lib.dpp_kofn_backward, (g.data_ptr(), w.data_ptr(), perturbed.data_ptr(), grad_w.data_ptr(),
-                                              grad_logits.data_ptr()), ctx.dims, (ctx.temperature,))
+        rc = _run(
+            ctx.lib.dpp_kofn_backward,
+            (g.data_ptr(), w.data_ptr(), perturbed.data_ptr(), grad_w.data_ptr(), grad_logits.data_ptr()),
+            ctx.dims,
+            (ctx.temperature,),
+        )
         if rc:
             raise RuntimeError(f"dpp_kofn_backward failed (code {rc}) for dims {ctx.dims}")
         return grad_w, grad_logits, None, None, None, None, None
 
 
-def masked_weight(weight: torch.Tensor, logits: torch.Tensor, dims: tuple[int, ...], temperature: float,
-                  noise_scale: float, seed: int) -> torch.Tensor:
+def masked_weight(
+    weight: torch.Tensor, logits: torch.Tensor, dims: tuple[int, ...], temperature: float, noise_scale: float, seed: int
+) -> torch.Tensor:
     """The fused op for :func:`kernel_dims` ``dims`` (no further checks; :func:`supports` must hold)."""
     return _FusedKofNWeight.apply(weight, logits, _library(), dims, temperature, noise_scale, seed)
 
 
-def fused_masked_weight(weight: torch.Tensor, logits: torch.Tensor, *, k: int, real_slots: int, block: int,
-                        temperature: float, noise_scale: float, seed: int) -> torch.Tensor:
+def fused_masked_weight(
+    weight: torch.Tensor,
+    logits: torch.Tensor,
+    *,
+    k: int,
+    real_slots: int,
+    block: int,
+    temperature: float,
+    noise_scale: float,
+    seed: int,
+) -> torch.Tensor:
     """``weight * expand(mask)`` with mask = exact k-of-n Gumbel top-k of ``logits + noise_scale * gumbel(seed)``
     (see :func:`kernel_dims` for the layout), gradients as in :func:`dpp.masks.gumbel_topk_mask`."""
     if not supports(weight, logits):

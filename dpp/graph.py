@@ -43,12 +43,26 @@ from dpp.errors import GraphError
 from dpp.network import INPUT  # the name of the network's input in node ``inputs``
 
 NODE_OPS = ("matmul", "clamp", "maxpool", "avgpool", "global_avgpool", "add", "concat", "reshape", "dropout")
-SUPPORTED = ("Conv2d, Linear, BatchNorm1d/2d after a Conv2d/Linear, ReLU, ReLU6, Hardtanh/clamp, MaxPool2d, "
-             "AvgPool2d, AdaptiveAvgPool2d((1, 1)), flatten/view/reshape, add, cat along dim 1, Dropout")
+SUPPORTED = (
+    "Conv2d, Linear, BatchNorm1d/2d after a Conv2d/Linear, ReLU, ReLU6, Hardtanh/clamp, MaxPool2d, "
+    "AvgPool2d, AdaptiveAvgPool2d((1, 1)), flatten/view/reshape, add, cat along dim 1, Dropout"
+)
 
 _DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
-_LEAVES = (nn.Conv2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d, nn.ReLU, nn.ReLU6, nn.Hardtanh, nn.MaxPool2d,
-           nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Identity) + _DROPOUT
+_LEAVES = (
+    nn.Conv2d,
+    nn.Linear,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.Hardtanh,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Identity,
+) + _DROPOUT
 _ADD = {operator.add, operator.iadd, torch.add, "add", "add_", "__add__", "__iadd__"}
 _RELU = {F.relu, torch.relu, torch.relu_, "relu", "relu_"}
 _CLAMP = {torch.clamp, torch.clip, torch.clamp_, "clamp", "clip", "clamp_", "clip_"}
@@ -57,8 +71,17 @@ _RESHAPE = {torch.reshape, "view", "reshape"}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
 _MEAN = {torch.mean, "mean"}
 _IDENTITY = {"contiguous"}
-_SHAPE_FUNCS = {getattr, operator.getitem, operator.mul, operator.floordiv, operator.add, operator.sub, "size",
-                "dim", "numel"}
+_SHAPE_FUNCS = {
+    getattr,
+    operator.getitem,
+    operator.mul,
+    operator.floordiv,
+    operator.add,
+    operator.sub,
+    "size",
+    "dim",
+    "numel",
+}
 
 
 @dataclass
@@ -131,10 +154,12 @@ def _trace_failure(model: nn.Module, exc: Exception) -> GraphError:
         path = names[id(owner)]
         module = f"{type(owner).__name__} {path!r}" if path else type(owner).__name__
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return GraphError(f"cannot trace {type(model).__name__}: module {module} at {where or 'an unknown line'}: "
-                      f"{first} (symbolic tracing cannot follow Python that depends on tensor values: "
-                      "if/while on them, "
-                      "len(), numpy conversions)")
+    return GraphError(
+        f"cannot trace {type(model).__name__}: module {module} at {where or 'an unknown line'}: "
+        f"{first} (symbolic tracing cannot follow Python that depends on tensor values: "
+        "if/while on them, "
+        "len(), numpy conversions)"
+    )
 
 
 def _symbolic_trace(model: nn.Module) -> fx.GraphModule:
@@ -160,8 +185,10 @@ class _Recorder(fx.Interpreter):
 
 def _example_values(gm: fx.GraphModule, model: nn.Module, example: torch.Tensor) -> dict[str, Any]:
     if not isinstance(example, torch.Tensor) or example.dim() < 2:
-        raise GraphError(f"the example input must be a batch tensor (batch, ...) (got "
-                         f"{getattr(example, 'shape', type(example).__name__)})")
+        raise GraphError(
+            f"the example input must be a batch tensor (batch, ...) (got "
+            f"{getattr(example, 'shape', type(example).__name__)})"
+        )
     batch = example[:2] if example.shape[0] >= 2 else example[:1].expand(2, *example.shape[1:])
     flags = {m: m.training for m in model.modules()}
     model.eval()
@@ -171,8 +198,9 @@ def _example_values(gm: fx.GraphModule, model: nn.Module, example: torch.Tensor)
             rec.run(batch)
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise GraphError(f"{type(model).__name__} fails on an example batch of shape {tuple(batch.shape)}: "
-                         f"{first}") from None
+        raise GraphError(
+            f"{type(model).__name__} fails on an example batch of shape {tuple(batch.shape)}: {first}"
+        ) from None
     finally:
         for m, was in flags.items():
             m.train(was)
@@ -220,8 +248,11 @@ class _Translator:
         name = self.alias.get(arg.name) if isinstance(arg, fx.Node) else None
         if name is None:
             shown = repr(arg.name) if isinstance(arg, fx.Node) else repr(arg)
-            raise self.fail(node, f"its input {shown} is not a tensor computed by the network "
-                                  "(constants, parameters and shapes are not supported as op inputs)")
+            raise self.fail(
+                node,
+                f"its input {shown} is not a tensor computed by the network "
+                "(constants, parameters and shapes are not supported as op inputs)",
+            )
         return name
 
     def shape_of(self, arg: Any) -> tuple[int, ...]:
@@ -248,8 +279,11 @@ class _Translator:
             elif node.op in ("call_function", "call_method"):
                 self.call(node, node.target)
             else:
-                raise self.fail(node, f"parameters and buffers used outside a supported module are not "
-                                      f"supported (supported: {SUPPORTED})")
+                raise self.fail(
+                    node,
+                    f"parameters and buffers used outside a supported module are not "
+                    f"supported (supported: {SUPPORTED})",
+                )
 
     def shape_value(self, node: fx.Node) -> None:
         """``x.size(0)``, ``x.shape[1] * 2``, ...: allowed, dropped (only reshapes may use them)."""
@@ -288,11 +322,20 @@ class _Translator:
         elif isinstance(mod, nn.Hardtanh):
             self.emit(node, "clamp", [src], attrs=dict(lo=float(mod.min_val), hi=float(mod.max_val)))
         elif isinstance(mod, nn.MaxPool2d):
-            self.maxpool(node, src, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode,
-                         mod.return_indices)
+            self.maxpool(
+                node, src, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode, mod.return_indices
+            )
         elif isinstance(mod, nn.AvgPool2d):
-            self.avgpool(node, src, mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode,
-                         mod.count_include_pad, mod.divisor_override)
+            self.avgpool(
+                node,
+                src,
+                mod.kernel_size,
+                mod.stride,
+                mod.padding,
+                mod.ceil_mode,
+                mod.count_include_pad,
+                mod.divisor_override,
+            )
         elif isinstance(mod, nn.AdaptiveAvgPool2d):
             self.global_pool(node, src, mod.output_size, keepdim=True)
         elif isinstance(mod, nn.Flatten):
@@ -314,12 +357,20 @@ class _Translator:
             padding = (0, 0)
         elif padding == "same":
             if any(k % 2 == 0 for k in mod.kernel_size):
-                raise self.fail(node, f"padding='same' with the even kernel {tuple(mod.kernel_size)} pads "
-                                      "unevenly; give numeric padding")
+                raise self.fail(
+                    node,
+                    f"padding='same' with the even kernel {tuple(mod.kernel_size)} pads unevenly; give numeric padding",
+                )
             padding = tuple((k - 1) // 2 for k in mod.kernel_size)
-        self.emit(node, "matmul", [src], module=mod,
-                  attrs=dict(kernel=_pair(mod.kernel_size), stride=_pair(mod.stride), padding=_pair(padding),
-                             groups=int(mod.groups)))
+        self.emit(
+            node,
+            "matmul",
+            [src],
+            module=mod,
+            attrs=dict(
+                kernel=_pair(mod.kernel_size), stride=_pair(mod.stride), padding=_pair(padding), groups=int(mod.groups)
+            ),
+        )
 
     # ------------------------------------------------------------------------------------ functions
     def call(self, node: fx.Node, target: Any) -> None:
@@ -331,18 +382,36 @@ class _Translator:
         elif target is F.relu6:
             self.emit(node, "clamp", [self.tensor_input(node, x)], attrs=dict(lo=0.0, hi=6.0))
         elif target is F.hardtanh:
-            self.emit(node, "clamp", [self.tensor_input(node, x)],
-                      attrs=dict(lo=float(_arg(node, 1, "min_val", -1.0)), hi=float(_arg(node, 2, "max_val", 1.0))))
+            self.emit(
+                node,
+                "clamp",
+                [self.tensor_input(node, x)],
+                attrs=dict(lo=float(_arg(node, 1, "min_val", -1.0)), hi=float(_arg(node, 2, "max_val", 1.0))),
+            )
         elif target in _CLAMP:
             self.clamp(node, x)
         elif target in (F.max_pool2d, torch.max_pool2d):
-            self.maxpool(node, self.tensor_input(node, x), _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
-                         _arg(node, 3, "padding", 0), _arg(node, 4, "dilation", 1), _arg(node, 5, "ceil_mode", False),
-                         _arg(node, 6, "return_indices", False))
+            self.maxpool(
+                node,
+                self.tensor_input(node, x),
+                _arg(node, 1, "kernel_size"),
+                _arg(node, 2, "stride"),
+                _arg(node, 3, "padding", 0),
+                _arg(node, 4, "dilation", 1),
+                _arg(node, 5, "ceil_mode", False),
+                _arg(node, 6, "return_indices", False),
+            )
         elif target is F.avg_pool2d:
-            self.avgpool(node, self.tensor_input(node, x), _arg(node, 1, "kernel_size"), _arg(node, 2, "stride"),
-                         _arg(node, 3, "padding", 0), _arg(node, 4, "ceil_mode", False),
-                         _arg(node, 5, "count_include_pad", True), _arg(node, 6, "divisor_override"))
+            self.avgpool(
+                node,
+                self.tensor_input(node, x),
+                _arg(node, 1, "kernel_size"),
+                _arg(node, 2, "stride"),
+                _arg(node, 3, "padding", 0),
+                _arg(node, 4, "ceil_mode", False),
+                _arg(node, 5, "count_include_pad", True),
+                _arg(node, 6, "divisor_override"),
+            )
         elif target is F.adaptive_avg_pool2d:
             self.global_pool(node, self.tensor_input(node, x), _arg(node, 1, "output_size"), keepdim=True)
         elif target in _MEAN:
@@ -364,36 +433,65 @@ class _Translator:
         a, b = node.args
         ins = [self.tensor_input(node, a), self.tensor_input(node, b)]
         if self.shape_of(a) != self.shape_of(b):
-            raise self.fail(node, f"add of two tensors of different shapes {self.shape_of(a)} and "
-                                  f"{self.shape_of(b)} (broadcasting is not supported)")
+            raise self.fail(
+                node,
+                f"add of two tensors of different shapes {self.shape_of(a)} and "
+                f"{self.shape_of(b)} (broadcasting is not supported)",
+            )
         self.emit(node, "add", ins)
 
     def clamp(self, node: fx.Node, x: Any) -> None:
         lo, hi = _arg(node, 1, "min"), _arg(node, 2, "max")
         if any(isinstance(v, fx.Node) or (v is not None and not isinstance(v, (int, float))) for v in (lo, hi)):
             raise self.fail(node, "clamp bounds must be constant numbers")
-        self.emit(node, "clamp", [self.tensor_input(node, x)],
-                  attrs=dict(lo=None if lo is None else float(lo), hi=None if hi is None else float(hi)))
+        self.emit(
+            node,
+            "clamp",
+            [self.tensor_input(node, x)],
+            attrs=dict(lo=None if lo is None else float(lo), hi=None if hi is None else float(hi)),
+        )
 
-    def maxpool(self, node: fx.Node, src: str, kernel: Any, stride: Any, padding: Any, dilation: Any,
-                ceil_mode: bool, return_indices: bool) -> None:
+    def maxpool(
+        self,
+        node: fx.Node,
+        src: str,
+        kernel: Any,
+        stride: Any,
+        padding: Any,
+        dilation: Any,
+        ceil_mode: bool,
+        return_indices: bool,
+    ) -> None:
         if _pair(dilation) != (1, 1) or ceil_mode or return_indices:
             raise self.fail(node, "max-pooling needs dilation 1, ceil_mode=False and return_indices=False")
         kernel = _pair(kernel)
-        self.emit(node, "maxpool", [src], attrs=dict(kernel=kernel, stride=_pair(stride or kernel),
-                                                     padding=_pair(padding)))
+        self.emit(
+            node, "maxpool", [src], attrs=dict(kernel=kernel, stride=_pair(stride or kernel), padding=_pair(padding))
+        )
 
-    def avgpool(self, node: fx.Node, src: str, kernel: Any, stride: Any, padding: Any, ceil_mode: bool,
-                count_include_pad: bool, divisor_override: Any) -> None:
+    def avgpool(
+        self,
+        node: fx.Node,
+        src: str,
+        kernel: Any,
+        stride: Any,
+        padding: Any,
+        ceil_mode: bool,
+        count_include_pad: bool,
+        divisor_override: Any,
+    ) -> None:
         kernel, padding = _pair(kernel), _pair(padding)
         if ceil_mode:
             raise self.fail(node, "average pooling needs ceil_mode=False")
         if not count_include_pad and padding != (0, 0) and divisor_override is None:
-            raise self.fail(node, "average pooling with padding must count the padded zeros "
-                                  "(count_include_pad=True)")
+            raise self.fail(node, "average pooling with padding must count the padded zeros (count_include_pad=True)")
         divisor = int(divisor_override) if divisor_override else kernel[0] * kernel[1]
-        self.emit(node, "avgpool", [src], attrs=dict(kernel=kernel, stride=_pair(stride or kernel),
-                                                     padding=padding, divisor=divisor))
+        self.emit(
+            node,
+            "avgpool",
+            [src],
+            attrs=dict(kernel=kernel, stride=_pair(stride or kernel), padding=padding, divisor=divisor),
+        )
 
     def global_pool(self, node: fx.Node, src: str, output_size: Any, *, keepdim: bool) -> None:
         if output_size not in (1, (1, 1), [1, 1]):
@@ -440,14 +538,22 @@ def _fold_batchnorms(spec: GraphSpec) -> None:
         src = bn.inputs[0]
         prod = next((n for n in spec.nodes if n.name == src), None)
         mod = bn.module
-        ok = (prod is not None and prod.op == "matmul" and prod.bn is None and prod.act is None
-              and spec.users()[src] == 1 and prod.module is not None
-              and isinstance(mod, nn.BatchNorm2d) == isinstance(prod.module, nn.Conv2d))
+        ok = (
+            prod is not None
+            and prod.op == "matmul"
+            and prod.bn is None
+            and prod.act is None
+            and spec.users()[src] == 1
+            and prod.module is not None
+            and isinstance(mod, nn.BatchNorm2d) == isinstance(prod.module, nn.Conv2d)
+        )
         if not ok:
-            raise GraphError(f"unsupported node {bn.name!r} (call_module {type(mod).__name__}) in module "
-                             f"{bn.path!r}: BatchNorm is folded into a directly preceding "
-                             f"{'Conv2d' if isinstance(mod, nn.BatchNorm2d) else 'Linear'} that feeds only it "
-                             f"(its input is {src!r})")
+            raise GraphError(
+                f"unsupported node {bn.name!r} (call_module {type(mod).__name__}) in module "
+                f"{bn.path!r}: BatchNorm is folded into a directly preceding "
+                f"{'Conv2d' if isinstance(mod, nn.BatchNorm2d) else 'Linear'} that feeds only it "
+                f"(its input is {src!r})"
+            )
         prod.bn = mod
         spec.nodes.remove(bn)
         _rename(spec, bn.name, prod.name)
@@ -503,4 +609,3 @@ def describe(spec: GraphSpec) -> list[str]:
             extra.append("relu")
         lines.append(f"{n.name}: {n.op}({', '.join(n.inputs)}) {' '.join(extra)}".rstrip())
     return lines
-

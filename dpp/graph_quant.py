@@ -83,8 +83,9 @@ class QuantGraph(nn.Module):
     BatchNorm and parameters are used as they are); its state is this module's ``model.*`` entries.
     """
 
-    def __init__(self, model: nn.Module, example: torch.Tensor, bits: int | None = None, *,
-                 input_scale: float = INPUT_SCALE) -> None:
+    def __init__(
+        self, model: nn.Module, example: torch.Tensor, bits: int | None = None, *, input_scale: float = INPUT_SCALE
+    ) -> None:
         super().__init__()
         self.model = model
         self.spec: GraphSpec = trace_graph(model, example)
@@ -94,8 +95,9 @@ class QuantGraph(nn.Module):
         self.input_scale = float(input_scale)
         out = self.spec.node(self.spec.output)
         self.logit_node = out.name if out.op == "matmul" and self.spec.users()[out.name] == 1 else None
-        self.calibrated = [n.name for n in self.spec.nodes
-                           if (n.op == "matmul" and n.name != self.logit_node) or n.op == "add"]
+        self.calibrated = [
+            n.name for n in self.spec.nodes if (n.op == "matmul" and n.name != self.logit_node) or n.op == "add"
+        ]
         self._slot = {name: i for i, name in enumerate(self.calibrated)}
         self._peaks: torch.Tensor | None = None
         self.register_buffer("act_max", torch.zeros(len(self.calibrated)))
@@ -118,7 +120,7 @@ class QuantGraph(nn.Module):
         self._peaks = torch.zeros_like(self.act_max)
         try:
             for i in range(0, len(x), batch):
-                self._forward_float(x[i:i + batch])
+                self._forward_float(x[i : i + batch])
             self.act_max.copy_(self._peaks)
         finally:
             self._peaks = None
@@ -180,8 +182,9 @@ class QuantGraph(nn.Module):
         y, s = vals[self.spec.output]
         return y * s, record
 
-    def _folded(self, n: GraphNode, x_real: torch.Tensor, dtype: torch.dtype
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _folded(
+        self, n: GraphNode, x_real: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The matmul's weight and bias with its BatchNorm folded in (batch statistics in training)."""
         mod, bn = n.module, n.bn
         w, b = mod.weight, mod.bias
@@ -223,19 +226,24 @@ class QuantGraph(nn.Module):
         acc = self._matmul(n, x, w_int.to(dtype), b_int)
         if n.name == self.logit_node:
             mult, shift, out_bits = LOGIT_MULTIPLIER, LOGIT_SHIFT, LOGIT_OUT_BITS
-            s_y = s_acc * (2.0 ** LOGIT_SHIFT / LOGIT_MULTIPLIER)
+            s_y = s_acc * (2.0**LOGIT_SHIFT / LOGIT_MULTIPLIER)
         else:
             if self.training:
                 self._observe(n.name, _act(acc.detach() * s_acc, n.act))
             peak = self.act_max[self._slot[n.name]].to(s_acc.dtype)
             s_target = peak / ACT_QMAX if float(peak) > 0 else s_acc * 1.0
             mult, shift = quantize_multiplier(float(s_acc / s_target))
-            out_bits, s_y = ACT_BITS, s_acc * (2.0 ** shift / mult)
-        y = saturate(round_ste(acc * (mult / 2.0 ** shift)), out_bits, n.relu)
+            out_bits, s_y = ACT_BITS, s_acc * (2.0**shift / mult)
+        y = saturate(round_ste(acc * (mult / 2.0**shift)), out_bits, n.relu)
         bias = torch.zeros(w_int.shape[0], dtype=torch.int64) if b_int is None else b_int.detach().to(torch.int64)
-        ints = NodeIntegers(n.name, n.op, list(n.inputs), dict(multiplier=mult, shift=shift, relu=bool(n.relu),
-                                                                out_bits=out_bits),
-                            w_int.detach().to(torch.int64), bias)
+        ints = NodeIntegers(
+            n.name,
+            n.op,
+            list(n.inputs),
+            dict(multiplier=mult, shift=shift, relu=bool(n.relu), out_bits=out_bits),
+            w_int.detach().to(torch.int64),
+            bias,
+        )
         return y, s_y, ints
 
     def _q_add(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
@@ -245,25 +253,40 @@ class QuantGraph(nn.Module):
         peak = self.act_max[self._slot[n.name]].to(dtype)
         s_y = peak / ACT_QMAX if float(peak) > 0 else torch.maximum(s_a, s_b).to(dtype)
         (ma, mb), shift = quantize_multipliers([float(s_a / s_y), float(s_b / s_y)])
-        y = saturate(round_ste((a * ma + b * mb) / 2.0 ** shift), ACT_BITS, n.relu)
-        return y, s_y, NodeIntegers(n.name, n.op, list(n.inputs), dict(multipliers=[ma, mb], shift=shift,
-                                                                        relu=bool(n.relu), out_bits=ACT_BITS))
+        y = saturate(round_ste((a * ma + b * mb) / 2.0**shift), ACT_BITS, n.relu)
+        return (
+            y,
+            s_y,
+            NodeIntegers(
+                n.name,
+                n.op,
+                list(n.inputs),
+                dict(multipliers=[ma, mb], shift=shift, relu=bool(n.relu), out_bits=ACT_BITS),
+            ),
+        )
 
-    def _pooled(self, n: GraphNode, sums: torch.Tensor, s_x: torch.Tensor, divisor: int, extra: dict[str, Any]
-                ) -> tuple[torch.Tensor, Any, NodeIntegers]:
+    def _pooled(
+        self, n: GraphNode, sums: torch.Tensor, s_x: torch.Tensor, divisor: int, extra: dict[str, Any]
+    ) -> tuple[torch.Tensor, Any, NodeIntegers]:
         mult, shift = quantize_multiplier(1.0 / divisor)
-        y = saturate(round_ste(sums * (mult / 2.0 ** shift)), ACT_BITS, relu=False)
+        y = saturate(round_ste(sums * (mult / 2.0**shift)), ACT_BITS, relu=False)
         params = dict(extra, multiplier=mult, shift=shift, out_bits=ACT_BITS)
-        return y, s_x * (2.0 ** shift / (mult * divisor)), NodeIntegers(n.name, n.op, list(n.inputs), params)
+        return y, s_x * (2.0**shift / (mult * divisor)), NodeIntegers(n.name, n.op, list(n.inputs), params)
 
     def _q_avgpool(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
         (x, s_x), a = ins[0], n.attrs
         sums = F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], divisor_override=1)
-        return self._pooled(n, sums, s_x, a["divisor"], dict(kernel=list(a["kernel"]), stride=list(a["stride"]),
-                                                            padding=list(a["padding"])))
+        return self._pooled(
+            n,
+            sums,
+            s_x,
+            a["divisor"],
+            dict(kernel=list(a["kernel"]), stride=list(a["stride"]), padding=list(a["padding"])),
+        )
 
-    def _q_global_avgpool(self, n: GraphNode, ins: list[Value], dtype: torch.dtype
-                          ) -> tuple[torch.Tensor, Any, NodeIntegers]:
+    def _q_global_avgpool(
+        self, n: GraphNode, ins: list[Value], dtype: torch.dtype
+    ) -> tuple[torch.Tensor, Any, NodeIntegers]:
         x, s_x = ins[0]
         sums = x.sum(dim=(2, 3), keepdim=n.attrs["keepdim"])
         return self._pooled(n, sums, s_x, x.shape[2] * x.shape[3], dict(keepdim=bool(n.attrs["keepdim"])))
@@ -271,9 +294,16 @@ class QuantGraph(nn.Module):
     def _q_maxpool(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
         (x, s_x), a = ins[0], n.attrs
         y = F.max_pool2d(x, a["kernel"], a["stride"], a["padding"])
-        return y, s_x, NodeIntegers(n.name, n.op, list(n.inputs), dict(kernel=list(a["kernel"]),
-                                                                        stride=list(a["stride"]),
-                                                                        padding=list(a["padding"])))
+        return (
+            y,
+            s_x,
+            NodeIntegers(
+                n.name,
+                n.op,
+                list(n.inputs),
+                dict(kernel=list(a["kernel"]), stride=list(a["stride"]), padding=list(a["padding"])),
+            ),
+        )
 
     def _q_clamp(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
         x, s_x = ins[0]
@@ -290,11 +320,14 @@ class QuantGraph(nn.Module):
         parts, mults, shifts = [], [], []
         for x, s in ins:
             mult, shift = quantize_multiplier(float(s / common))
-            parts.append(saturate(round_ste(x * (mult / 2.0 ** shift)), ACT_BITS, relu=False))
+            parts.append(saturate(round_ste(x * (mult / 2.0**shift)), ACT_BITS, relu=False))
             mults.append(mult)
             shifts.append(shift)
-        return torch.cat(parts, dim=1), common, NodeIntegers(n.name, n.op, list(n.inputs), dict(
-            multipliers=mults, shifts=shifts, out_bits=ACT_BITS))
+        return (
+            torch.cat(parts, dim=1),
+            common,
+            NodeIntegers(n.name, n.op, list(n.inputs), dict(multipliers=mults, shifts=shifts, out_bits=ACT_BITS)),
+        )
 
     def _q_reshape(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
         x, s_x = ins[0]

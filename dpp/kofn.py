@@ -198,9 +198,7 @@ class KofNMatrix:
         return cls._from_slot_mask(w, slot, k=k, n=n, block=block, weight_bits=weight_bits)
 
     @classmethod
-    def prune_magnitude(
-        cls, weights: Any, k: int, n: int, block: int = 1, weight_bits: int = 8
-    ) -> KofNMatrix:
+    def prune_magnitude(cls, weights: Any, k: int, n: int, block: int = 1, weight_bits: int = 8) -> KofNMatrix:
         """Keep, per (row, group), the k slots of largest L1 magnitude (ties: lowest slot number)."""
         weight_bits = _check_weight_bits(weight_bits)
         w = _check_matrix(weights, weight_bits)
@@ -296,14 +294,22 @@ class KofNMatrix:
 
     def params(self) -> dict[str, int]:
         """The shape parameters, as stored in the manifest."""
-        return dict(rows=self.rows, cols=self.cols, k=self.k, n=self.n, block=self.block,
-                    weight_bits=self.weight_bits, groups=self.groups)
+        return dict(
+            rows=self.rows,
+            cols=self.cols,
+            k=self.k,
+            n=self.n,
+            block=self.block,
+            weight_bits=self.weight_bits,
+            groups=self.groups,
+        )
 
     # ----------------------------------------------------------------------------------------- files
     def save(self, path: str | os.PathLike) -> Path:
         """Write ``PATH.npz`` and ``PATH.json`` atomically; returns the manifest path."""
-        manifest = dict(schema=KOFN_SCHEMA, schema_version=SCHEMA_VERSION, **self.params(),
-                        index_bits=index_bits(self.n))
+        manifest = dict(
+            schema=KOFN_SCHEMA, schema_version=SCHEMA_VERSION, **self.params(), index_bits=index_bits(self.n)
+        )
         return save_arrays(path, {"indices": self.indices, "values": self.values}, manifest)
 
     @classmethod
@@ -313,8 +319,15 @@ class KofNMatrix:
         require_keys(man, ["rows", "cols", "k", "n", "block", "weight_bits"], str(path))
         require_keys(arrays, ["indices", "values"], str(path))
         try:
-            mat = cls(arrays["indices"], arrays["values"], rows=man["rows"], cols=man["cols"], n=man["n"],
-                      block=man["block"], weight_bits=man["weight_bits"])
+            mat = cls(
+                arrays["indices"],
+                arrays["values"],
+                rows=man["rows"],
+                cols=man["cols"],
+                n=man["n"],
+                block=man["block"],
+                weight_bits=man["weight_bits"],
+            )
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{path}: {exc}") from None
         if mat.k != man["k"]:
@@ -325,8 +338,9 @@ class KofNMatrix:
 class CSRMatrix:
     """Unstructured baseline: compressed sparse rows (values, column indices, row pointers)."""
 
-    def __init__(self, values: Any, col_indices: Any, row_ptr: Any, *, rows: int, cols: int,
-                 weight_bits: int = 8) -> None:
+    def __init__(
+        self, values: Any, col_indices: Any, row_ptr: Any, *, rows: int, cols: int, weight_bits: int = 8
+    ) -> None:
         """Build from CSR arrays, validating shapes, pointer monotonicity and index/value ranges."""
         self.rows = check_int("rows", rows, lo=1)
         self.cols = check_int("cols", cols, lo=1)
@@ -347,7 +361,7 @@ class CSRMatrix:
         if bad.size:
             raise FormatError(f"column index {int(ci[bad[0][0]])} is out of range [0, {self.cols})")
         for r in range(self.rows):
-            seg = ci[rp[r]: rp[r + 1]]
+            seg = ci[rp[r] : rp[r + 1]]
             if seg.size > 1 and np.any(np.diff(seg) <= 0):
                 raise FormatError(f"column indices of row {r} must be strictly increasing")
         self.values, self.col_indices, self.row_ptr = vals, ci, rp
@@ -423,10 +437,17 @@ class CSRMatrix:
         return f"CSRMatrix(rows={self.rows}, cols={self.cols}, nnz={self.nnz}, weight_bits={self.weight_bits})"
 
     def save(self, path: str | os.PathLike) -> Path:
-        manifest = dict(schema=CSR_SCHEMA, schema_version=SCHEMA_VERSION, rows=self.rows, cols=self.cols,
-                        nnz=self.nnz, weight_bits=self.weight_bits)
-        return save_arrays(path, {"values": self.values, "col_indices": self.col_indices,
-                                  "row_ptr": self.row_ptr}, manifest)
+        manifest = dict(
+            schema=CSR_SCHEMA,
+            schema_version=SCHEMA_VERSION,
+            rows=self.rows,
+            cols=self.cols,
+            nnz=self.nnz,
+            weight_bits=self.weight_bits,
+        )
+        return save_arrays(
+            path, {"values": self.values, "col_indices": self.col_indices, "row_ptr": self.row_ptr}, manifest
+        )
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CSRMatrix:
@@ -434,8 +455,14 @@ class CSRMatrix:
         require_keys(man, ["rows", "cols", "weight_bits"], str(path))
         require_keys(arrays, ["values", "col_indices", "row_ptr"], str(path))
         try:
-            return cls(arrays["values"], arrays["col_indices"], arrays["row_ptr"], rows=man["rows"],
-                       cols=man["cols"], weight_bits=man["weight_bits"])
+            return cls(
+                arrays["values"],
+                arrays["col_indices"],
+                arrays["row_ptr"],
+                rows=man["rows"],
+                cols=man["cols"],
+                weight_bits=man["weight_bits"],
+            )
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{path}: {exc}") from None
 

@@ -48,8 +48,13 @@ def topk_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
     return torch.zeros_like(logits).scatter_(-1, order, 1.0)
 
 
-def gumbel_noise(shape: torch.Size | tuple[int, ...], generator: torch.Generator | None,
-                 dtype: torch.dtype = torch.float32, *, reference: bool = False) -> torch.Tensor:
+def gumbel_noise(
+    shape: torch.Size | tuple[int, ...],
+    generator: torch.Generator | None,
+    dtype: torch.dtype = torch.float32,
+    *,
+    reference: bool = False,
+) -> torch.Tensor:
     """Standard Gumbel samples ``-log(-log U)`` of ``shape`` (row-major element i is :mod:`dpp.noise` element i)
     from one seed drawn from ``generator``; U lies strictly inside (0, 1), so the noise is finite (a real slot
     always beats a pad). Computed in float32 (by the C kernel when available, else in torch; ``reference``:
@@ -114,8 +119,9 @@ def _perturbed_axis0(logits: torch.Tensor, noise_scale: float, generator: torch.
     return work.add_(flat)  # c * g + l == l + c * g exactly
 
 
-def _hard_picks(perturbed: torch.Tensor, k: int, hard: torch.Tensor) -> tuple[list[torch.Tensor],
-                                                                            list[torch.Tensor] | None]:
+def _hard_picks(
+    perturbed: torch.Tensor, k: int, hard: torch.Tensor
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     """Write the exact k-hot top-k along axis 0 of ``perturbed`` into ``hard`` (float 0/1, same shape); return the
     value of each draw's pick (shape ``(1, groups)``) and, only when ties forced the argmax path, the boolean set
     excluded before each later draw (``None``: excluded before draw i is ``perturbed > maxes[i]``).
@@ -150,8 +156,14 @@ class _GumbelTopK(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, k: int, temperature: float, noise_scale: float,  # type: ignore[override]
-                generator: torch.Generator | None) -> torch.Tensor:
+    def forward(
+        ctx,
+        logits: torch.Tensor,
+        k: int,
+        temperature: float,
+        noise_scale: float,  # type: ignore[override]
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         perturbed = _perturbed_axis0(logits, noise_scale, generator)
         hard = torch.empty(logits.shape, dtype=logits.dtype, device=logits.device)  # the logits' layout
         maxes, excluded = _hard_picks(perturbed, k, hard.view(-1, logits.shape[-1]).t())
@@ -183,8 +195,14 @@ class _GumbelTopK(torch.autograd.Function):
         return out, None, None, None, None
 
 
-def gumbel_topk_mask(logits: torch.Tensor, k: int, temperature: float, *, noise_scale: float = 1.0,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_topk_mask(
+    logits: torch.Tensor,
+    k: int,
+    temperature: float,
+    *,
+    noise_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Hard exact k-hot mask in the forward pass, relaxed k-of-n gradient in the backward pass.
 
     ``noise_scale`` is the factor c on the Gumbel noise (c = 0 gives the top-k of the logits with a gradient).
@@ -212,8 +230,14 @@ class _StraightThrough(torch.autograd.Function):
         return None, grad
 
 
-def gumbel_topk_mask_reference(logits: torch.Tensor, k: int, temperature: float, *, noise_scale: float = 1.0,
-                               generator: torch.Generator | None = None) -> torch.Tensor:
+def gumbel_topk_mask_reference(
+    logits: torch.Tensor,
+    k: int,
+    temperature: float,
+    *,
+    noise_scale: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The straightforward version of :func:`gumbel_topk_mask` (noise tensor, :func:`relaxed_topk`, autograd):
     the same draws and mask, slower; kept as the definition the fast path is tested against.
     """

@@ -36,7 +36,7 @@ def log_elementary_symmetric(logits: torch.Tensor, k: int) -> torch.Tensor:
     neg = torch.full(shape + (k,), zero, dtype=logits.dtype)
     e = torch.cat([torch.zeros(shape + (1,), dtype=logits.dtype), neg], dim=-1)  # e_0 = 1, e_j = 0
     for i in range(logits.shape[-1]):
-        li = logits[..., i:i + 1]
+        li = logits[..., i : i + 1]
         shifted = torch.cat([torch.full(shape + (1,), zero, dtype=logits.dtype), e[..., :-1] + li], dim=-1)
         e = torch.logaddexp(e, shifted)
     return e[..., k]

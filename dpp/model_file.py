@@ -29,12 +29,16 @@ STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
 def parse_model_file(spec: str) -> tuple[Path, str]:
     """``"FILE.py:FACTORY"`` → ``(absolute file path, factory name)``; one error line when malformed or missing."""
     if not isinstance(spec, str) or ":" not in spec:
-        raise DPPError(f"--model-file {spec!r}: expected FILE.py:FACTORY (a Python file and the name of a function "
-                       "in it returning an nn.Module)")
+        raise DPPError(
+            f"--model-file {spec!r}: expected FILE.py:FACTORY (a Python file and the name of a function "
+            "in it returning an nn.Module)"
+        )
     file, _, factory = spec.rpartition(":")
     if not file or not factory.isidentifier():
-        raise DPPError(f"--model-file {spec!r}: expected FILE.py:FACTORY with FACTORY a Python name "
-                       f"(got file {file!r}, factory {factory!r})")
+        raise DPPError(
+            f"--model-file {spec!r}: expected FILE.py:FACTORY with FACTORY a Python name "
+            f"(got file {file!r}, factory {factory!r})"
+        )
     path = Path(file).expanduser().resolve()
     if path.suffix != ".py":
         raise DPPError(f"--model-file {spec!r}: {path} is not a .py file")
@@ -62,8 +66,7 @@ def _factory(path: Path, name: str, spec: str) -> Callable[[], object]:
     except Exception as exc:  # the user's file: any error while it runs is reported, not a bug of ours
         sys.modules.pop(module_name, None)
         first = (str(exc).strip().splitlines() or [""])[0]
-        raise DPPError(f"--model-file {spec!r}: importing {path.name} failed: {type(exc).__name__}: {first}") \
-            from None
+        raise DPPError(f"--model-file {spec!r}: importing {path.name} failed: {type(exc).__name__}: {first}") from None
     finally:
         if sys.path and sys.path[0] == str(path.parent):
             sys.path.pop(0)
@@ -100,16 +103,17 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise FormatError(f"--weights {path} is not a state dict readable with weights_only=True ({first})") \
-            from None
+        raise FormatError(f"--weights {path} is not a state dict readable with weights_only=True ({first})") from None
     if isinstance(obj, dict):
         for key in STATE_DICT_KEYS:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise FormatError(f"--weights {path}: expected a state dict (a dict of tensors, as model.state_dict() "
-                          f"gives; got {type(obj).__name__})")
+        raise FormatError(
+            f"--weights {path}: expected a state dict (a dict of tensors, as model.state_dict() "
+            f"gives; got {type(obj).__name__})"
+        )
     return {str(k).removeprefix("module."): v for k, v in obj.items()}  # nn.DataParallel's prefix
 
 
@@ -117,8 +121,11 @@ def load_weights(model: nn.Module, path: str | Path, what: str = "the model") ->
     """Load the state dict in ``path`` into ``model`` (strict); every mismatch named layer by layer in one line."""
     state = read_state_dict(path)
     own = model.state_dict()
-    problems = [f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}" for k, v in state.items()
-                if k in own and tuple(v.shape) != tuple(own[k].shape)]
+    problems = [
+        f"{k}: file {tuple(v.shape)}, model {tuple(own[k].shape)}"
+        for k, v in state.items()
+        if k in own and tuple(v.shape) != tuple(own[k].shape)
+    ]
     missing = [k for k in own if k not in state]
     extra = [k for k in state if k not in own]
     if missing:

@@ -30,8 +30,13 @@ from dpp.errors import DPPError
 
 MODELS = ("lenet300", "lenet5", "digits")
 GRAPH_MODELS = ("resnet8", "mobilenet")
-DATASET_OF = {"lenet300": "mnist5k", "lenet5": "mnist5k", "digits": "digits", "resnet8": "mnist5k",
-              "mobilenet": "mnist5k"}
+DATASET_OF = {
+    "lenet300": "mnist5k",
+    "lenet5": "mnist5k",
+    "digits": "digits",
+    "resnet8": "mnist5k",
+    "mobilenet": "mnist5k",
+}
 
 
 class BasicBlock(nn.Module):
@@ -58,8 +63,7 @@ class ResNet8(nn.Module):
 
     def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 16) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
-                                  nn.ReLU())
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
         self.layer1 = BasicBlock(width, width, 1)
         self.layer2 = BasicBlock(width, 2 * width, 2)
         self.layer3 = BasicBlock(2 * width, 4 * width, 2)
@@ -73,8 +77,14 @@ class ResNet8(nn.Module):
 
 def separable(cin: int, cout: int, stride: int) -> nn.Sequential:
     """A depthwise-separable block: depthwise 3x3 + BN + ReLU6, pointwise 1x1 + BN + ReLU6."""
-    return nn.Sequential(nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False), nn.BatchNorm2d(cin), nn.ReLU6(),
-                         nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU6())
+    return nn.Sequential(
+        nn.Conv2d(cin, cin, 3, stride, 1, groups=cin, bias=False),
+        nn.BatchNorm2d(cin),
+        nn.ReLU6(),
+        nn.Conv2d(cin, cout, 1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU6(),
+    )
 
 
 class MobileNetTiny(nn.Module):
@@ -83,8 +93,13 @@ class MobileNetTiny(nn.Module):
     def __init__(self, in_channels: int = 1, classes: int = 10, width: int = 16) -> None:
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU6(),
-            separable(width, 2 * width, 2), separable(2 * width, 4 * width, 2), separable(4 * width, 4 * width, 1))
+            nn.Conv2d(in_channels, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU6(),
+            separable(width, 2 * width, 2),
+            separable(2 * width, 4 * width, 2),
+            separable(4 * width, 4 * width, 1),
+        )
         self.pool = nn.AdaptiveAvgPool2d((1, 1))
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(0.1), nn.Linear(4 * width, classes))
 
@@ -106,10 +121,28 @@ def build_model(name: str, seed: int) -> nn.Module:
         if name == "mobilenet":
             return MobileNetTiny()
         if name == "lenet300":
-            return nn.Sequential(nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(),
-                                 nn.Linear(100, 10))
+            return nn.Sequential(
+                nn.Flatten(), nn.Linear(784, 300), nn.ReLU(), nn.Linear(300, 100), nn.ReLU(), nn.Linear(100, 10)
+            )
         if name == "lenet5":
-            return nn.Sequential(nn.Conv2d(1, 20, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(20, 50, 5), nn.ReLU(),
-                                 nn.MaxPool2d(2), nn.Flatten(), nn.Linear(800, 500), nn.ReLU(), nn.Linear(500, 10))
-        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                             nn.Linear(256, 64), nn.ReLU(), nn.Linear(64, 10))
+            return nn.Sequential(
+                nn.Conv2d(1, 20, 5),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Conv2d(20, 50, 5),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+                nn.Flatten(),
+                nn.Linear(800, 500),
+                nn.ReLU(),
+                nn.Linear(500, 10),
+            )
+        return nn.Sequential(
+            nn.Conv2d(1, 16, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Flatten(),
+            nn.Linear(256, 64),
+            nn.ReLU(),
+            nn.Linear(64, 10),
+        )

@@ -135,8 +135,9 @@ class IntLayer:
 
     def matmul(self, x: np.ndarray) -> np.ndarray:
         """:func:`linear_int` on an input matrix (im2col rows for a conv)."""
-        return linear_int(x, self.weights, self.bias, self.multiplier, self.shift, self.out_bits, self.relu,
-                          act_bits=self.act_bits)
+        return linear_int(
+            x, self.weights, self.bias, self.multiplier, self.shift, self.out_bits, self.relu, act_bits=self.act_bits
+        )
 
 
 @dataclass
@@ -154,9 +155,7 @@ class LayerIO:
     y: np.ndarray  #: the layer's output matrix (before pooling), int64 (rows_in, out)
 
 
-
 MatmulHook = Callable[[int, IntLayer, np.ndarray], np.ndarray]
-
 
 
 @dataclass
@@ -178,8 +177,11 @@ def nodes_from_ops(ops: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
         if kind == "matmul":
             nodes.append(dict(name=name, op="matmul", inputs=[prev], layers=[op.get("layer")]))
         elif kind == "maxpool":
-            nodes.append(dict(name=name, op="maxpool", inputs=[prev], kernel=op.get("kernel"),
-                              stride=op.get("kernel"), padding=0))
+            nodes.append(
+                dict(
+                    name=name, op="maxpool", inputs=[prev], kernel=op.get("kernel"), stride=op.get("kernel"), padding=0
+                )
+            )
         elif kind == "flatten":
             nodes.append(dict(name=name, op="reshape", inputs=[prev], shape=[-1]))
         else:
@@ -216,8 +218,9 @@ def _check_node(node: Any, known: set[str], layers: list[IntLayer]) -> dict[str,
             raise DPPError(f"node {name!r}: layers must list layer indices in [0, {len(layers)}) (got {idx!r})")
         group = [layers[i] for i in idx]
         if len({lay.kind for lay in group}) != 1 or (group[0].kind == "linear" and len(group) != 1):
-            raise DPPError(f"node {name!r}: a grouped matmul needs conv2d layers only (got "
-                           f"{[lay.kind for lay in group]})")
+            raise DPPError(
+                f"node {name!r}: a grouped matmul needs conv2d layers only (got {[lay.kind for lay in group]})"
+            )
         geo = [{k: v for k, v in lay.geometry.items() if k != "out_channels"} for lay in group]
         if any(g != geo[0] for g in geo):
             raise DPPError(f"node {name!r}: the groups of a conv must share their geometry (got {geo})")
@@ -230,10 +233,18 @@ class IntNetwork:
     ``ops`` (a version-1 chain) or ``nodes`` (+ ``output``, default the last node) define the graph.
     """
 
-    def __init__(self, layers: list[IntLayer], ops: list[dict[str, Any]] | None = None, *,
-                 nodes: list[dict[str, Any]] | None = None, output: str | None = None,
-                 input_shape: tuple[int, ...], input_scale: float, act_bits: int = 8,
-                 meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        layers: list[IntLayer],
+        ops: list[dict[str, Any]] | None = None,
+        *,
+        nodes: list[dict[str, Any]] | None = None,
+        output: str | None = None,
+        input_shape: tuple[int, ...],
+        input_scale: float,
+        act_bits: int = 8,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.layers = list(layers)
         if (ops is None) == (nodes is None):
             raise DPPError("give either ops (a version-1 chain) or nodes (a graph)")
@@ -269,8 +280,9 @@ class IntNetwork:
         lo, hi = -(1 << (self.act_bits - 1)), (1 << (self.act_bits - 1)) - 1
         return np.clip(np.floor(x / self.input_scale + 0.5), lo, hi).astype(np.int64)
 
-    def _matmul(self, node: dict[str, Any], x: np.ndarray, hook: MatmulHook | None, ios: list[LayerIO] | None
-                ) -> np.ndarray:
+    def _matmul(
+        self, node: dict[str, Any], x: np.ndarray, hook: MatmulHook | None, ios: list[LayerIO] | None
+    ) -> np.ndarray:
         idx = node["layers"]
         first = self.layers[idx[0]]
 
@@ -291,22 +303,33 @@ class IntNetwork:
         mats, oh, ow = conv_group_inputs(x, (g["kh"], g["kw"]), g["stride"], g["padding"], len(idx))
         return conv_merge_groups([run(i, m) for i, m in zip(idx, mats, strict=True)], x.shape[0], oh, ow)
 
-    def _node(self, node: dict[str, Any], ins: list[np.ndarray], hook: MatmulHook | None,
-              ios: list[LayerIO] | None) -> np.ndarray:
+    def _node(
+        self, node: dict[str, Any], ins: list[np.ndarray], hook: MatmulHook | None, ios: list[LayerIO] | None
+    ) -> np.ndarray:
         op, a, x = node["op"], self.act_bits, ins[0]
         if op == "matmul":
             return self._matmul(node, x, hook, ios)
         if op == "maxpool":
             return maxpool_int(x, node["kernel"], node["stride"], node["padding"], act_bits=a)
         if op == "avgpool":
-            return avgpool_int(x, node["kernel"], node["stride"], node["padding"], node["multiplier"], node["shift"],
-                               node["out_bits"], act_bits=a)
+            return avgpool_int(
+                x,
+                node["kernel"],
+                node["stride"],
+                node["padding"],
+                node["multiplier"],
+                node["shift"],
+                node["out_bits"],
+                act_bits=a,
+            )
         if op == "global_avgpool":
-            return global_avgpool_int(x, node["multiplier"], node["shift"], node["out_bits"],
-                                      keepdim=bool(node["keepdim"]), act_bits=a)
+            return global_avgpool_int(
+                x, node["multiplier"], node["shift"], node["out_bits"], keepdim=bool(node["keepdim"]), act_bits=a
+            )
         if op == "add":
-            return add_int(x, ins[1], node["multipliers"], node["shift"], node["out_bits"], bool(node["relu"]),
-                           act_bits=a)
+            return add_int(
+                x, ins[1], node["multipliers"], node["shift"], node["out_bits"], bool(node["relu"]), act_bits=a
+            )
         if op == "concat":
             return concat_int(ins, node["multipliers"], node["shifts"], node["out_bits"], act_bits=a)
         if op == "clamp":
@@ -316,8 +339,14 @@ class IntNetwork:
             raise DPPError(f"shape must be a list of ints (got {shape!r})")
         return x.reshape((x.shape[0], *shape))
 
-    def execute(self, x_int: Any, matmul: MatmulHook | None = None, *, keep_io: bool = False,
-                on_node: Callable[[dict[str, Any], np.ndarray], None] | None = None) -> Execution:
+    def execute(
+        self,
+        x_int: Any,
+        matmul: MatmulHook | None = None,
+        *,
+        keep_io: bool = False,
+        on_node: Callable[[dict[str, Any], np.ndarray], None] | None = None,
+    ) -> Execution:
         """Run the graph on quantised images; ``matmul(index, layer, x_matrix) -> y_matrix`` replaces each layer.
 
         The hook sees every layer (each group of a grouped conv separately) with its input matrix (im2col rows
@@ -326,8 +355,7 @@ class IntNetwork:
         """
         x = check_int_array("x_int", x_int, bits=self.act_bits)
         if x.shape[1:] != self.input_shape:
-            raise DPPError(f"x_int must have shape (batch, {', '.join(map(str, self.input_shape))}) "
-                           f"(got {x.shape})")
+            raise DPPError(f"x_int must have shape (batch, {', '.join(map(str, self.input_shape))}) (got {x.shape})")
         last_use = {INPUT: -1}
         for i, node in enumerate(self.nodes):
             for name in node["inputs"]:
@@ -360,8 +388,17 @@ class IntNetwork:
 
     @staticmethod
     def _io(layer: IntLayer, x: np.ndarray, y: np.ndarray) -> LayerIO:
-        return LayerIO(np.ascontiguousarray(x), layer.weights, layer.bias, layer.multiplier, layer.shift,
-                       layer.relu, layer.out_bits, layer.act_bits, y)
+        return LayerIO(
+            np.ascontiguousarray(x),
+            layer.weights,
+            layer.bias,
+            layer.multiplier,
+            layer.shift,
+            layer.relu,
+            layer.out_bits,
+            layer.act_bits,
+            y,
+        )
 
     def forward(self, x_int: Any) -> np.ndarray:
         """The output node's integers (the logits) for quantised images."""
@@ -402,20 +439,50 @@ class IntNetwork:
             if isinstance(layer.weights, KofNMatrix):
                 layer.weights.save(d / stem)
             else:
-                save_arrays(d / stem, {"weights": layer.weights},
-                            dict(schema=DENSE_SCHEMA, schema_version=DENSE_SCHEMA_VERSION, rows=layer.rows,
-                                 cols=layer.cols, weight_bits=layer.weight_bits))
+                save_arrays(
+                    d / stem,
+                    {"weights": layer.weights},
+                    dict(
+                        schema=DENSE_SCHEMA,
+                        schema_version=DENSE_SCHEMA_VERSION,
+                        rows=layer.rows,
+                        cols=layer.cols,
+                        weight_bits=layer.weight_bits,
+                    ),
+                )
             w = layer.weights
-            entries.append(dict(
-                kind=layer.kind, file=stem, format=layer.format, bias=[int(b) for b in layer.bias],
-                multiplier=int(layer.multiplier), shift=int(layer.shift), relu=bool(layer.relu),
-                out_bits=int(layer.out_bits), act_bits=int(layer.act_bits), weight_bits=int(layer.weight_bits),
-                granularity=layer.granularity, rows=layer.rows, cols=layer.cols,
-                k=w.k if isinstance(w, KofNMatrix) else None, n=w.n if isinstance(w, KofNMatrix) else None,
-                block=w.block if isinstance(w, KofNMatrix) else None, **layer.geometry))
-        manifest = dict(schema=NETWORK_SCHEMA, schema_version=SCHEMA_VERSION, input_shape=list(self.input_shape),
-                        input_scale=self.input_scale, act_bits=self.act_bits, nodes=_jsonable(self.nodes),
-                        output=self.output, layers=entries, meta=self.meta)
+            entries.append(
+                dict(
+                    kind=layer.kind,
+                    file=stem,
+                    format=layer.format,
+                    bias=[int(b) for b in layer.bias],
+                    multiplier=int(layer.multiplier),
+                    shift=int(layer.shift),
+                    relu=bool(layer.relu),
+                    out_bits=int(layer.out_bits),
+                    act_bits=int(layer.act_bits),
+                    weight_bits=int(layer.weight_bits),
+                    granularity=layer.granularity,
+                    rows=layer.rows,
+                    cols=layer.cols,
+                    k=w.k if isinstance(w, KofNMatrix) else None,
+                    n=w.n if isinstance(w, KofNMatrix) else None,
+                    block=w.block if isinstance(w, KofNMatrix) else None,
+                    **layer.geometry,
+                )
+            )
+        manifest = dict(
+            schema=NETWORK_SCHEMA,
+            schema_version=SCHEMA_VERSION,
+            input_shape=list(self.input_shape),
+            input_scale=self.input_scale,
+            act_bits=self.act_bits,
+            nodes=_jsonable(self.nodes),
+            output=self.output,
+            layers=entries,
+            meta=self.meta,
+        )
         path = d / "network.json"
         atomic_write_text(path, json.dumps(manifest, indent=2) + "\n")
         return path
@@ -427,12 +494,29 @@ class IntNetwork:
         path = d / "network.json"
         man = read_manifest(path, schema=NETWORK_SCHEMA, schema_version=_schema_version(path))
         version = man["schema_version"]
-        require_keys(man, ["input_shape", "input_scale", "act_bits", "layers"]
-                     + (["ops"] if version == 1 else ["nodes", "output"]), str(path))
+        require_keys(
+            man,
+            ["input_shape", "input_scale", "act_bits", "layers"] + (["ops"] if version == 1 else ["nodes", "output"]),
+            str(path),
+        )
         layers = []
         for i, e in enumerate(man["layers"]):
-            require_keys(e, ["kind", "file", "format", "bias", "multiplier", "shift", "relu", "out_bits",
-                             "act_bits", "weight_bits"], f"{path} layer {i}")
+            require_keys(
+                e,
+                [
+                    "kind",
+                    "file",
+                    "format",
+                    "bias",
+                    "multiplier",
+                    "shift",
+                    "relu",
+                    "out_bits",
+                    "act_bits",
+                    "weight_bits",
+                ],
+                f"{path} layer {i}",
+            )
             if e["format"] == "kofn":
                 w: KofNMatrix | np.ndarray = KofNMatrix.load(d / e["file"])
             elif e["format"] == "dense":
@@ -441,18 +525,37 @@ class IntNetwork:
                 w = arrays["weights"]
             else:
                 raise FormatError(f"{path} layer {i}: format must be 'kofn' or 'dense' (got {e['format']!r})")
-            geometry = {key: e[key] for key in ("in_channels", "out_channels", "kh", "kw", "stride", "padding")
-                        if key in e}
+            geometry = {
+                key: e[key] for key in ("in_channels", "out_channels", "kh", "kw", "stride", "padding") if key in e
+            }
             try:
-                layers.append(IntLayer(e["kind"], w, np.asarray(e["bias"], dtype=np.int64), e["multiplier"],
-                                       e["shift"], e["relu"], e["out_bits"], e["act_bits"], e["weight_bits"],
-                                       e.get("granularity"), geometry))
+                layers.append(
+                    IntLayer(
+                        e["kind"],
+                        w,
+                        np.asarray(e["bias"], dtype=np.int64),
+                        e["multiplier"],
+                        e["shift"],
+                        e["relu"],
+                        e["out_bits"],
+                        e["act_bits"],
+                        e["weight_bits"],
+                        e.get("granularity"),
+                        geometry,
+                    )
+                )
             except (TypeError, ValueError) as exc:
                 raise FormatError(f"{path} layer {i}: {exc}") from None
         graph = dict(ops=man["ops"]) if version == 1 else dict(nodes=man["nodes"], output=man["output"])
         try:
-            return cls(layers, **graph, input_shape=tuple(man["input_shape"]), input_scale=man["input_scale"],
-                       act_bits=man["act_bits"], meta=man.get("meta"))
+            return cls(
+                layers,
+                **graph,
+                input_shape=tuple(man["input_shape"]),
+                input_scale=man["input_scale"],
+                act_bits=man["act_bits"],
+                meta=man.get("meta"),
+            )
         except (TypeError, ValueError) as exc:
             raise FormatError(f"{path}: {exc}") from None
 

@@ -57,14 +57,15 @@ def _floats(text: str) -> list[float]:
 
 
 #: c (32), 1/c (32), log c (32), a0, a1, ln2: the float32 constants of the log, passed to the C kernel as is
-NOISE_CONSTANTS = torch.tensor(_floats(_ROW_CENTRES) + _floats(_ROW_INVERSES) + _floats(_ROW_LOGS)
-                               + _floats(_POLY_AND_LN2), dtype=torch.float32)
+NOISE_CONSTANTS = torch.tensor(
+    _floats(_ROW_CENTRES) + _floats(_ROW_INVERSES) + _floats(_ROW_LOGS) + _floats(_POLY_AND_LN2), dtype=torch.float32
+)
 assert NOISE_CONSTANTS.numel() == 99
 
 
 def draw_seed(generator: torch.Generator | None) -> int:
     """A 64-bit noise seed (an int in [0, 2**64)) from ``generator`` (None: torch's default generator)."""
-    s = int(torch.randint(-2**63, 2**63 - 1, (), generator=generator, dtype=torch.int64))
+    s = int(torch.randint(-(2**63), 2**63 - 1, (), generator=generator, dtype=torch.int64))
     return s & 0xFFFF_FFFF_FFFF_FFFF
 
 
@@ -81,7 +82,7 @@ def _words_u32(seed: int, numel: int, start: int) -> np.ndarray:
     first = start // 2
     pairs = splitmix64(seed, (start + numel + 1) // 2 - first, first)
     halves = pairs.astype("<u8").view("<u4")  # element 2j = low half of output j, 2j+1 = high half
-    return halves[start - 2 * first:start - 2 * first + numel]
+    return halves[start - 2 * first : start - 2 * first + numel]
 
 
 def noise_words(seed: int, numel: int, start: int = 0) -> torch.Tensor:

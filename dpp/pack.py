@@ -26,8 +26,9 @@ class PackResult:
     manifest: Path
 
 
-def run_pack(rows: int, cols: int, k: int, n: int, block: int, weight_bits: int, seed: int, out: Path,
-             batch: int = 4) -> PackResult:
+def run_pack(
+    rows: int, cols: int, k: int, n: int, block: int, weight_bits: int, seed: int, out: Path, batch: int = 4
+) -> PackResult:
     """Do the work of ``dpp pack`` and return the numbers (the command only prints them)."""
     rows = check_int("rows", rows, lo=1)
     cols = check_int("cols", cols, lo=1)
@@ -35,8 +36,9 @@ def run_pack(rows: int, cols: int, k: int, n: int, block: int, weight_bits: int,
     check_int("n", n, hi=MAX_N)
     block = check_int("block", block, lo=1, hi=MAX_BLOCK)
     if n * block > cols:
-        raise DPPError(f"a group of n*block = {n * block} columns is wider than the layer (cols={cols}): "
-                       f"choose n*block <= cols")
+        raise DPPError(
+            f"a group of n*block = {n * block} columns is wider than the layer (cols={cols}): choose n*block <= cols"
+        )
     check_int("weight_bits", weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
     rng = np.random.default_rng(seed)
     lim = 1 << (weight_bits - 1)

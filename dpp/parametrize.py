@@ -113,15 +113,19 @@ def layout_for(module: nn.Module, k: int, n: int, granularity: str, name: str = 
     else:
         per_group = shape[0] // groups
         if per_group % n:
-            where = f"the {per_group} output filters of each of its {groups} groups" if groups > 1 else \
-                f"the {shape[0]} output filters"
+            where = (
+                f"the {per_group} output filters of each of its {groups} groups"
+                if groups > 1
+                else f"the {shape[0]} output filters"
+            )
             raise DPPError(f"{name}: filter granularity needs n to divide {where} (got n={n})")
         block, real = cols, shape[0]
     if groups > 1 and granularity != "filter" and n > real:
-        unit = "kernels (input channels per group)" if granularity == "kernel" else \
-            "weights (kh*kw*in_channels/groups)"
-        raise DPPError(f"{name}: n={n} is larger than the fan-in of each of its {groups} groups ({real} {unit}); "
-                       f"choose n <= {real}, another granularity, or leave the layer out (--layers)")
+        unit = "kernels (input channels per group)" if granularity == "kernel" else "weights (kh*kw*in_channels/groups)"
+        raise DPPError(
+            f"{name}: n={n} is larger than the fan-in of each of its {groups} groups ({real} {unit}); "
+            f"choose n <= {real}, another granularity, or leave the layer out (--layers)"
+        )
     return GroupLayout(granularity, k, n, shape, block, real)
 
 
@@ -141,9 +145,16 @@ class MaskBase(nn.Module):
 class KofNMask(MaskBase):
     """Learnable DPP mask: Gumbel top-k sample per forward in training, top-k of the logits in eval."""
 
-    def __init__(self, layout: GroupLayout, *, noise_scale: float = DEFAULT_NOISE_SCALE,
-                 generator: torch.Generator | None = None, init: str = "normal", init_std: float | None = None,
-                 weight: torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        layout: GroupLayout,
+        *,
+        noise_scale: float = DEFAULT_NOISE_SCALE,
+        generator: torch.Generator | None = None,
+        init: str = "normal",
+        init_std: float | None = None,
+        weight: torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
         if init not in INIT_KINDS:
             raise DPPError(f"init must be one of {INIT_KINDS} (got {init!r})")
@@ -162,8 +173,9 @@ class KofNMask(MaskBase):
         self.logits = nn.Parameter(logits)
         self.register_buffer("pad", layout.pad_positions().clone(), persistent=False)
         self.has_pad = bool(self.pad.any())
-        self._kernel_dims = fused_mask.kernel_dims(layout.logit_shape, math.prod(layout.weight_shape), layout.k,
-                                                   layout.real_slots, layout.block)
+        self._kernel_dims = fused_mask.kernel_dims(
+            layout.logit_shape, math.prod(layout.weight_shape), layout.k, layout.real_slots, layout.block
+        )
 
     def padded_logits(self) -> torch.Tensor:
         """Logits with padded slots forced to :data:`PAD_LOGIT`."""
@@ -177,11 +189,17 @@ class KofNMask(MaskBase):
             return weight * self.weight_mask()
         if fused_mask.supports(weight, self.logits):  # one C call each way: noise, exact top-k, W * mask
             seed = draw_seed(self.generator) if self.noise_scale > 0 else 0
-            return fused_mask.masked_weight(weight, self.logits, self._kernel_dims, self.temperature,
-                                            self.noise_scale, seed)
+            return fused_mask.masked_weight(
+                weight, self.logits, self._kernel_dims, self.temperature, self.noise_scale, seed
+            )
         # torch path (DPP_FUSED_MASK=0, no compiler, other dtypes): the same noise for the same generator state
-        m = gumbel_topk_mask(self.padded_logits(), self.layout.k, self.temperature,
-                             noise_scale=self.noise_scale, generator=self.generator)
+        m = gumbel_topk_mask(
+            self.padded_logits(),
+            self.layout.k,
+            self.temperature,
+            noise_scale=self.noise_scale,
+            generator=self.generator,
+        )
         return weight * self.layout.expand(m)
 
 
@@ -265,8 +283,14 @@ def _resolve_layers(model: nn.Module, layers: Iterable[str] | None, granularity:
     return out
 
 
-def attach_masks(model: nn.Module, k: int, n: int, granularity: str, layers: Iterable[str] | None,
-                 make: Callable[[GroupLayout, nn.Module], MaskBase]) -> nn.Module:
+def attach_masks(
+    model: nn.Module,
+    k: int,
+    n: int,
+    granularity: str,
+    layers: Iterable[str] | None,
+    make: Callable[[GroupLayout, nn.Module], MaskBase],
+) -> nn.Module:
     """Register ``make(layout, module)`` as the weight parametrisation of each chosen layer (all checked first)."""
     chosen = _resolve_layers(model, layers, granularity)
     layouts = [(mod, layout_for(mod, k, n, granularity, name)) for name, mod in chosen]
@@ -275,18 +299,34 @@ def attach_masks(model: nn.Module, k: int, n: int, granularity: str, layers: Ite
     return model
 
 
-def sparsify(model: nn.Module, k: int, n: int, granularity: str = "weight", layers: Iterable[str] | None = None,
-             *, seed: int = 0, noise_scale: float = DEFAULT_NOISE_SCALE, init: str = "normal",
-             init_std: float | None = None) -> nn.Module:
+def sparsify(
+    model: nn.Module,
+    k: int,
+    n: int,
+    granularity: str = "weight",
+    layers: Iterable[str] | None = None,
+    *,
+    seed: int = 0,
+    noise_scale: float = DEFAULT_NOISE_SCALE,
+    init: str = "normal",
+    init_std: float | None = None,
+) -> nn.Module:
     """Make ``model`` a DPP model in place: a learnable :class:`KofNMask` on each chosen layer's weight.
 
     ``layers``: qualified module names (default :func:`default_layers`). ``seed`` seeds the one
     ``torch.Generator`` that initialises the logits and draws every Gumbel sample. Returns ``model``.
     """
     gen = torch.Generator().manual_seed(int(seed))
-    return attach_masks(model, k, n, granularity, layers,
-                        lambda layout, mod: KofNMask(layout, noise_scale=noise_scale, generator=gen, init=init,
-                                                     init_std=init_std, weight=mod.weight))
+    return attach_masks(
+        model,
+        k,
+        n,
+        granularity,
+        layers,
+        lambda layout, mod: KofNMask(
+            layout, noise_scale=noise_scale, generator=gen, init=init, init_std=init_std, weight=mod.weight
+        ),
+    )
 
 
 def masked_layers(model: nn.Module) -> list[tuple[str, nn.Module, MaskBase]]:

@@ -34,19 +34,45 @@ def parse_layers(text: str | None) -> list[str] | None:
     return names
 
 
-def prune_config(model_file: str, *, data: str, method: str = "dpp", k: int = 1, n: int = 8,
-                 granularity: str = "weight", bits: int | None = None, epochs: int = 5,
-                 weights: str | None = None, normalize: str | None = None, layers: list[str] | None = None,
-                 seed: int = 0, **train_options: Any) -> Any:
+def prune_config(
+    model_file: str,
+    *,
+    data: str,
+    method: str = "dpp",
+    k: int = 1,
+    n: int = 8,
+    granularity: str = "weight",
+    bits: int | None = None,
+    epochs: int = 5,
+    weights: str | None = None,
+    normalize: str | None = None,
+    layers: list[str] | None = None,
+    seed: int = 0,
+    **train_options: Any,
+) -> Any:
     """The :class:`~dpp.train.TrainConfig` of a ``dpp prune`` run (every value checked, nothing loaded yet)."""
     from dpp.train import TrainConfig
 
     if method not in PRUNE_METHODS:
-        raise DPPError(f"--method must be one of {PRUNE_METHODS} for dpp prune (got {method!r}); a dense model "
-                       "needs no pruning")
-    return TrainConfig(model_file=model_file, weights=weights, data=data, normalize=normalize, method=method, k=k,
-                       n=n, granularity=granularity, bits=bits, epochs=epochs, seed=seed, layers=layers,
-                       prune_at_start=True, **train_options)
+        raise DPPError(
+            f"--method must be one of {PRUNE_METHODS} for dpp prune (got {method!r}); a dense model needs no pruning"
+        )
+    return TrainConfig(
+        model_file=model_file,
+        weights=weights,
+        data=data,
+        normalize=normalize,
+        method=method,
+        k=k,
+        n=n,
+        granularity=granularity,
+        bits=bits,
+        epochs=epochs,
+        seed=seed,
+        layers=layers,
+        prune_at_start=True,
+        **train_options,
+    )
 
 
 def check_layers(cfg: Any) -> tuple[list[str], list[tuple[str, str]]]:
@@ -69,8 +95,13 @@ def check_layers(cfg: Any) -> tuple[list[str], list[tuple[str, str]]]:
     return list(cfg.layers), [(name, "not in --layers") for name in matmuls if name not in cfg.layers]
 
 
-def run_prune(cfg: Any, out: str | Path, *, on_layers: Callable[[list[str], list[tuple[str, str]]], None] | None = None,
-              on_epoch: Callable[[dict[str, float]], None] | None = None) -> Any:
+def run_prune(
+    cfg: Any,
+    out: str | Path,
+    *,
+    on_layers: Callable[[list[str], list[tuple[str, str]]], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
+) -> Any:
     """Prune (and fine-tune) ``cfg``'s model and write the run folder ``out``; returns the
     :class:`~dpp.train.TrainResult`. The model, its weights, ``--layers`` and the data are checked (and
     ``on_layers(pruned, dense)`` told which layers are pruned and why the others stay dense) before training."""

@@ -66,8 +66,10 @@ class LayerIntegers:
 def build_plan(net: nn.Sequential) -> list[Step]:
     """Check the layer chain and list its steps; a clear error names the first unsupported module."""
     if not isinstance(net, nn.Sequential):
-        raise ArgumentTypeError(f"QuantNet needs an nn.Sequential (got {type(net).__name__}); any other "
-                                "traceable model runs as dpp.graph_quant.QuantGraph")
+        raise ArgumentTypeError(
+            f"QuantNet needs an nn.Sequential (got {type(net).__name__}); any other "
+            "traceable model runs as dpp.graph_quant.QuantGraph"
+        )
     steps: list[Step] = []
     mods = list(net)
     layer = 0
@@ -75,10 +77,12 @@ def build_plan(net: nn.Sequential) -> list[Step]:
     while i < len(mods):
         m = mods[i]
         if isinstance(m, (nn.Linear, nn.Conv2d)):
-            if isinstance(m, nn.Conv2d) and (m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros"
-                                             or isinstance(m.padding, str)):
-                raise DPPError(f"layer {i}: only plain Conv2d (groups=1, dilation=1, numeric zero padding) "
-                                 f"is supported (got {m})")
+            if isinstance(m, nn.Conv2d) and (
+                m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str)
+            ):
+                raise DPPError(
+                    f"layer {i}: only plain Conv2d (groups=1, dilation=1, numeric zero padding) is supported (got {m})"
+                )
             relu = i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)
             steps.append(Step("matmul", i, relu, layer))
             layer += 1
@@ -89,9 +93,11 @@ def build_plan(net: nn.Sequential) -> list[Step]:
         elif isinstance(m, nn.Flatten):
             steps.append(Step("flatten", i))
         else:
-            raise DPPError(f"layer {i}: unsupported module {type(m).__name__} (expected Linear, Conv2d, "
-                             "ReLU after a matmul layer, MaxPool2d or Flatten; dpp.graph_quant.QuantGraph takes "
-                             "more)")
+            raise DPPError(
+                f"layer {i}: unsupported module {type(m).__name__} (expected Linear, Conv2d, "
+                "ReLU after a matmul layer, MaxPool2d or Flatten; dpp.graph_quant.QuantGraph takes "
+                "more)"
+            )
         i += 1
     if layer == 0:
         raise DPPError("the network has no Linear or Conv2d layer")
@@ -141,8 +147,9 @@ class QuantNet(nn.Module):
             return F.conv2d(x, w, b, mod.stride, mod.padding)
         return F.linear(x, w, b)
 
-    def _layer_integers(self, step: Step, s_x: torch.Tensor, dtype: torch.dtype
-                        ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    def _layer_integers(
+        self, step: Step, s_x: torch.Tensor, dtype: torch.dtype
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         mod = self.net[step.index]
         w_int, s_w = fake_quant_weight(mod.weight, self.bits)
         s_acc = s_x * s_w.to(dtype)
@@ -152,14 +159,14 @@ class QuantNet(nn.Module):
     def _requant(self, step: Step, acc: torch.Tensor, s_acc: torch.Tensor) -> tuple[int, int, int, torch.Tensor]:
         """``(multiplier, shift, out_bits, out_scale)``; hidden layers calibrate on ``acc`` in training."""
         if step.layer == self.layers - 1:
-            return LOGIT_MULTIPLIER, LOGIT_SHIFT, LOGIT_OUT_BITS, s_acc * (2.0 ** LOGIT_SHIFT / LOGIT_MULTIPLIER)
+            return LOGIT_MULTIPLIER, LOGIT_SHIFT, LOGIT_OUT_BITS, s_acc * (2.0**LOGIT_SHIFT / LOGIT_MULTIPLIER)
         if self.training:
             real = acc.detach() * s_acc
             self._observe(step.layer, F.relu(real) if step.relu else real)
         peak = self.act_max[step.layer].to(s_acc.dtype)
         s_y = peak / ACT_QMAX if float(peak) > 0 else s_acc * 1.0
         mult, shift = quantize_multiplier(float(s_acc / s_y))
-        return mult, shift, ACT_BITS, s_acc * (2.0 ** shift / mult)
+        return mult, shift, ACT_BITS, s_acc * (2.0**shift / mult)
 
     def _forward_quant(self, x: torch.Tensor, keep: bool = False) -> tuple[torch.Tensor, list[LayerIntegers]]:
         dtype = torch.float32 if self.training else torch.float64
@@ -174,12 +181,21 @@ class QuantNet(nn.Module):
             w_int, b_int, s_acc = self._layer_integers(step, s_x, dtype)
             acc = self._matmul(mod, x, w_int, b_int)
             mult, shift, out_bits, s_y = self._requant(step, acc, s_acc)
-            x = saturate(round_ste(acc * (mult / 2.0 ** shift)), out_bits, step.relu)
+            x = saturate(round_ste(acc * (mult / 2.0**shift)), out_bits, step.relu)
             if keep:
                 zero = torch.zeros(w_int.shape[0], dtype=torch.int64)
-                record.append(LayerIntegers(w_int.detach().to(torch.int64),
-                                            zero if b_int is None else b_int.detach().to(torch.int64),
-                                            mult, shift, step.relu, out_bits, float(s_x), float(s_y)))
+                record.append(
+                    LayerIntegers(
+                        w_int.detach().to(torch.int64),
+                        zero if b_int is None else b_int.detach().to(torch.int64),
+                        mult,
+                        shift,
+                        step.relu,
+                        out_bits,
+                        float(s_x),
+                        float(s_y),
+                    )
+                )
             s_x = s_y
         return x * s_x, record
 
@@ -190,7 +206,6 @@ class QuantNet(nn.Module):
         ``sample``: any batch of the network's input shape (the integers do not depend on it).
         """
         return eval_integers(self, sample, "integer_layers")
-
 
 
 @torch.no_grad()

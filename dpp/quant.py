@@ -110,6 +110,8 @@ def quantize_multiplier(ratio: float) -> tuple[int, int]:
         shift -= 1
         multiplier = round(ratio * (1 << shift))
     if not (1 <= multiplier <= MAX_MULTIPLIER) or shift < 1:
-        raise DPPError(f"requantisation ratio {ratio!r} cannot be written as multiplier / 2**shift with "
-                         f"multiplier in [1, {MAX_MULTIPLIER}] and shift in [1, {MAX_SHIFT}]")
+        raise DPPError(
+            f"requantisation ratio {ratio!r} cannot be written as multiplier / 2**shift with "
+            f"multiplier in [1, {MAX_MULTIPLIER}] and shift in [1, {MAX_SHIFT}]"
+        )
     return int(multiplier), int(shift)

@@ -82,26 +82,56 @@ class Recipe:
     def config_fields(self, granularity: str = "weight", bits: int | None = None) -> dict[str, Any]:
         """The :class:`~dpp.train.TrainConfig` fields this recipe sets, for a run at ``granularity`` / ``bits``."""
         linear, conv = self.noise_for(bits)
-        return dict(recipe=self.name, warmup_fraction=self.warmup_fraction, init=self.init, noise_scale=linear,
-                    noise_scale_conv=None if conv == linear else conv,
-                    entropy_weight=self.lambda_for(granularity), lr=self.lr, logit_lr=self.logit_lr,
-                    batch_size=self.batch_size, epochs=self.epochs, schedule=self.schedule,
-                    t_start=self.t_start, t_end=self.t_end)
+        return dict(
+            recipe=self.name,
+            warmup_fraction=self.warmup_fraction,
+            init=self.init,
+            noise_scale=linear,
+            noise_scale_conv=None if conv == linear else conv,
+            entropy_weight=self.lambda_for(granularity),
+            lr=self.lr,
+            logit_lr=self.logit_lr,
+            batch_size=self.batch_size,
+            epochs=self.epochs,
+            schedule=self.schedule,
+            t_start=self.t_start,
+            t_end=self.t_end,
+        )
 
 
 WARMUP = Recipe(
     name="warmup",
     summary="default: dense warm-up for half the epochs, then masks with magnitude-initialised logits, c=0.1, "
-            "logit lr 1e-2, no regulariser, 20 epochs",
-    warmup_fraction=0.5, init="magnitude", noise_linear=0.1, noise_conv=0.1, noise_quantised=None,
-    entropy_weight=0.0, entropy_weight_filter=0.0, lr=1e-3, logit_lr=1e-2, batch_size=64, epochs=20)
+    "logit lr 1e-2, no regulariser, 20 epochs",
+    warmup_fraction=0.5,
+    init="magnitude",
+    noise_linear=0.1,
+    noise_conv=0.1,
+    noise_quantised=None,
+    entropy_weight=0.0,
+    entropy_weight_filter=0.0,
+    lr=1e-3,
+    logit_lr=1e-2,
+    batch_size=64,
+    epochs=20,
+)
 
 PAPER = Recipe(
     name="paper",
     summary="the reference code: masks from step 1, Normal(0, 0.5) logits (filter 1), c=0.1 FC / 0.01 conv / "
-            "0.001 quantised, lambda 5e-5 (filter 1e-5), one Adam lr 1e-3, batch 64, 40 epochs",
-    warmup_fraction=0.0, init="normal", noise_linear=0.1, noise_conv=0.01, noise_quantised=0.001,
-    entropy_weight=5e-5, entropy_weight_filter=1e-5, lr=1e-3, logit_lr=None, batch_size=64, epochs=40)
+    "0.001 quantised, lambda 5e-5 (filter 1e-5), one Adam lr 1e-3, batch 64, 40 epochs",
+    warmup_fraction=0.0,
+    init="normal",
+    noise_linear=0.1,
+    noise_conv=0.01,
+    noise_quantised=0.001,
+    entropy_weight=5e-5,
+    entropy_weight_filter=1e-5,
+    lr=1e-3,
+    logit_lr=None,
+    batch_size=64,
+    epochs=40,
+)
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in (WARMUP, PAPER)}
 assert tuple(RECIPES) == RECIPE_NAMES

@@ -204,8 +204,7 @@ def _windows(x: np.ndarray, kernel: Any, stride: Any, padding: Any, fill: int) -
     sh, sw = pair("stride", stride, lo=1)
     ph, pw = pair("padding", padding)
     if x.shape[2] + 2 * ph < kh or x.shape[3] + 2 * pw < kw:
-        raise DPPError(f"a {kh}x{kw} window does not fit the {x.shape[2]}x{x.shape[3]} input "
-                       f"padded by ({ph}, {pw})")
+        raise DPPError(f"a {kh}x{kw} window does not fit the {x.shape[2]}x{x.shape[3]} input padded by ({ph}, {pw})")
     xp = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=fill)
     return np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw]
 
@@ -217,8 +216,9 @@ def im2col(x: np.ndarray, kh: int, kw: int, stride: Any, padding: Any) -> tuple[
     return win.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, c * kh * kw), oh, ow
 
 
-def conv_group_inputs(x: np.ndarray, kernel: Any, stride: Any, padding: Any, groups: int
-                      ) -> tuple[list[np.ndarray], int, int]:
+def conv_group_inputs(
+    x: np.ndarray, kernel: Any, stride: Any, padding: Any, groups: int
+) -> tuple[list[np.ndarray], int, int]:
     """Each group's im2col input matrix (input channels cut into ``groups`` equal slices), plus ``(OH, OW)``."""
     groups = check_int("groups", groups, lo=1)
     if x.ndim != 4 or x.shape[1] % groups:
@@ -228,7 +228,7 @@ def conv_group_inputs(x: np.ndarray, kernel: Any, stride: Any, padding: Any, gro
     mats = []
     oh = ow = 0
     for g in range(groups):
-        cols, oh, ow = im2col(x[:, g * per:(g + 1) * per], kh, kw, stride, padding)
+        cols, oh, ow = im2col(x[:, g * per : (g + 1) * per], kh, kw, stride, padding)
         mats.append(cols)
     return mats, oh, ow
 
@@ -239,8 +239,21 @@ def conv_merge_groups(outputs: Sequence[np.ndarray], batch: int, oh: int, ow: in
     return y.reshape(batch, oh, ow, y.shape[1]).transpose(0, 3, 1, 2)
 
 
-def conv2d_int(x: Any, W: Any, bias: Any, multiplier: Any, shift: Any, out_bits: int, relu: bool, *,
-               kernel: Any, stride: Any = 1, padding: Any = 0, groups: int = 1, act_bits: int = 8) -> np.ndarray:
+def conv2d_int(
+    x: Any,
+    W: Any,
+    bias: Any,
+    multiplier: Any,
+    shift: Any,
+    out_bits: int,
+    relu: bool,
+    *,
+    kernel: Any,
+    stride: Any = 1,
+    padding: Any = 0,
+    groups: int = 1,
+    act_bits: int = 8,
+) -> np.ndarray:
     """A quantised (grouped) convolution on NCHW ints, as in the module docstring.
 
     ``W``: one matrix per group (a sequence of ``groups`` KofNMatrix / CSRMatrix / dense matrices), or one
@@ -255,8 +268,10 @@ def conv2d_int(x: Any, W: Any, bias: Any, multiplier: Any, shift: Any, out_bits:
     if per_out * groups != b.shape[0]:
         raise DPPError(f"bias length {b.shape[0]} must be a multiple of groups={groups}")
     mats_x, oh, ow = conv_group_inputs(xa, kernel, stride, padding, groups)
-    ys = [linear_int(cols, w, b[g * per_out:(g + 1) * per_out], multiplier, shift, out_bits, relu,
-                     act_bits=act_bits) for g, (cols, w) in enumerate(zip(mats_x, mats_w, strict=True))]
+    ys = [
+        linear_int(cols, w, b[g * per_out : (g + 1) * per_out], multiplier, shift, out_bits, relu, act_bits=act_bits)
+        for g, (cols, w) in enumerate(zip(mats_x, mats_w, strict=True))
+    ]
     return conv_merge_groups(ys, xa.shape[0], oh, ow)
 
 
@@ -271,24 +286,27 @@ def maxpool_int(x: Any, kernel: Any, stride: Any = None, padding: Any = 0, *, ac
     return win.max(axis=(4, 5))
 
 
-def avgpool_int(x: Any, kernel: Any, stride: Any, padding: Any, multiplier: int, shift: int, out_bits: int, *,
-                act_bits: int = 8) -> np.ndarray:
+def avgpool_int(
+    x: Any, kernel: Any, stride: Any, padding: Any, multiplier: int, shift: int, out_bits: int, *, act_bits: int = 8
+) -> np.ndarray:
     """Exact sum of each zero-padded ``kernel`` window, requantised (see the module docstring)."""
     xa = _nchw("x", x, act_bits)
     sums = _windows(xa, kernel, stride, padding, 0).sum(axis=(4, 5))
     return requantize(sums, check_int("multiplier", multiplier), check_int("shift", shift), out_bits, False)
 
 
-def global_avgpool_int(x: Any, multiplier: int, shift: int, out_bits: int, *, keepdim: bool = False,
-                       act_bits: int = 8) -> np.ndarray:
+def global_avgpool_int(
+    x: Any, multiplier: int, shift: int, out_bits: int, *, keepdim: bool = False, act_bits: int = 8
+) -> np.ndarray:
     """Exact sum over H x W of NCHW ints, requantised: ``(N, C)``, or ``(N, C, 1, 1)`` with ``keepdim``."""
     xa = _nchw("x", x, act_bits)
     sums = xa.sum(axis=(2, 3), keepdims=bool(keepdim))
     return requantize(sums, check_int("multiplier", multiplier), check_int("shift", shift), out_bits, False)
 
 
-def add_int(a: Any, b: Any, multipliers: Sequence[int], shift: int, out_bits: int, relu: bool = False, *,
-            act_bits: int = 8) -> np.ndarray:
+def add_int(
+    a: Any, b: Any, multipliers: Sequence[int], shift: int, out_bits: int, relu: bool = False, *, act_bits: int = 8
+) -> np.ndarray:
     """``(a * m_a + b * m_b + (1 << (shift - 1))) >> shift``, optional ReLU, saturate (same shapes)."""
     act_bits = check_int("act_bits", act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
     aa = check_int_array("a", a, bits=act_bits)
@@ -302,22 +320,34 @@ def add_int(a: Any, b: Any, multipliers: Sequence[int], shift: int, out_bits: in
     return requantize(aa * ma + ba * mb, 1, shift, out_bits, bool(relu))
 
 
-def concat_int(xs: Sequence[Any], multipliers: Sequence[int], shifts: Sequence[int], out_bits: int, *,
-               act_bits: int = 8) -> np.ndarray:
+def concat_int(
+    xs: Sequence[Any], multipliers: Sequence[int], shifts: Sequence[int], out_bits: int, *, act_bits: int = 8
+) -> np.ndarray:
     """Each input requantised to the common scale (its own multiplier and shift), then joined on axis 1."""
     act_bits = check_int("act_bits", act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
     if not xs or len(multipliers) != len(xs) or len(shifts) != len(xs):
-        raise DPPError(f"concat needs one multiplier and one shift per input (got {len(xs)} inputs, "
-                       f"{len(multipliers)} multipliers, {len(shifts)} shifts)")
+        raise DPPError(
+            f"concat needs one multiplier and one shift per input (got {len(xs)} inputs, "
+            f"{len(multipliers)} multipliers, {len(shifts)} shifts)"
+        )
     arrays = [check_int_array(f"xs[{i}]", x, bits=act_bits) for i, x in enumerate(xs)]
     first = arrays[0]
     for i, arr in enumerate(arrays):
         if arr.ndim < 2 or arr.shape[:1] + arr.shape[2:] != first.shape[:1] + first.shape[2:]:
-            raise DPPError(f"concat inputs must agree in every axis but 1 (input 0 has shape {first.shape}, "
-                           f"input {i} has {arr.shape})")
-    parts = [requantize(arr, check_int(f"multipliers[{i}]", m, lo=1, hi=MAX_MULTIPLIER),
-                        check_int(f"shifts[{i}]", s, lo=1, hi=MAX_SHIFT), out_bits, False)
-             for i, (arr, m, s) in enumerate(zip(arrays, multipliers, shifts, strict=True))]
+            raise DPPError(
+                f"concat inputs must agree in every axis but 1 (input 0 has shape {first.shape}, "
+                f"input {i} has {arr.shape})"
+            )
+    parts = [
+        requantize(
+            arr,
+            check_int(f"multipliers[{i}]", m, lo=1, hi=MAX_MULTIPLIER),
+            check_int(f"shifts[{i}]", s, lo=1, hi=MAX_SHIFT),
+            out_bits,
+            False,
+        )
+        for i, (arr, m, s) in enumerate(zip(arrays, multipliers, shifts, strict=True))
+    ]
     return np.concatenate(parts, axis=1)
 
 

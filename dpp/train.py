@@ -152,8 +152,9 @@ class TrainConfig:
         check_int("epochs", self.epochs, lo=0 if self.prune_at_start else 1)
         check_int("seed", self.seed, lo=0)
         check_int("batch_size", self.batch_size, lo=1)
-        for name in ("lr", "noise_scale", "entropy_weight") + (("noise_scale_conv",) * (self.noise_scale_conv
-                                                                                     is not None)):
+        for name in ("lr", "noise_scale", "entropy_weight") + (
+            ("noise_scale_conv",) * (self.noise_scale_conv is not None)
+        ):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise DPPError(f"{name} must be a finite number >= 0 (got {value!r})")
@@ -200,21 +201,33 @@ class TrainResult:
     seconds: float = 0.0
 
     def summary(self) -> dict[str, Any]:
-        return dict(schema=RUN_SCHEMA, model=self.config.model, method=self.config.method, k=self.config.k,
-                    n=self.config.n, granularity=self.config.granularity, bits=self.config.bits,
-                    epochs=self.config.epochs, seed=self.config.seed, recipe=self.config.recipe,
-                    test_accuracy=self.test_accuracy,
-                    density=self.density, seconds=round(self.seconds, 3),
-                    **run_record(self.config, self.model))
+        return dict(
+            schema=RUN_SCHEMA,
+            model=self.config.model,
+            method=self.config.method,
+            k=self.config.k,
+            n=self.config.n,
+            granularity=self.config.granularity,
+            bits=self.config.bits,
+            epochs=self.config.epochs,
+            seed=self.config.seed,
+            recipe=self.config.recipe,
+            test_accuracy=self.test_accuracy,
+            density=self.density,
+            seconds=round(self.seconds, 3),
+            **run_record(self.config, self.model),
+        )
 
 
 def attach_method_masks(net: nn.Module, cfg: TrainConfig, *, pruning: bool = False) -> None:
     """Attach the masks of ``cfg.method`` (``pruning``: the one-shot pruning step of magnitude/unstructured)."""
-    layers = cfg.layers if cfg.layers is not None or not runs_as_graph(cfg) else \
-        default_prune_layers(net, cfg.n, cfg.granularity)[0]
+    layers = (
+        cfg.layers
+        if cfg.layers is not None or not runs_as_graph(cfg)
+        else default_prune_layers(net, cfg.n, cfg.granularity)[0]
+    )
     if cfg.method == "dpp" and pruning == (cfg.prune_epoch is not None):
-        sparsify(net, cfg.k, cfg.n, cfg.granularity, layers, seed=cfg.seed, noise_scale=cfg.noise_scale,
-                 init=cfg.init)
+        sparsify(net, cfg.k, cfg.n, cfg.granularity, layers, seed=cfg.seed, noise_scale=cfg.noise_scale, init=cfg.init)
         set_conv_noise_scale(net, cfg.noise_scale_conv)
     elif cfg.method == "random":
         attach_random(net, cfg.k, cfg.n, cfg.granularity, layers, seed=cfg.seed)
@@ -229,8 +242,11 @@ def attach_method_masks(net: nn.Module, cfg: TrainConfig, *, pruning: bool = Fal
 def runs_as_graph(cfg: TrainConfig) -> bool:
     """True when ``cfg``'s model trains as a :class:`~dpp.graph_quant.QuantGraph`: a user model, a graph
     built-in (resnet8, mobilenet), or any model whose inputs are normalised (its input scale follows them)."""
-    return cfg.model_file is not None or cfg.model in GRAPH_MODELS or (
-        cfg.normalize is not None and not parse_normalize(cfg.normalize).is_identity)
+    return (
+        cfg.model_file is not None
+        or cfg.model in GRAPH_MODELS
+        or (cfg.normalize is not None and not parse_normalize(cfg.normalize).is_identity)
+    )
 
 
 def build_net(cfg: TrainConfig, *, weights: bool = True) -> nn.Module:
@@ -257,8 +273,10 @@ def build_run_model(cfg: TrainConfig, *, pruned: bool = False, weights: bool = T
     if not runs_as_graph(cfg):
         return QuantNet(net, bits)
     if cfg.input_shape is None:
-        raise DPPError(f"model {cfg.model!r} runs as a traced graph and needs input_shape (the per-image shape "
-                       "of its data), got None")
+        raise DPPError(
+            f"model {cfg.model!r} runs as a traced graph and needs input_shape (the per-image shape "
+            "of its data), got None"
+        )
     shape = tuple(int(v) for v in cfg.input_shape)
     norm = parse_normalize(cfg.normalize) if cfg.normalize is not None else Normalization.identity(shape[0])
     return QuantGraph(net, torch.zeros((2, *shape)), bits, input_scale=norm.input_scale())
@@ -268,7 +286,7 @@ def build_run_model(cfg: TrainConfig, *, pruned: bool = False, weights: bool = T
 def evaluate(model: QuantNet, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
     """Test accuracy with the deterministic masks (evaluation mode)."""
     model.eval()
-    correct = sum(int((model(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum()) for i in range(0, len(x), batch))
+    correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
     return correct / len(x)
 
 
@@ -317,8 +335,9 @@ def _optimizer(model: QuantNet | QuantGraph, cfg: TrainConfig) -> torch.optim.Op
     return torch.optim.Adam(groups, fused=True)
 
 
-def train(cfg: TrainConfig, data: Dataset | None = None,
-          on_epoch: Callable[[dict[str, float]], None] | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, data: Dataset | None = None, on_epoch: Callable[[dict[str, float]], None] | None = None
+) -> TrainResult:
     """Train one run of ``cfg`` (seeded: the same config gives the same model); see the module docstring.
 
     ``cfg.epochs == 0`` (``dpp prune``, ``prune_at_start``): the pruned model is evaluated as it is.
@@ -347,21 +366,29 @@ def train(cfg: TrainConfig, data: Dataset | None = None,
             order = torch.randperm(len(data.x_train), generator=gen)
             loss_sum = correct = 0.0
             for i in range(0, len(order), cfg.batch_size):
-                idx = order[i:i + cfg.batch_size]
+                idx = order[i : i + cfg.batch_size]
                 xb, yb = data.x_train[idx], data.y_train[idx]
                 logits = model(xb)
                 loss = F.cross_entropy(logits.float(), yb)
-                total = loss + cfg.entropy_weight * entropy_penalty(model.net) \
-                    if cfg.method == "dpp" and cfg.entropy_weight > 0 else loss
+                total = (
+                    loss + cfg.entropy_weight * entropy_penalty(model.net)
+                    if cfg.method == "dpp" and cfg.entropy_weight > 0
+                    else loss
+                )
                 opt.zero_grad(set_to_none=True)
                 total.backward()
                 opt.step()
                 loss_sum += float(loss.detach()) * len(idx)
                 correct += int((logits.argmax(1) == yb).sum())
-            record = dict(epoch=epoch, temperature=temperature, train_loss=loss_sum / len(order),
-                          train_accuracy=correct / len(order),
-                          test_accuracy=evaluate(model, data.x_test, data.y_test),
-                          density=weight_density(model), seconds=time.perf_counter() - t0)
+            record = dict(
+                epoch=epoch,
+                temperature=temperature,
+                train_loss=loss_sum / len(order),
+                train_accuracy=correct / len(order),
+                test_accuracy=evaluate(model, data.x_test, data.y_test),
+                density=weight_density(model),
+                seconds=time.perf_counter() - t0,
+            )
             record.update(layer_mask_metrics(model))
             history.append(record)
             if on_epoch is not None:
@@ -382,8 +409,9 @@ def with_input_shape(cfg: TrainConfig, data: Dataset) -> TrainConfig:
     if not runs_as_graph(cfg):
         return cfg
     if cfg.input_shape is not None and list(cfg.input_shape) != shape:
-        raise DPPError(f"the data's images have shape {shape}, the run's model expects input_shape "
-                       f"{list(cfg.input_shape)}")
+        raise DPPError(
+            f"the data's images have shape {shape}, the run's model expects input_shape {list(cfg.input_shape)}"
+        )
     return replace(cfg, input_shape=shape)
 
 
@@ -396,7 +424,8 @@ def run_record(cfg: TrainConfig, model: QuantNet | QuantGraph) -> dict[str, Any]
         data=cfg.data or DATASET_OF[cfg.model],
         normalization=norm.to_json() if norm is not None else {"pixels": "scaled to [0, 1]"},
         pruned_layers=[name for name, mod in names if id(mod) in masked],
-        dense_layers=[name for name, mod in names if id(mod) not in masked])
+        dense_layers=[name for name, mod in names if id(mod) not in masked],
+    )
     if cfg.model_file is not None:
         record.update(model_file=cfg.model_file, weights=cfg.weights)
     return record

@@ -140,8 +140,9 @@ class ArrayArch:
         return memories["acts"]
 
     # ------------------------------------------------------------------ counter model (sim.model)
-    def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
-               layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
+    def counts(
+        self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any, layer: LayerStats | None
+    ) -> tuple[Any, Any, Any, Any, Any]:
         """``(steps, mac_ops, weight_bits_read, index_bits_read, act_reads)`` of a run: closed forms on Python
         ints or int64 arrays. ``d`` holds the design's ``k, n, block, pes, value_bits, index_bits,
         rowptr_bits`` (widths per weight word / row pointer); ``cycles = steps + drain_cycles`` and
@@ -188,10 +189,11 @@ class Kofn(ArrayArch):
     weight_format = "a KofNMatrix"
     index_field = "slot"
     index_meaning = "slot number in [0, n) of the lane's kept slot of the group"
-    weight_words_order = ("word t*groups + g: local row t (row t*pes + pe), group g; lane j holds kept slot "
-                          "index[j], its block elements e at value (j, e); groups = the steps register")
-    act_words_order = ("word (b*groups + g)*block + e: slot i holds column (g*n + i)*block + e of vector b "
-                       "(0 past cols)")
+    weight_words_order = (
+        "word t*groups + g: local row t (row t*pes + pe), group g; lane j holds kept slot "
+        "index[j], its block elements e at value (j, e); groups = the steps register"
+    )
+    act_words_order = "word (b*groups + g)*block + e: slot i holds column (g*n + i)*block + e of vector b (0 past cols)"
 
     def component(self) -> type[wiring.Component]:
         from rtl.lockstep import LockstepArray
@@ -229,7 +231,7 @@ class Kofn(ArrayArch):
         regs["steps"] = W.groups
         words = lay.pack_kofn_words(W.values, W.indices)  # (rows, groups): PE p holds rows p, p+pes, ...
         for pe in range(p.pes):
-            mems[f"weights{pe}"] = words[pe::p.pes]
+            mems[f"weights{pe}"] = words[pe :: p.pes]
         xp = np.pad(x, ((0, 0), (0, W.padded_cols - W.cols))).reshape(x.shape[0], W.groups, p.n, p.block)
         self.store_activations(lay, lay.pack_act_words(xp.transpose(0, 1, 3, 2)), mems)  # (batch, groups, block)
 
@@ -237,8 +239,9 @@ class Kofn(ArrayArch):
         values = W.values.reshape(W.rows, -1)
         return np.repeat(np.arange(W.rows), values.shape[1]), values.ravel()
 
-    def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
-               layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
+    def counts(
+        self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any, layer: LayerStats | None
+    ) -> tuple[Any, Any, Any, Any, Any]:
         groups = ceil_div(cols, d["n"] * d["block"])
         words = batch * rows * groups
         steps = batch * ceil_div(rows, d["pes"]) * groups * d["block"]
@@ -264,8 +267,10 @@ class Dense(ArrayArch):
     sparse = False
     trained_method = "dense"
     weight_format = "a dense integer array"
-    weight_words_order = ("word t*chunks + c: local row t (row t*pes + pe), chunk c; lane j holds column c*k + j "
-                          "(0 past cols); chunks = the steps register")
+    weight_words_order = (
+        "word t*chunks + c: local row t (row t*pes + pe), chunk c; lane j holds column c*k + j "
+        "(0 past cols); chunks = the steps register"
+    )
     act_words_order = "word b*chunks + c: slot j holds column c*k + j of vector b (0 past cols)"
 
     def component(self) -> type[wiring.Component]:
@@ -299,7 +304,7 @@ class Dense(ArrayArch):
         regs["steps"], regs["tail_lanes"] = chunks, cols - (chunks - 1) * p.k
         words = lay.pack_dense_words(np.pad(w, ((0, 0), (0, chunks * p.k - cols))).reshape(rows, chunks, p.k))
         for pe in range(p.pes):
-            mems[f"weights{pe}"] = words[pe::p.pes]  # (rows, chunks): PE p holds rows p, p+pes, ...
+            mems[f"weights{pe}"] = words[pe :: p.pes]  # (rows, chunks): PE p holds rows p, p+pes, ...
         xp = np.pad(x, ((0, 0), (0, chunks * p.k - cols))).reshape(x.shape[0], chunks, p.k)
         self.store_activations(lay, lay.pack_act_words(xp), mems)
 
@@ -307,8 +312,9 @@ class Dense(ArrayArch):
         w = np.asarray(W, dtype=np.int64)
         return np.repeat(np.arange(w.shape[0]), w.shape[1]), w.ravel()
 
-    def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
-               layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
+    def counts(
+        self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any, layer: LayerStats | None
+    ) -> tuple[Any, Any, Any, Any, Any]:
         chunks = ceil_div(cols, d["k"])
         steps = batch * ceil_div(rows, d["pes"]) * chunks
         return steps, batch * rows * cols, batch * rows * chunks * d["value_bits"], 0 * batch, steps
@@ -343,9 +349,11 @@ class Csr(ArrayArch):
     weight_format = "a CSRMatrix"
     index_field = "column"
     index_meaning = "column of the lane's entry"
-    weight_words_order = ("the PE's rows (local row j = row j*pes + pe) back to back from word 0, each row's "
-                          "entries k per word in order, ceil(nnz_r / k) words (none for an empty row); the "
-                          "rowptr memory marks where each row ends")
+    weight_words_order = (
+        "the PE's rows (local row j = row j*pes + pe) back to back from word 0, each row's "
+        "entries k per word in order, ceil(nnz_r / k) words (none for an empty row); the "
+        "rowptr memory marks where each row ends"
+    )
     act_words_order = "word a = b*cols + c: activation c of vector b (one per word)"
     act_storage = "one replica per lane (pes*k memories); the load port writes every replica at once"
 
@@ -376,8 +384,7 @@ class Csr(ArrayArch):
             raise ArgumentTypeError(f"arch {self.arch!r} needs W as {self.weight_format} (got {type(W).__name__})")
         return W.rows, W.cols, W.weight_bits
 
-    def pack(self, lay: Layout, W: CSRMatrix, x: np.ndarray, regs: dict[str, int],
-             mems: dict[str, Any]) -> np.ndarray:
+    def pack(self, lay: Layout, W: CSRMatrix, x: np.ndarray, regs: dict[str, int], mems: dict[str, Any]) -> np.ndarray:
         p = lay.params
         lengths = W.row_lengths()
         for pe in range(p.pes):
@@ -395,8 +402,10 @@ class Csr(ArrayArch):
                 tails.append(int(lengths[r]) - (nwords - 1) * p.k if nwords else 0)
             total = ends[-1] if ends else 0
             if total > lay.weight_depth:
-                raise DPPError(f"PE {pe} needs {total} CSR words but the build holds {lay.weight_depth} "
-                               f"(raise max_nnz above {p.max_nnz})")
+                raise DPPError(
+                    f"PE {pe} needs {total} CSR words but the build holds {lay.weight_depth} "
+                    f"(raise max_nnz above {p.max_nnz})"
+                )
             v = np.concatenate(vals) if vals else np.zeros((0, p.k), np.int64)
             c = np.concatenate(cols) if cols else np.zeros((0, p.k), np.int64)
             mems[f"weights{pe}"] = lay.pack_csr_words(v, c)
@@ -415,14 +424,20 @@ class Csr(ArrayArch):
     def activation_words(self, lay: Layout, memories: Mapping[str, list[int]]) -> list[int]:
         return memories["acts0_0"]
 
-    def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
-               layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
+    def counts(
+        self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any, layer: LayerStats | None
+    ) -> tuple[Any, Any, Any, Any, Any]:
         """Every PE streams ``max(1, ceil(nnz_r / k))`` items per row on its own; the busiest one sets the
         steps; one activation read per MAC."""
         span, words, nnz = self._stats(layer).row_stats()
         macs = batch * nnz
-        return (batch * span, macs, batch * words * d["value_bits"],
-                batch * (words * d["index_bits"] + rows * d["rowptr_bits"]), macs)
+        return (
+            batch * span,
+            macs,
+            batch * words * d["value_bits"],
+            batch * (words * d["index_bits"] + rows * d["rowptr_bits"]),
+            macs,
+        )
 
     def _stats(self, layer: LayerStats | None) -> LayerStats:
         if layer is None:
@@ -450,8 +465,10 @@ class BankedCsr(Csr):
     #: requantise stages with the write); ``cycles = sum over slots of the slot's cycles + drain_cycles``
     drain_cycles = 7
     model_needs = "columns"
-    act_storage = ("one memory in act_banks banks: address a lives in bank a % act_banks at word a // act_banks; "
-                   "the load port writes it there once")
+    act_storage = (
+        "one memory in act_banks banks: address a lives in bank a % act_banks at word a // act_banks; "
+        "the load port writes it there once"
+    )
 
     def component(self) -> type[wiring.Component]:
         from rtl.csr_banked import BankedCsrArray
@@ -472,8 +489,9 @@ class BankedCsr(Csr):
         banks = [memories[name] for name in self.act_memory_paths(lay.params)]
         return [banks[lay.act_bank(a)][lay.act_bank_word(a)] for a in range(sum(map(len, banks)))]
 
-    def counts(self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any,
-               layer: LayerStats | None) -> tuple[Any, Any, Any, Any, Any]:
+    def counts(
+        self, d: Mapping[str, Any], batch: Any, rows: Any, cols: Any, layer: LayerStats | None
+    ) -> tuple[Any, Any, Any, Any, Any]:
         """As :class:`Csr`, but the steps are the slots' cycles (bank conflicts) and the activation reads the
         bank reads (merged requests read once)."""
         _, macs, weight, index, _ = super().counts(d, batch, rows, cols, layer)
@@ -490,8 +508,10 @@ LABELS: tuple[str, ...] = tuple(a.label for a in ARRAYS)
 _BY_KEY = {(a.arch, a.banked): a for a in ARRAYS}
 _BY_LABEL = {a.label: a for a in ARRAYS}
 if len(_BY_KEY) != len(ARRAYS) or len(_BY_LABEL) != len(ARRAYS) or any((a, False) not in _BY_KEY for a in ARCHS):
-    raise RuntimeError(f"rtl.archs.ARRAYS needs one entry per (arch, banked) and per label, and an unbanked entry "
-                       f"for every arch (got {[(a.label, a.arch, a.banked) for a in ARRAYS]})")
+    raise RuntimeError(
+        f"rtl.archs.ARRAYS needs one entry per (arch, banked) and per label, and an unbanked entry "
+        f"for every arch (got {[(a.label, a.arch, a.banked) for a in ARRAYS]})"
+    )
 
 
 def arch_choices() -> str:
@@ -522,8 +542,10 @@ def arch_named(arch: str, act_banks: int = 0) -> ArrayArch:
     check_arch(arch)
     entry = _BY_KEY.get((arch, act_banks > 0))
     if entry is None:
-        raise DPPError(f"act_banks applies to {' or '.join(f'arch={a.arch!r}' for a in ARRAYS if a.banked)} only "
-                       f"(got act_banks={act_banks} for arch={arch!r}, expected 0)")
+        raise DPPError(
+            f"act_banks applies to {' or '.join(f'arch={a.arch!r}' for a in ARRAYS if a.banked)} only "
+            f"(got act_banks={act_banks} for arch={arch!r}, expected 0)"
+        )
     return entry
 
 
@@ -541,8 +563,11 @@ def arch_labelled(label: str) -> ArrayArch:
 
 def arch_names(component: type) -> str:
     """``"arch 'kofn' or 'dense'"``: the arches ``component`` builds (for a component's own refusal)."""
-    names = [repr(a.arch) + ("" if not has_banked(a.arch) else " with act_banks > 0" if a.banked
-                             else " with act_banks = 0") for a in ARRAYS if a.component() is component]
+    names = [
+        repr(a.arch) + ("" if not has_banked(a.arch) else " with act_banks > 0" if a.banked else " with act_banks = 0")
+        for a in ARRAYS
+        if a.component() is component
+    ]
     return f"arch {' or '.join(names)}"
 
 

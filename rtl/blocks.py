@@ -30,11 +30,13 @@ class IndexMux(wiring.Component):
     def __init__(self, n: int, width: int) -> None:
         self.n = check_int("n", n, lo=2)
         self.width = check_int("width", width, lo=1)
-        super().__init__({
-            "group": In(n * width),
-            "index": In(index_bits(n)),
-            "data": Out(width),
-        })
+        super().__init__(
+            {
+                "group": In(n * width),
+                "index": In(index_bits(n)),
+                "data": Out(width),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -55,11 +57,17 @@ class Requantiser(wiring.Component):
     def __init__(self, acc_bits: int, out_bits: int, addr_bits: int) -> None:
         self.acc_bits = check_int("acc_bits", acc_bits, lo=2)
         self.out_bits = check_int("out_bits", out_bits, lo=2)
-        super().__init__({
-            "in_valid": In(1), "in_acc": In(signed(acc_bits)), "in_addr": In(addr_bits),
-            "multiplier": In(MULTIPLIER_BITS), "shift": In(SHIFT_BITS), "relu": In(1),
-            "out": Out(OutputWriteSignature(addr_bits, out_bits)),
-        })
+        super().__init__(
+            {
+                "in_valid": In(1),
+                "in_acc": In(signed(acc_bits)),
+                "in_addr": In(addr_bits),
+                "multiplier": In(MULTIPLIER_BITS),
+                "shift": In(SHIFT_BITS),
+                "relu": In(1),
+                "out": Out(OutputWriteSignature(addr_bits, out_bits)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -73,7 +81,7 @@ class Requantiser(wiring.Component):
         saturated = Mux(positive > hi, hi, Mux(positive < lo, lo, positive))
 
         m.d.sync += [
-            prod.eq(self.in_acc * self.multiplier[:MULTIPLIER_BITS - 1]),
+            prod.eq(self.in_acc * self.multiplier[: MULTIPLIER_BITS - 1]),
             valid1.eq(self.in_valid),
             addr1.eq(self.in_addr),
             self.out.data.eq(saturated),
@@ -99,4 +107,3 @@ def or_tree(values: list[Value]) -> Value:
 def popcount_tree(bits: list[Value]) -> Value:
     """Number of set bits, as an adder tree."""
     return adder_tree([b.as_unsigned() for b in bits])
-

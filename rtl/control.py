@@ -33,10 +33,18 @@ class RunControl(wiring.Component):
 
     def __init__(self, drain: int) -> None:
         self.drain = check_int("drain", drain, lo=1, hi=255)
-        super().__init__({
-            "start": In(1), "last_issue": In(1), "refuse": In(1),
-            "accept": Out(1), "launch": Out(1), "busy": Out(1), "done": Out(1), "error": Out(1),
-        })
+        super().__init__(
+            {
+                "start": In(1),
+                "last_issue": In(1),
+                "refuse": In(1),
+                "accept": Out(1),
+                "launch": Out(1),
+                "busy": Out(1),
+                "done": Out(1),
+                "error": Out(1),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -75,7 +83,7 @@ class RegisterFile(wiring.Component):
         for name in self.layout.registers:
             reg = getattr(self, name)
             with m.If(selected & (load.addr == REGISTER_NAMES.index(name))):
-                m.d.sync += reg.eq(load.data[:len(reg)])
+                m.d.sync += reg.eq(load.data[: len(reg)])
             lo, hi = self.layout.register_range(name)
             if lo > 0:
                 bad.append(reg < lo)
@@ -115,10 +123,13 @@ class OutputBanks(wiring.Component):
         self.layout = layout
         p = layout.params
         self.word_bits = addr_bits(layout.out_depth)
-        super().__init__({
-            "write": In(OutputWriteSignature(self.word_bits, p.out_bits)).array(p.pes),
-            "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(p.out_bits)),
-        })
+        super().__init__(
+            {
+                "write": In(OutputWriteSignature(self.word_bits, p.out_bits)).array(p.pes),
+                "out_addr": In(layout.out_addr_bits),
+                "out_data": Out(signed(p.out_bits)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -130,7 +141,9 @@ class OutputBanks(wiring.Component):
             m.submodules[f"out{pe}"] = mem
             wr, rd, write = mem.write_port(), mem.read_port(), self.write[pe]
             m.d.comb += [
-                wr.en.eq(write.en), wr.addr.eq(write.addr), wr.data.eq(write.data),
+                wr.en.eq(write.en),
+                wr.addr.eq(write.addr),
+                wr.data.eq(write.data),
                 rd.addr.eq(self.out_addr[pe_bits:]),
             ]
             datas.append(rd.data)
@@ -152,8 +165,12 @@ def array_members(layout: Layout) -> dict[str, wiring.Member]:
     :class:`LoadSignature` and :class:`CountersSignature` flattened to their contract names."""
     return {
         **flat_members(LoadSignature.of(layout).flip(), _LOAD_PREFIX),
-        "start": In(1), "busy": Out(1), "done": Out(1), "error": Out(1),
-        "out_addr": In(layout.out_addr_bits), "out_data": Out(signed(layout.params.out_bits)),
+        "start": In(1),
+        "busy": Out(1),
+        "done": Out(1),
+        "error": Out(1),
+        "out_addr": In(layout.out_addr_bits),
+        "out_data": Out(signed(layout.params.out_bits)),
         **flat_members(CountersSignature()),
     }
 
@@ -164,8 +181,9 @@ def array_load(array: wiring.Component, layout: Layout) -> FlatPorts:
     return FlatPorts(array, LoadSignature.of(layout).flip(), _LOAD_PREFIX)
 
 
-def build_shell(m: Module, array: wiring.Component, layout: Layout, drain: int
-                ) -> tuple[RegisterFile, RunControl, CounterBank, OutputBanks]:
+def build_shell(
+    m: Module, array: wiring.Component, layout: Layout, drain: int
+) -> tuple[RegisterFile, RunControl, CounterBank, OutputBanks]:
     """Instantiate and wire the parts every array shares: registers, run control, counters, output banks.
 
     The caller drives ``ctrl.last_issue``, the counters' ``inc`` and the output banks' ``write`` ports.
@@ -176,10 +194,15 @@ def build_shell(m: Module, array: wiring.Component, layout: Layout, drain: int
     m.submodules.counters, m.submodules.outs = counters, outs
     connect(m, array_load(array, layout), regs.load)
     m.d.comb += [
-        ctrl.start.eq(array.start), ctrl.refuse.eq(regs.out_of_range),
-        array.busy.eq(ctrl.busy), array.done.eq(ctrl.done), array.error.eq(ctrl.error),
-        counters.clear.eq(ctrl.accept), counters.busy.eq(ctrl.busy),
-        outs.out_addr.eq(array.out_addr), array.out_data.eq(outs.out_data),
+        ctrl.start.eq(array.start),
+        ctrl.refuse.eq(regs.out_of_range),
+        array.busy.eq(ctrl.busy),
+        array.done.eq(ctrl.done),
+        array.error.eq(ctrl.error),
+        counters.clear.eq(ctrl.accept),
+        counters.busy.eq(ctrl.busy),
+        outs.out_addr.eq(array.out_addr),
+        array.out_data.eq(outs.out_data),
     ]
     connect(m, counters.counts, FlatPorts(array, CountersSignature()))
     return regs, ctrl, counters, outs
@@ -189,7 +212,8 @@ def increment_bits(layout: Layout) -> dict[str, int]:
     """Widths of the per-cycle counter increments (largest possible increment per cycle)."""
     p, lanes = layout.params, layout.params.pes * layout.params.k
     most = {
-        "mac_ops": lanes, "lane_idle_cycles": lanes,
+        "mac_ops": lanes,
+        "lane_idle_cycles": lanes,
         "weight_bits_read": p.pes * layout.weight_value_bits,
         "index_bits_read": p.pes * (layout.weight_index_bits + layout.rowptr_bits),
         "act_bits_read": max(layout.act_word_bits, lanes * p.act_bits),
@@ -198,8 +222,9 @@ def increment_bits(layout: Layout) -> dict[str, int]:
     return {name: max(1, top.bit_length()) for name, top in most.items()}
 
 
-def attach_requantisers(m: Module, layout: Layout, regs: RegisterFile, outs: OutputBanks,
-                        results: list[tuple[Signal, Signal, Signal]]) -> list[Signal]:
+def attach_requantisers(
+    m: Module, layout: Layout, regs: RegisterFile, outs: OutputBanks, results: list[tuple[Signal, Signal, Signal]]
+) -> list[Signal]:
     """One :class:`Requantiser` per PE between its ``(valid, acc, out_word)`` result and its output bank
     (``rq.out`` to ``outs.write[pe]``); returns the per-PE write enables (for ``out_bits_written``)."""
     p, writes = layout.params, []
@@ -207,8 +232,12 @@ def attach_requantisers(m: Module, layout: Layout, regs: RegisterFile, outs: Out
         rq = Requantiser(p.acc_bits, p.out_bits, outs.word_bits)
         m.submodules[f"rq{pe}"] = rq
         m.d.comb += [
-            rq.in_valid.eq(valid), rq.in_acc.eq(acc), rq.in_addr.eq(word),
-            rq.multiplier.eq(regs.multiplier), rq.shift.eq(regs.shift), rq.relu.eq(regs.relu),
+            rq.in_valid.eq(valid),
+            rq.in_acc.eq(acc),
+            rq.in_addr.eq(word),
+            rq.multiplier.eq(regs.multiplier),
+            rq.shift.eq(regs.shift),
+            rq.relu.eq(regs.relu),
         ]
         connect(m, rq.out, outs.write[pe])
         writes.append(rq.out.en)

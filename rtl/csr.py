@@ -56,12 +56,19 @@ class CsrPE(wiring.Component):
         p = layout.params
         return {
             "load": In(LoadSignature.of(layout)),
-            "launch": In(1), "batch": In(layout.register_bits("batch")),
-            "tiles": In(layout.register_bits("tiles")), "last_pes": In(layout.register_bits("last_pes")),
+            "launch": In(1),
+            "batch": In(layout.register_bits("batch")),
+            "tiles": In(layout.register_bits("tiles")),
+            "last_pes": In(layout.register_bits("last_pes")),
             "cols": In(layout.register_bits("cols")),
-            "running": Out(1), "final": Out(1),
-            "lanes_used": Out(range(p.k + 1)), "word_read": Out(1), "ptr_read": Out(1),
-            "res_valid": Out(1), "res": Out(signed(p.acc_bits)), "res_word": Out(addr_bits(layout.out_depth)),
+            "running": Out(1),
+            "final": Out(1),
+            "lanes_used": Out(range(p.k + 1)),
+            "word_read": Out(1),
+            "ptr_read": Out(1),
+            "res_valid": Out(1),
+            "res": Out(signed(p.acc_bits)),
+            "res_word": Out(addr_bits(layout.out_depth)),
         }
 
     def elaborate(self, platform: object) -> Module:
@@ -95,8 +102,8 @@ class CsrPE(wiring.Component):
 
         m.d.comb += [
             local_rows.eq(Mux(self.last_pes > self.index, self.tiles, self.tiles - 1)),
-            row_end.eq(Mux(starting, rp_rd.data[:lay.ptr_bits], end_r)),
-            row_tail.eq(Mux(starting, rp_rd.data[lay.ptr_bits:], tail_r)),
+            row_end.eq(Mux(starting, rp_rd.data[: lay.ptr_bits], end_r)),
+            row_tail.eq(Mux(starting, rp_rd.data[lay.ptr_bits :], tail_r)),
             empty.eq(row_end == w),
             last.eq(empty | (w + 1 == row_end)),
             row_last.eq(j == local_rows - 1),
@@ -106,14 +113,24 @@ class CsrPE(wiring.Component):
             self.word_read.eq(step & ~empty),
             self.ptr_read.eq(step & starting),
             self.lanes_used.eq(Mux(~step | empty, 0, Mux(last, row_tail, p.k))),
-            w_rd.en.eq(self.word_read), w_rd.addr.eq(w),
-            b_rd.en.eq(self.ptr_read), b_rd.addr.eq(j),
-            rp_rd.en.eq(self.launch | self.ptr_read), rp_rd.addr.eq(Mux(self.launch, 0, next_j)),
+            w_rd.en.eq(self.word_read),
+            w_rd.addr.eq(w),
+            b_rd.en.eq(self.ptr_read),
+            b_rd.addr.eq(j),
+            rp_rd.en.eq(self.launch | self.ptr_read),
+            rp_rd.addr.eq(Mux(self.launch, 0, next_j)),
         ]
 
         with m.If(self.launch):
-            m.d.sync += [self.running.eq(local_rows != 0), b.eq(0), j.eq(0), w.eq(0), starting.eq(1),
-                         act_base.eq(0), out_base.eq(0)]
+            m.d.sync += [
+                self.running.eq(local_rows != 0),
+                b.eq(0),
+                j.eq(0),
+                w.eq(0),
+                starting.eq(1),
+                act_base.eq(0),
+                out_base.eq(0),
+            ]
         with m.Elif(step):
             m.d.sync += [starting.eq(last), w.eq(Mux(empty, w, w + 1))]
             with m.If(starting):
@@ -121,12 +138,22 @@ class CsrPE(wiring.Component):
             with m.If(last):
                 m.d.sync += j.eq(next_j)
             with m.If(last & row_last):
-                m.d.sync += [b.eq(b + 1), w.eq(0), act_base.eq(act_base + self.cols),
-                             out_base.eq(out_base + self.tiles)]
+                m.d.sync += [
+                    b.eq(b + 1),
+                    w.eq(0),
+                    act_base.eq(act_base + self.cols),
+                    out_base.eq(out_base + self.tiles),
+                ]
             with m.If(self.final):
                 m.d.sync += self.running.eq(0)
-        return {"valid": self.running, "first": starting, "last": last, "lanes": self.lanes_used,
-                "act_base": act_base, "word": word}
+        return {
+            "valid": self.running,
+            "first": starting,
+            "last": last,
+            "lanes": self.lanes_used,
+            "act_base": act_base,
+            "word": word,
+        }
 
     def _step(self) -> Value:
         """The sequencer moves on this cycle."""
@@ -146,8 +173,8 @@ class CsrPE(wiring.Component):
 
         products = []
         for lane in range(p.k):
-            col = w_rd.data[lay.index_offset(lane):lay.index_offset(lane) + lay.col_bits]
-            value = w_rd.data[lay.value_offset(lane):lay.value_offset(lane + 1)].as_signed()
+            col = w_rd.data[lay.index_offset(lane) : lay.index_offset(lane) + lay.col_bits]
+            value = w_rd.data[lay.value_offset(lane) : lay.value_offset(lane + 1)].as_signed()
             value2 = Signal(signed(p.weight_bits), name=f"value2_{lane}")
             prod3 = Signal(signed(p.weight_bits + p.act_bits), name=f"prod3_{lane}")
             masked, act = self._lane_operands(m, lane, s1, col, Mux(s1["lanes"] > lane, value, 0))
@@ -158,20 +185,21 @@ class CsrPE(wiring.Component):
         m.d.comb += total.eq(Mux(s3["first"], bias3, acc) + adder_tree(products))
         with m.If(s3["valid"]):
             m.d.sync += acc.eq(total)
-        m.d.sync += [self.res_valid.eq(s3["valid"] & s3["last"]), self.res.eq(total),
-                     self.res_word.eq(s3["word"])]
+        m.d.sync += [self.res_valid.eq(s3["valid"] & s3["last"]), self.res.eq(total), self.res_word.eq(s3["word"])]
 
     def _enter_s1(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal]) -> None:
         """S0 -> S1 every cycle."""
         m.d.sync += [s1[name].eq(sig) for name, sig in issue.items()]
 
-    def _before_s2(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
-                   ) -> tuple[dict[str, Signal], Value]:
+    def _before_s2(
+        self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
+    ) -> tuple[dict[str, Signal], Value]:
         """What enters S2 (the S1 controls) and the bias read it goes with."""
         return s1, b_rd.data
 
-    def _lane_operands(self, m: Module, lane: int, s1: dict[str, Signal], col: Value,
-                       masked: Value) -> tuple[Value, Value]:
+    def _lane_operands(
+        self, m: Module, lane: int, s1: dict[str, Signal], col: Value, masked: Value
+    ) -> tuple[Value, Value]:
         """(weight value, activation) of lane ``lane`` entering S2: the lane's own activation replica, read in
         S1 at ``b*cols + column``, data in S2."""
         lay, p = self.layout, self.layout.params
@@ -180,8 +208,10 @@ class CsrPE(wiring.Component):
         load = self.load
         m.d.comb += [
             wr.en.eq(load.en & (load.sel == SEL_ACT)),
-            wr.addr.eq(load.addr[:addr_bits(lay.act_depth)]), wr.data.eq(load.data),
-            rd.en.eq(s1["valid"]), rd.addr.eq(s1["act_base"] + col),
+            wr.addr.eq(load.addr[: addr_bits(lay.act_depth)]),
+            wr.data.eq(load.data),
+            rd.en.eq(s1["valid"]),
+            rd.addr.eq(s1["act_base"] + col),
         ]
         return masked, rd.data
 
@@ -205,13 +235,20 @@ class CsrArray(wiring.Component):
         for i in range(p.pes):
             pe = m.submodules[f"pe{i}"] = self.pe_class(lay, i)
             connect(m, load, pe.load)
-            m.d.comb += [pe.launch.eq(ctrl.launch), pe.batch.eq(regs.batch), pe.tiles.eq(regs.tiles),
-                         pe.last_pes.eq(regs.last_pes), pe.cols.eq(regs.cols)]
+            m.d.comb += [
+                pe.launch.eq(ctrl.launch),
+                pe.batch.eq(regs.batch),
+                pe.tiles.eq(regs.tiles),
+                pe.last_pes.eq(regs.last_pes),
+                pe.cols.eq(regs.cols),
+            ]
             pes.append(pe)
         any_running = Signal()
         all_finishing = Signal()
-        m.d.comb += [any_running.eq(Cat(*[pe.running for pe in pes]).any()),
-                     all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all())]
+        m.d.comb += [
+            any_running.eq(Cat(*[pe.running for pe in pes]).any()),
+            all_finishing.eq(Cat(*[~pe.running | pe.final for pe in pes]).all()),
+        ]
         act_reads = self._last_issue(m, pes, load, ctrl, any_running & all_finishing)
         writes = attach_requantisers(m, lay, regs, outs, [(pe.res_valid, pe.res, pe.res_word) for pe in pes])
         self._count(m, pes, ctrl, counters, writes, act_reads)
@@ -227,8 +264,9 @@ class CsrArray(wiring.Component):
         m.d.comb += ctrl.last_issue.eq(finishing)
         return None
 
-    def _count(self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal],
-               act_reads: Signal | None = None) -> None:
+    def _count(
+        self, m: Module, pes: list[CsrPE], ctrl, counters, writes: list[Signal], act_reads: Signal | None = None
+    ) -> None:
         lay, p = self.layout, self.params
         macs = Signal(range(p.pes * p.k + 1))
         words = Signal(range(p.pes + 1))
@@ -244,4 +282,3 @@ class CsrArray(wiring.Component):
             counters.inc.act_bits_read.eq((macs if act_reads is None else act_reads) * p.act_bits),
             counters.inc.out_bits_written.eq(adder_tree([wr.as_unsigned() for wr in writes]) * p.out_bits),
         ]
-

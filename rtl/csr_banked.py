@@ -66,11 +66,14 @@ class ActivationBanks(wiring.Component):
         if layout.act_banks < 1:
             raise ValueError(f"ActivationBanks needs act_banks >= 1 (got act_banks={layout.act_banks})")
         self.layout, self.lanes = layout, check_int("lanes", lanes, lo=1)
-        super().__init__({
-            "load": In(LoadSignature.of(layout)),
-            "requests": In(LaneRequestSignature(layout.act_addr_bits, layout.params.act_bits)).array(lanes),
-            "advance": Out(1), "reads": Out(range(min(lanes, layout.act_banks) + 1)),
-        })
+        super().__init__(
+            {
+                "load": In(LoadSignature.of(layout)),
+                "requests": In(LaneRequestSignature(layout.act_addr_bits, layout.params.act_bits)).array(lanes),
+                "advance": Out(1),
+                "reads": Out(range(min(lanes, layout.act_banks) + 1)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -139,9 +142,14 @@ class ActivationBanks(wiring.Component):
             wr, rd = mem.write_port(), mem.read_port(domain="comb")
             where, out = bank_addr.read_port(domain="comb"), bank_out.write_port()
             m.d.comb += [
-                wr.en.eq(load[b]), wr.addr.eq(port.addr[bb:bb + wbits]), wr.data.eq(port.data),
-                where.addr.eq(b), rd.addr.eq(where.data),
-                out.en.eq(1), out.addr.eq(b), out.data.eq(rd.data),
+                wr.en.eq(load[b]),
+                wr.addr.eq(port.addr[bb : bb + wbits]),
+                wr.data.eq(port.data),
+                where.addr.eq(b),
+                rd.addr.eq(where.data),
+                out.en.eq(1),
+                out.addr.eq(b),
+                out.data.eq(rd.data),
             ]
 
     def _return_path(self, m: Module, bank_out: Memory, grants: list[Signal], banks: list[Value]) -> None:
@@ -154,8 +162,7 @@ class ActivationBanks(wiring.Component):
             bank2 = Signal(len(bank), name=f"bank2_{i}", reset_less=True)
             held = Signal(p.act_bits, name=f"held{i}", reset_less=True)
             act, rd = self.requests[i].act, bank_out.read_port(domain="comb")
-            m.d.sync += [granted.eq(grant), granted2.eq(granted), bank1.eq(bank), bank2.eq(bank1),
-                         held.eq(act)]
+            m.d.sync += [granted.eq(grant), granted2.eq(granted), bank1.eq(bank), bank2.eq(bank1), held.eq(act)]
             take = granted2.replicate(p.act_bits)  # a bit mask, not a Mux (no branch)
             m.d.comb += [rd.addr.eq(bank2), act.eq((rd.data & take) | (held & ~take))]
 
@@ -169,8 +176,11 @@ class BankedCsrPE(CsrPE):
 
     def _members(self, layout: Layout) -> dict[str, Any]:
         p = layout.params
-        return {**super()._members(layout), "advance": In(1),
-                "requests": Out(LaneRequestSignature(layout.act_addr_bits, p.act_bits)).array(p.k)}
+        return {
+            **super()._members(layout),
+            "advance": In(1),
+            "requests": Out(LaneRequestSignature(layout.act_addr_bits, p.act_bits)).array(p.k),
+        }
 
     def _step(self) -> Value:
         return self.running & self.advance  # frozen while the slot is stalled
@@ -178,8 +188,9 @@ class BankedCsrPE(CsrPE):
     def _enter_s1(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal]) -> None:
         """S1 is loaded in :meth:`_before_s2`, only on ``advance``."""
 
-    def _before_s2(self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
-                   ) -> tuple[dict[str, Signal], Value]:
+    def _before_s2(
+        self, m: Module, issue: dict[str, Signal], s1: dict[str, Signal], b_rd
+    ) -> tuple[dict[str, Signal], Value]:
         """S0 and S1 advance only on ``advance`` (S1 lasts until every lane is granted); then SB (bank read)
         and S2 follow one cycle apart, with bubbles entering SB while S1 waits."""
         p = self.layout.params
@@ -192,8 +203,9 @@ class BankedCsrPE(CsrPE):
         m.d.sync += sb["valid"].eq(s1["valid"] & self.advance)
         return sb, bias_b
 
-    def _lane_operands(self, m: Module, lane: int, s1: dict[str, Signal], col: Value,
-                       masked: Value) -> tuple[Value, Value]:
+    def _lane_operands(
+        self, m: Module, lane: int, s1: dict[str, Signal], col: Value, masked: Value
+    ) -> tuple[Value, Value]:
         """Request address ``b*cols + column`` in S1 (while the lane is busy) on ``requests[lane]``; the banks
         hand the activation back on its ``act`` in S2, after SB; the weight value waits one cycle in SB."""
         p = self.layout.params

@@ -77,8 +77,9 @@ class CounterIncrementSignature(wiring.Signature):
         want = set(COUNTERS) - {"cycles"}
         if set(inc_bits) != want:
             raise DPPError(f"inc_bits must name exactly {sorted(want)} (got {sorted(inc_bits)})")
-        self.inc_bits = {name: check_int(f"inc_bits[{name!r}]", inc_bits[name], lo=1)
-                         for name in COUNTERS if name != "cycles"}
+        self.inc_bits = {
+            name: check_int(f"inc_bits[{name!r}]", inc_bits[name], lo=1) for name in COUNTERS if name != "cycles"
+        }
         super().__init__({name: Out(bits) for name, bits in self.inc_bits.items()})
 
     def __eq__(self, other: object) -> bool:

@@ -54,12 +54,18 @@ SEL_REG, SEL_WEIGHT, SEL_ACT, SEL_BIAS, SEL_ROWPTR = 0, 1, 2, 3, 4
 SEL_BITS = 3
 OUT_READ_LATENCY = 1
 COUNTER_BITS = 48
-COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
-            "out_bits_written")
+COUNTERS = (
+    "cycles",
+    "mac_ops",
+    "lane_idle_cycles",
+    "weight_bits_read",
+    "index_bits_read",
+    "act_bits_read",
+    "out_bits_written",
+)
 
 # Run-time registers (load_sel = SEL_REG, load_addr = number). rows = (TILES - 1) * pes + LAST_PES.
-REG_BATCH, REG_TILES, REG_LAST_PES, REG_STEPS, REG_TAIL_LANES, REG_COLS, REG_MULTIPLIER, REG_SHIFT, REG_RELU = \
-    range(9)
+REG_BATCH, REG_TILES, REG_LAST_PES, REG_STEPS, REG_TAIL_LANES, REG_COLS, REG_MULTIPLIER, REG_SHIFT, REG_RELU = range(9)
 REGISTER_NAMES = ("batch", "tiles", "last_pes", "steps", "tail_lanes", "cols", "multiplier", "shift", "relu")
 #: Registers each array reads (the others are ignored), from the registry (:attr:`ArrayArch.registers`).
 ARCH_REGISTERS = {a.arch: a.registers for a in ARRAYS if not a.banked}
@@ -234,9 +240,15 @@ class Layout:
     def register_bits(self, name: str) -> int:
         p = self.params
         return {
-            "batch": count_bits(p.max_batch), "tiles": count_bits(p.max_tiles), "last_pes": count_bits(p.pes),
-            "steps": count_bits(max(p.max_groups, self.max_chunks)), "tail_lanes": self.lanes_bits,
-            "cols": count_bits(p.max_cols), "multiplier": MULTIPLIER_BITS, "shift": SHIFT_BITS, "relu": 1,
+            "batch": count_bits(p.max_batch),
+            "tiles": count_bits(p.max_tiles),
+            "last_pes": count_bits(p.pes),
+            "steps": count_bits(max(p.max_groups, self.max_chunks)),
+            "tail_lanes": self.lanes_bits,
+            "cols": count_bits(p.max_cols),
+            "multiplier": MULTIPLIER_BITS,
+            "shift": SHIFT_BITS,
+            "relu": 1,
         }[name]
 
     def register_range(self, name: str) -> tuple[int, int]:
@@ -244,9 +256,15 @@ class Layout:
         array reads lies outside its range is refused: ``done`` rises at once with ``error`` (no run, no hang)."""
         p = self.params
         return {
-            "batch": (1, p.max_batch), "tiles": (1, p.max_tiles), "last_pes": (1, p.pes),
-            "steps": (1, self.array_arch.max_steps(self)), "tail_lanes": (1, p.k), "cols": (1, p.max_cols),
-            "multiplier": (1, MAX_MULTIPLIER), "shift": (1, MAX_SHIFT), "relu": (0, 1),
+            "batch": (1, p.max_batch),
+            "tiles": (1, p.max_tiles),
+            "last_pes": (1, p.pes),
+            "steps": (1, self.array_arch.max_steps(self)),
+            "tail_lanes": (1, p.k),
+            "cols": (1, p.max_cols),
+            "multiplier": (1, MAX_MULTIPLIER),
+            "shift": (1, MAX_SHIFT),
+            "relu": (0, 1),
         }[name]
 
     @property
@@ -273,8 +291,9 @@ class Layout:
     def pack_kofn_words(self, values: np.ndarray, indices: np.ndarray) -> np.ndarray:
         """values ``(..., k, block)``, indices ``(..., k)`` -> weight words ``(...)`` (Python ints)."""
         p = self.params
-        fields = [(values[..., j, e], self.value_offset(j, e), p.weight_bits)
-                  for j in range(p.k) for e in range(p.block)]
+        fields = [
+            (values[..., j, e], self.value_offset(j, e), p.weight_bits) for j in range(p.k) for e in range(p.block)
+        ]
         fields += [(indices[..., j], self.index_offset(j), self.index_bits) for j in range(p.k)]
         return pack_fields(fields)
 
@@ -286,8 +305,10 @@ class Layout:
     def pack_csr_words(self, values: np.ndarray, cols: np.ndarray) -> np.ndarray:
         """values, cols ``(..., k)`` -> weight words."""
         p = self.params
-        return pack_fields([(values[..., j], self.value_offset(j), p.weight_bits) for j in range(p.k)]
-                           + [(cols[..., j], self.index_offset(j), self.col_bits) for j in range(p.k)])
+        return pack_fields(
+            [(values[..., j], self.value_offset(j), p.weight_bits) for j in range(p.k)]
+            + [(cols[..., j], self.index_offset(j), self.col_bits) for j in range(p.k)]
+        )
 
     def pack_act_words(self, acts: np.ndarray) -> np.ndarray:
         """acts ``(..., act_lanes)`` -> activation words."""

@@ -36,15 +36,25 @@ class LockstepSequencer(wiring.Component):
     def __init__(self, layout: Layout) -> None:
         self.layout = layout
         p = layout.params
-        super().__init__({
-            "launch": In(1), "batch": In(layout.register_bits("batch")),
-            "tiles": In(layout.register_bits("tiles")), "steps": In(layout.register_bits("steps")),
-            "last_pes": In(layout.register_bits("last_pes")),
-            "valid": Out(1), "first": Out(1), "last": Out(1), "final": Out(1), "read_word": Out(1),
-            "element": Out(range(max(p.block, 2))), "tile": Out(addr_bits(layout.tile_depth)),
-            "w_addr": Out(addr_bits(layout.weight_depth)), "a_addr": Out(addr_bits(layout.act_depth)),
-            "active": Out(range(p.pes + 1)),
-        })
+        super().__init__(
+            {
+                "launch": In(1),
+                "batch": In(layout.register_bits("batch")),
+                "tiles": In(layout.register_bits("tiles")),
+                "steps": In(layout.register_bits("steps")),
+                "last_pes": In(layout.register_bits("last_pes")),
+                "valid": Out(1),
+                "first": Out(1),
+                "last": Out(1),
+                "final": Out(1),
+                "read_word": Out(1),
+                "element": Out(range(max(p.block, 2))),
+                "tile": Out(addr_bits(layout.tile_depth)),
+                "w_addr": Out(addr_bits(layout.weight_depth)),
+                "a_addr": Out(addr_bits(layout.act_depth)),
+                "active": Out(range(p.pes + 1)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -69,8 +79,16 @@ class LockstepSequencer(wiring.Component):
             m.d.comb += self.active.eq(self.last_pes)
 
         with m.If(self.launch):
-            m.d.sync += [self.valid.eq(1), b.eq(0), self.tile.eq(0), g.eq(0), self.element.eq(0),
-                         self.w_addr.eq(0), self.a_addr.eq(0), a_base.eq(0)]
+            m.d.sync += [
+                self.valid.eq(1),
+                b.eq(0),
+                self.tile.eq(0),
+                g.eq(0),
+                self.element.eq(0),
+                self.w_addr.eq(0),
+                self.a_addr.eq(0),
+                a_base.eq(0),
+            ]
         with m.Elif(self.valid):
             m.d.sync += [self.element.eq(self.element + 1), self.a_addr.eq(self.a_addr + 1)]
             with m.If(word_end):
@@ -78,8 +96,13 @@ class LockstepSequencer(wiring.Component):
             with m.If(tile_end):
                 m.d.sync += [g.eq(0), self.tile.eq(self.tile + 1), self.a_addr.eq(a_base)]
             with m.If(vec_end):
-                m.d.sync += [self.tile.eq(0), b.eq(b + 1), self.w_addr.eq(0),
-                             self.a_addr.eq(self.a_addr + 1), a_base.eq(self.a_addr + 1)]
+                m.d.sync += [
+                    self.tile.eq(0),
+                    b.eq(b + 1),
+                    self.w_addr.eq(0),
+                    self.a_addr.eq(self.a_addr + 1),
+                    a_base.eq(self.a_addr + 1),
+                ]
             with m.If(self.final):
                 m.d.sync += self.valid.eq(0)
         return m
@@ -98,8 +121,14 @@ class LockstepArray(wiring.Component):
         lay, p = self.layout, self.params
         regs, ctrl, counters, outs = build_shell(m, self, lay, drain=lay.array_arch.drain_cycles)
         seq = m.submodules.seq = LockstepSequencer(lay)
-        m.d.comb += [seq.launch.eq(ctrl.launch), seq.batch.eq(regs.batch), seq.tiles.eq(regs.tiles),
-                     seq.steps.eq(regs.steps), seq.last_pes.eq(regs.last_pes), ctrl.last_issue.eq(seq.final)]
+        m.d.comb += [
+            seq.launch.eq(ctrl.launch),
+            seq.batch.eq(regs.batch),
+            seq.tiles.eq(regs.tiles),
+            seq.steps.eq(regs.steps),
+            seq.last_pes.eq(regs.last_pes),
+            ctrl.last_issue.eq(seq.final),
+        ]
         load = array_load(self, lay)
         act = self._activation_memory(m, seq, load)
 
@@ -115,9 +144,14 @@ class LockstepArray(wiring.Component):
             m.d.sync += valid1.eq(on)
             connect(m, load, pe.load)
             m.d.comb += [
-                pe.rd_en.eq(on & seq.read_word), pe.rd_addr.eq(seq.w_addr),
-                pe.bias_en.eq(on & seq.first), pe.bias_addr.eq(seq.tile),
-                pe.act.eq(act), pe.element.eq(element1), pe.valid.eq(valid1), pe.first.eq(first1),
+                pe.rd_en.eq(on & seq.read_word),
+                pe.rd_addr.eq(seq.w_addr),
+                pe.bias_en.eq(on & seq.first),
+                pe.bias_addr.eq(seq.tile),
+                pe.act.eq(act),
+                pe.element.eq(element1),
+                pe.valid.eq(valid1),
+                pe.first.eq(first1),
                 pe.last.eq(last1),
             ]
             results.append((pe.res_valid, pe.res, out_word))
@@ -136,8 +170,10 @@ class LockstepArray(wiring.Component):
         wr, rd = mem.write_port(), mem.read_port()
         m.d.comb += [
             wr.en.eq(load.en & (load.sel == SEL_ACT)),
-            wr.addr.eq(load.addr[:addr_bits(lay.act_depth)]), wr.data.eq(load.data),
-            rd.en.eq(seq.valid), rd.addr.eq(seq.a_addr),
+            wr.addr.eq(load.addr[: addr_bits(lay.act_depth)]),
+            wr.data.eq(load.data),
+            rd.en.eq(seq.valid),
+            rd.addr.eq(seq.a_addr),
         ]
         return rd.data
 

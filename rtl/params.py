@@ -93,8 +93,10 @@ class ArrayParams:
         check_int("pes", self.pes, lo=1, hi=MAX_PES)
         check_int("block", self.block, lo=1, hi=MAX_BLOCK)
         if self.block != 1 and not arch_named(self.arch).takes_block:
-            raise DPPError(f"block applies to {_archs_that('takes_block')} only; the baselines process columns "
-                           f"(got block={self.block} for arch={self.arch!r}, expected 1)")
+            raise DPPError(
+                f"block applies to {_archs_that('takes_block')} only; the baselines process columns "
+                f"(got block={self.block} for arch={self.arch!r}, expected 1)"
+            )
         check_int("weight_bits", self.weight_bits, lo=WEIGHT_BITS_RANGE[0], hi=WEIGHT_BITS_RANGE[1])
         check_int("act_bits", self.act_bits, lo=ACT_BITS_RANGE[0], hi=ACT_BITS_RANGE[1])
         check_int("out_bits", self.out_bits, lo=OUT_BITS_RANGE[0], hi=OUT_BITS_RANGE[1])
@@ -103,8 +105,10 @@ class ArrayParams:
         check_int("max_batch", self.max_batch, lo=1, hi=1 << 16)
         check_int("max_nnz", self.max_nnz, lo=0, hi=1 << 28)
         if self.max_nnz != 0 and not arch_named(self.arch).takes_max_nnz:
-            raise DPPError(f"max_nnz applies to {_archs_that('takes_max_nnz')} only (got max_nnz={self.max_nnz} "
-                           f"for arch={self.arch!r}, expected 0)")
+            raise DPPError(
+                f"max_nnz applies to {_archs_that('takes_max_nnz')} only (got max_nnz={self.max_nnz} "
+                f"for arch={self.arch!r}, expected 0)"
+            )
         check_int("act_banks", self.act_banks, lo=0, hi=MAX_ACT_BANKS)
         arch_named(self.arch, self.act_banks)  # act_banks > 0 only where a banked variant exists
         check_act_banks(self.act_banks)
@@ -117,9 +121,11 @@ class ArrayParams:
             object.__setattr__(self, "acc_bits", need)
         elif self.acc_bits < need:
             bias = f", bias_bits={self.bias_bits}" if self.bias_bits else ""
-            raise DPPError(f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
-                             f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in}{bias} "
-                             f"(got acc_bits={self.acc_bits})")
+            raise DPPError(
+                f"acc_bits must be >= {need} for act_bits={self.act_bits}, "
+                f"weight_bits={self.weight_bits}, fan-in {self.max_fan_in}{bias} "
+                f"(got acc_bits={self.acc_bits})"
+            )
         object.__setattr__(self, "bias_bits", self._safe_bias_bits())
         if self.max_nnz == 0 and self.array_arch.takes_max_nnz:  # 0 = full rows
             object.__setattr__(self, "max_nnz", self.max_tiles * self.max_cols)

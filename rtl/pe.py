@@ -30,7 +30,7 @@ def per_pe_write(m: Module, mem: Memory, load: Any, sel: int, pe: int, layout: L
     wr = mem.write_port()
     hit = load.en & (load.sel == sel)
     if layout.pe_bits:
-        hit = hit & (load.addr[word_bits:word_bits + layout.pe_bits] == pe)
+        hit = hit & (load.addr[word_bits : word_bits + layout.pe_bits] == pe)
     m.d.comb += [wr.en.eq(hit), wr.addr.eq(load.addr[:word_bits]), wr.data.eq(load.data)]
 
 
@@ -43,14 +43,22 @@ class LockstepPE(wiring.Component):
         from rtl.lockstep import LockstepArray  # the array this PE serves (it imports this module)
 
         check_component("LockstepPE", LockstepArray, p, verb="serves")
-        super().__init__({
-            "load": In(LoadSignature.of(layout)),
-            "rd_en": In(1), "rd_addr": In(addr_bits(layout.weight_depth)),
-            "bias_en": In(1), "bias_addr": In(addr_bits(layout.tile_depth)),
-            "act": In(layout.act_word_bits), "element": In(range(max(p.block, 2))),
-            "valid": In(1), "first": In(1), "last": In(1),
-            "res_valid": Out(1), "res": Out(signed(p.acc_bits)),
-        })
+        super().__init__(
+            {
+                "load": In(LoadSignature.of(layout)),
+                "rd_en": In(1),
+                "rd_addr": In(addr_bits(layout.weight_depth)),
+                "bias_en": In(1),
+                "bias_addr": In(addr_bits(layout.tile_depth)),
+                "act": In(layout.act_word_bits),
+                "element": In(range(max(p.block, 2))),
+                "valid": In(1),
+                "first": In(1),
+                "last": In(1),
+                "res_valid": Out(1),
+                "res": Out(signed(p.acc_bits)),
+            }
+        )
 
     def elaborate(self, platform: object) -> Module:
         m = Module()
@@ -61,8 +69,12 @@ class LockstepPE(wiring.Component):
         per_pe_write(m, weights, self.load, SEL_WEIGHT, self.index, lay)
         per_pe_write(m, biases, self.load, SEL_BIAS, self.index, lay)
         w_rd, b_rd = weights.read_port(), biases.read_port()
-        m.d.comb += [w_rd.en.eq(self.rd_en), w_rd.addr.eq(self.rd_addr),
-                     b_rd.en.eq(self.bias_en), b_rd.addr.eq(self.bias_addr)]
+        m.d.comb += [
+            w_rd.en.eq(self.rd_en),
+            w_rd.addr.eq(self.rd_addr),
+            b_rd.en.eq(self.bias_en),
+            b_rd.addr.eq(self.bias_addr),
+        ]
 
         # S1 (comb): lane operands.
         products = [self._lane(m, j, w_rd.data) for j in range(p.k)]
@@ -71,8 +83,7 @@ class LockstepPE(wiring.Component):
         bias_r = Signal(signed(p.acc_bits))
         valid_r, first_r, last_r = Signal(), Signal(), Signal()
         m.d.sync += [r.eq(v) for r, v in zip(prod_r, products)]
-        m.d.sync += [bias_r.eq(b_rd.data), valid_r.eq(self.valid), first_r.eq(self.first),
-                     last_r.eq(self.last)]
+        m.d.sync += [bias_r.eq(b_rd.data), valid_r.eq(self.valid), first_r.eq(self.first), last_r.eq(self.last)]
 
         # S2: adder tree and accumulator.
         acc = Signal(signed(p.acc_bits))
@@ -89,12 +100,14 @@ class LockstepPE(wiring.Component):
         if lay.weight_index_bits:  # kofn: the word's index picks the lane's activation from the group
             mux = IndexMux(p.n, p.act_bits)
             m.submodules[f"mux{j}"] = mux
-            values = word[lay.value_offset(j):lay.value_offset(j + 1)]
-            m.d.comb += [mux.group.eq(self.act),
-                         mux.index.eq(word[lay.index_offset(j):lay.index_offset(j) + lay.index_bits])]
+            values = word[lay.value_offset(j) : lay.value_offset(j + 1)]
+            m.d.comb += [
+                mux.group.eq(self.act),
+                mux.index.eq(word[lay.index_offset(j) : lay.index_offset(j) + lay.index_bits]),
+            ]
             value = values.word_select(self.element, p.weight_bits) if p.block > 1 else values
             act = mux.data
         else:
-            value = word[lay.value_offset(j):lay.value_offset(j + 1)]
-            act = self.act[j * p.act_bits:(j + 1) * p.act_bits]
+            value = word[lay.value_offset(j) : lay.value_offset(j + 1)]
+            act = self.act[j * p.act_bits : (j + 1) * p.act_bits]
         return value.as_signed() * act.as_signed()

@@ -111,11 +111,21 @@ def check_layer_fits(params: ArrayParams, W: WeightMatrix, bias: Any, name: str 
             f"{name}: bias {int(b[r])} of row {r} could overflow the {params.acc_bits}-bit accumulator (the row's "
             f"products sum to {int(lo[r])} .. {int(hi[r])}): its bias must lie in [{int(legal_lo[r])}, "
             f"{int(legal_hi[r])}]; biases in [{build_lo}, {build_hi}] fit every layer of this build, wider ones "
-            f"need a build with a larger bias_bits")
+            f"need a build with a larger bias_bits"
+        )
 
 
-def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int,
-                  relu: bool, *, name: str = "layer") -> LayerProgram:
+def program_layer(
+    params: ArrayParams,
+    W: WeightMatrix,
+    x: Any,
+    bias: Any,
+    multiplier: int,
+    shift: int,
+    relu: bool,
+    *,
+    name: str = "layer",
+) -> LayerProgram:
     """Registers, memory images and load-port writes for ``linear_int(x, W, bias, ...)`` on ``params``.
 
     ``W`` is in the build's format (:attr:`rtl.archs.ArrayArch.weight_format`): a :class:`KofNMatrix` (kofn),
@@ -140,15 +150,23 @@ def program_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multi
     expected = linear_int(xa, W, b, multiplier, shift, params.out_bits, bool(relu), act_bits=params.act_bits)
 
     tiles = math.ceil(rows / params.pes)
-    regs = dict(batch=batch, tiles=tiles, last_pes=rows - (tiles - 1) * params.pes, steps=0, tail_lanes=0,
-                cols=cols, multiplier=int(multiplier), shift=int(shift), relu=int(bool(relu)))
+    regs = dict(
+        batch=batch,
+        tiles=tiles,
+        last_pes=rows - (tiles - 1) * params.pes,
+        steps=0,
+        tail_lanes=0,
+        cols=cols,
+        multiplier=int(multiplier),
+        shift=int(shift),
+        relu=int(bool(relu)),
+    )
     mems: dict[str, np.ndarray] = {}
     row_nnz = params.array_arch.pack(lay, W, xa, regs, mems)
     for pe in range(params.pes):
-        mems[f"biases{pe}"] = lay.pack_bias(b[pe::params.pes])
+        mems[f"biases{pe}"] = lay.pack_bias(b[pe :: params.pes])
     memories = {k: [int(v) for v in np.asarray(a, dtype=object).ravel()] for k, a in mems.items()}
-    prog = LayerProgram(params, rows, cols, batch, {r: regs[r] for r in lay.registers}, memories,
-                        expected, row_nnz)
+    prog = LayerProgram(params, rows, cols, batch, {r: regs[r] for r in lay.registers}, memories, expected, row_nnz)
     prog.writes = _writes(lay, prog)
     return prog
 
@@ -157,8 +175,10 @@ def program_text(prog: LayerProgram) -> str:
     """The load-port writes of ``prog`` as the example driver's program file (``rtl/examples/driver.cpp``): one
     write per line, ``SEL ADDR DATA`` in hex, after ``#`` comment lines naming the build and the layer."""
     p = prog.params
-    head = [f"# {p.top_name} ({p.array_arch.label}): layer {prog.rows}x{prog.cols}, batch {prog.batch}",
-            "# one load-port write per line: load_sel load_addr load_data (hex)"]
+    head = [
+        f"# {p.top_name} ({p.array_arch.label}): layer {prog.rows}x{prog.cols}, batch {prog.batch}",
+        "# one load-port write per line: load_sel load_addr load_data (hex)",
+    ]
     for sel, addr, data in prog.writes:
         if min(sel, addr, data) < 0:
             raise DPPError(f"load-port write ({sel}, {addr}, {data}) holds a negative field")

@@ -23,11 +23,11 @@ LINT_WAIVERS = {
     "WIDTHEXPAND": "Amaranth relies on Verilog's implicit zero/sign extension of narrower operands.",
     "WIDTHTRUNC": "Amaranth relies on Verilog's implicit truncation when assigning wider expressions.",
     "UNUSEDSIGNAL": "unused bits of shared buses (e.g. load_data above a memory's word width, "
-                    "the high bits of a sign-extended product) are left unconnected on purpose.",
+    "the high bits of a sign-extended product) are left unconnected on purpose.",
     "DECLFILENAME": "Amaranth keeps the hierarchy: every submodule (PE, memory wrapper, counters) is its "
-                    "own module in the one file, named after its path (e.g. kofn_array.pe0).",
+    "own module in the one file, named after its path (e.g. kofn_array.pe0).",
     "PROCASSINIT": "Amaranth gives every register an initial value and also assigns it in the "
-                   "process (its reset/default value semantics).",
+    "process (its reset/default value semantics).",
 }
 
 

@@ -72,20 +72,28 @@ def main() -> None:
         r = bench(steps)
     dpp_steps = WARMUP_STEPS + steps  # every DPP step, warm-up included, called the kernels
     ms = {name: 1e3 * s / dpp_steps for name, s in spent.items()}
-    print(f"as is: dense {1e3 * r['dense_step_seconds']:.2f} ms, DPP {1e3 * r['dpp_step_seconds']:.2f} ms, "
-          f"ratio {r['ratio']:.2f}")
+    print(
+        f"as is: dense {1e3 * r['dense_step_seconds']:.2f} ms, DPP {1e3 * r['dpp_step_seconds']:.2f} ms, "
+        f"ratio {r['ratio']:.2f}"
+    )
     for m in ("dense", "dpp"):
-        print(f"  {m}: forward {1e3 * r[f'{m}_forward_seconds']:.2f}, backward {1e3 * r[f'{m}_backward_seconds']:.2f},"
-              f" optimizer {1e3 * r[f'{m}_optimizer_seconds']:.2f} ms")
-    print(f"  kernel calls per DPP step (mean): forward {ms.get('dpp_kofn_forward', 0):.2f} ms, "
-          f"backward {ms.get('dpp_kofn_backward', 0):.2f} ms")
+        print(
+            f"  {m}: forward {1e3 * r[f'{m}_forward_seconds']:.2f}, backward {1e3 * r[f'{m}_backward_seconds']:.2f},"
+            f" optimizer {1e3 * r[f'{m}_optimizer_seconds']:.2f} ms"
+        )
+    print(
+        f"  kernel calls per DPP step (mean): forward {ms.get('dpp_kofn_forward', 0):.2f} ms, "
+        f"backward {ms.get('dpp_kofn_backward', 0):.2f} ms"
+    )
 
     with patched_run(lambda *_: 0):
         r0 = bench(steps)
-    print(f"kernels as no-ops: dense {1e3 * r0['dense_step_seconds']:.2f} ms, DPP "
-          f"{1e3 * r0['dpp_step_seconds']:.2f} ms: the work around the kernels adds "
-          f"{1e3 * (r0['dpp_forward_seconds'] - r0['dense_forward_seconds']):.2f} ms forward and "
-          f"{1e3 * (r0['dpp_backward_seconds'] - r0['dense_backward_seconds']):.2f} ms backward")
+    print(
+        f"kernels as no-ops: dense {1e3 * r0['dense_step_seconds']:.2f} ms, DPP "
+        f"{1e3 * r0['dpp_step_seconds']:.2f} ms: the work around the kernels adds "
+        f"{1e3 * (r0['dpp_forward_seconds'] - r0['dense_forward_seconds']):.2f} ms forward and "
+        f"{1e3 * (r0['dpp_backward_seconds'] - r0['dense_backward_seconds']):.2f} ms backward"
+    )
     print(f"copy bandwidth (read + write): 1 MB {copy_gbps(1):.1f} GB/s, 4 MB {copy_gbps(4):.1f} GB/s")
 
 

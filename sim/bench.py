@@ -68,8 +68,9 @@ def repeats_for(min_seconds: float, repeat: int, run_wall_seconds: float) -> int
     return max(repeat, min(MAX_REPEAT, math.ceil(1.1 * min_seconds * repeat / run_wall_seconds)))
 
 
-def _speed_layer(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, seed: int,
-                 act_banks: int) -> tuple[Any, Any, str]:
+def _speed_layer(
+    arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, seed: int, act_banks: int
+) -> tuple[Any, Any, str]:
     """(params, layer, description) of a speed measurement: one realistic layer sized to its build."""
     from sim.workloads import layer_for, realistic_weights
 
@@ -79,8 +80,9 @@ def _speed_layer(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batc
     return params, layer, f"{arch} {rows}x{cols} batch {batch}"
 
 
-def _timed_runs(params: Any, design: Any, layer: Any, what: str, repeat: int, min_seconds: float,
-                workdir: Path) -> tuple[list[Any], dict[str, Any], Path]:
+def _timed_runs(
+    params: Any, design: Any, layer: Any, what: str, repeat: int, min_seconds: float, workdir: Path
+) -> tuple[list[Any], dict[str, Any], Path]:
     """Run ``layer`` ``repeat`` times in one simulator process (checked); when their compute phases took less
     than ``min_seconds``, run it again :func:`repeats_for` times. Returns the results of the last process,
     what the first run measured, and the work folder of the last process (its programs and outputs)."""
@@ -107,13 +109,21 @@ def _speed_numbers(results: list[Any]) -> dict[str, Any]:
     run_cyc, run_wall = sum(r.run_sim_cycles for r in results), sum(r.run_wall_seconds for r in results)
     job_cyc, job_wall = sum(r.sim_cycles for r in results), sum(r.wall_seconds for r in results)
     return {
-        "repeat": len(results), "array_cycles": res.counters["cycles"],
-        "bit_exact": all(r.bit_exact for r in results), "counters_match": all(r.counters_match for r in results),
-        "run_sim_cycles": run_cyc, "run_wall_seconds": run_wall, "run_cycles_per_second": _per(run_cyc, run_wall),
+        "repeat": len(results),
+        "array_cycles": res.counters["cycles"],
+        "bit_exact": all(r.bit_exact for r in results),
+        "counters_match": all(r.counters_match for r in results),
+        "run_sim_cycles": run_cyc,
+        "run_wall_seconds": run_wall,
+        "run_cycles_per_second": _per(run_cyc, run_wall),
         "best_run_cycles_per_second": max(_per(r.run_sim_cycles, r.run_wall_seconds) for r in results),
-        "job_sim_cycles": job_cyc, "job_wall_seconds": job_wall, "job_cycles_per_second": _per(job_cyc, job_wall),
-        "run_cpu_seconds": stats.run_cpu_seconds, "run_cycles_per_cpu_second": _per(run_cyc, stats.run_cpu_seconds),
-        "job_cpu_seconds": stats.cpu_seconds, "job_cycles_per_cpu_second": _per(job_cyc, stats.cpu_seconds),
+        "job_sim_cycles": job_cyc,
+        "job_wall_seconds": job_wall,
+        "job_cycles_per_second": _per(job_cyc, job_wall),
+        "run_cpu_seconds": stats.run_cpu_seconds,
+        "run_cycles_per_cpu_second": _per(run_cyc, stats.run_cpu_seconds),
+        "job_cpu_seconds": stats.cpu_seconds,
+        "job_cycles_per_cpu_second": _per(job_cyc, stats.cpu_seconds),
         "process_seconds": stats.process_seconds,
     }
 
@@ -123,8 +133,19 @@ def _per(cycles: int, seconds: float) -> float:
     return cycles / seconds if seconds > 0 else float("nan")
 
 
-def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int,
-                  seed: int, repeat: int = 3, act_banks: int = 0, min_seconds: float = MIN_SECONDS) -> dict[str, Any]:
+def measure_speed(
+    arch: str,
+    k: int,
+    n: int,
+    pes: int,
+    rows: int,
+    cols: int,
+    batch: int,
+    seed: int,
+    repeat: int = 3,
+    act_banks: int = 0,
+    min_seconds: float = MIN_SECONDS,
+) -> dict[str, Any]:
     """Build (timed apart), run one layer ``repeat`` times in one process, and again as often as needed for
     ``min_seconds`` of compute (:func:`_timed_runs`); return cycles per second of the compute phase and of the
     whole jobs, per wall second and per CPU second of the simulator process."""
@@ -136,15 +157,37 @@ def measure_speed(arch: str, k: int, n: int, pes: int, rows: int, cols: int, bat
     with tempfile.TemporaryDirectory(prefix="dpp-speed-") as tmp:
         results, probe, _ = _timed_runs(params, design, layer, what, repeat, min_seconds, Path(tmp))
     return {
-        "arch": arch, "act_banks": act_banks, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n,
-        "pes": pes, "min_seconds": min_seconds, **probe,
-        "build_seconds": design.build_seconds, "build_cached": design.cached, **_speed_numbers(results),
-        "end_to_end_seconds": time.perf_counter() - t0, "load_average_1min": os.getloadavg()[0],
+        "arch": arch,
+        "act_banks": act_banks,
+        "rows": rows,
+        "cols": cols,
+        "batch": batch,
+        "k": k,
+        "n": n,
+        "pes": pes,
+        "min_seconds": min_seconds,
+        **probe,
+        "build_seconds": design.build_seconds,
+        "build_cached": design.cached,
+        **_speed_numbers(results),
+        "end_to_end_seconds": time.perf_counter() - t0,
+        "load_average_1min": os.getloadavg()[0],
     }
 
 
-def measure_ceiling(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, seed: int,
-                    act_banks: int = 0, repeat: int = 3, min_seconds: float = MIN_SECONDS) -> dict[str, Any]:
+def measure_ceiling(
+    arch: str,
+    k: int,
+    n: int,
+    pes: int,
+    rows: int,
+    cols: int,
+    batch: int,
+    seed: int,
+    act_banks: int = 0,
+    repeat: int = 3,
+    min_seconds: float = MIN_SECONDS,
+) -> dict[str, Any]:
     """Our harness's cycles per second as a ratio to the bare-Verilator ceiling (:mod:`sim.ceiling`) on the same
     layer, the same generated Verilog and the same Verilator flags, measured back to back after both builds.
 
@@ -165,29 +208,54 @@ def measure_ceiling(arch: str, k: int, n: int, pes: int, rows: int, cols: int, b
         job = json.loads((work / "manifest.json").read_text())["jobs"][-1]
         last = json.loads((work / "results.json").read_text())["results"][-1]
         ours_words = read_hex_words(work / last["out"])
-        bare = run_ceiling(ceiling, work / PROG_FILE, job["out_len"], job["max_cycles"], min_seconds=min_seconds,
-                           workdir=Path(tmp), expect_cycles=results[-1].counters["cycles"])
+        bare = run_ceiling(
+            ceiling,
+            work / PROG_FILE,
+            job["out_len"],
+            job["max_cycles"],
+            min_seconds=min_seconds,
+            workdir=Path(tmp),
+            expect_cycles=results[-1].counters["cycles"],
+        )
     if bare.counters != results[-1].counters:
-        raise SimulationError(f"{what}: the ceiling's counters {bare.counters} differ from our harness's "
-                              f"{results[-1].counters}")
+        raise SimulationError(
+            f"{what}: the ceiling's counters {bare.counters} differ from our harness's {results[-1].counters}"
+        )
     if bare.out_words != ours_words:
         bad = next(i for i, (a, b) in enumerate(zip(bare.out_words, ours_words)) if a != b)
-        raise SimulationError(f"{what}: the ceiling's output word {bad} is {bare.out_words[bad]:#x}, our "
-                              f"harness's {ours_words[bad]:#x}")
+        raise SimulationError(
+            f"{what}: the ceiling's output word {bad} is {bare.out_words[bad]:#x}, our harness's {ours_words[bad]:#x}"
+        )
     ours = _speed_numbers(results)
     return {
-        "arch": arch, "act_banks": act_banks, "rows": rows, "cols": cols, "batch": batch, "k": k, "n": n,
-        "pes": pes, "min_seconds": min_seconds, **probe, "harness": ours,
-        "ceiling": {"runs": bare.runs, "compute_cycles_per_run": bare.compute_cycles_per_run,
-                    "run_sim_cycles": bare.compute_cycles, "run_wall_seconds": bare.compute_seconds,
-                    "run_cycles_per_second": bare.compute_cycles_per_second,
-                    "run_cpu_seconds": bare.compute_cpu_seconds,
-                    "run_cycles_per_cpu_second": bare.compute_cycles_per_cpu_second,
-                    "job_sim_cycles": bare.job_cycles, "job_wall_seconds": bare.job_seconds,
-                    "job_cycles_per_second": bare.job_cycles_per_second, "job_cpu_seconds": bare.job_cpu_seconds,
-                    "job_cycles_per_cpu_second": bare.job_cycles_per_cpu_second,
-                    "best_run_cycles_per_second": bare.best_compute_cycles_per_second,
-                    "build_seconds": ceiling.build_seconds, "build_cached": ceiling.cached},
+        "arch": arch,
+        "act_banks": act_banks,
+        "rows": rows,
+        "cols": cols,
+        "batch": batch,
+        "k": k,
+        "n": n,
+        "pes": pes,
+        "min_seconds": min_seconds,
+        **probe,
+        "harness": ours,
+        "ceiling": {
+            "runs": bare.runs,
+            "compute_cycles_per_run": bare.compute_cycles_per_run,
+            "run_sim_cycles": bare.compute_cycles,
+            "run_wall_seconds": bare.compute_seconds,
+            "run_cycles_per_second": bare.compute_cycles_per_second,
+            "run_cpu_seconds": bare.compute_cpu_seconds,
+            "run_cycles_per_cpu_second": bare.compute_cycles_per_cpu_second,
+            "job_sim_cycles": bare.job_cycles,
+            "job_wall_seconds": bare.job_seconds,
+            "job_cycles_per_second": bare.job_cycles_per_second,
+            "job_cpu_seconds": bare.job_cpu_seconds,
+            "job_cycles_per_cpu_second": bare.job_cycles_per_cpu_second,
+            "best_run_cycles_per_second": bare.best_compute_cycles_per_second,
+            "build_seconds": ceiling.build_seconds,
+            "build_cached": ceiling.cached,
+        },
         "array_cycles": bare.counters["cycles"],
         "ratio_run_wall": ours["run_cycles_per_second"] / bare.compute_cycles_per_second,
         "ratio_run_cpu": ours["run_cycles_per_cpu_second"] / bare.compute_cycles_per_cpu_second,
@@ -209,8 +277,16 @@ def parse_ratios(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def measure_arch(rows: int, cols: int, batch: int, pes: int, ratios: list[tuple[int, int]], seed: int,
-                 row_spread: float, act_banks: str = "0") -> list[dict[str, Any]]:
+def measure_arch(
+    rows: int,
+    cols: int,
+    batch: int,
+    pes: int,
+    ratios: list[tuple[int, int]],
+    seed: int,
+    row_spread: float,
+    act_banks: str = "0",
+) -> list[dict[str, Any]]:
     """Cycles of the arrays on one realistic layer per k/n (same density, ``pes * k`` multipliers).
 
     ``act_banks`` (see :func:`sim.workloads.parse_act_banks`, resolved per k/n): not "0" adds the
@@ -274,8 +350,12 @@ def measure_model(configs: int, seed: int) -> dict[str, Any]:
     from sim.model import predict_counters
 
     rng = np.random.default_rng(seed)
-    pool = [_params(a, k, n, pes, 512, 1024, 8) for a in ARCHS
-            for k, n in ((1, 8), (2, 8), (4, 8), (2, 4)) for pes in (4, 8, 16)]
+    pool = [
+        _params(a, k, n, pes, 512, 1024, 8)
+        for a in ARCHS
+        for k, n in ((1, 8), (2, 8), (4, 8), (2, 4))
+        for pes in (4, 8, 16)
+    ]
     cases = []
     for _ in range(configs):
         p = pool[int(rng.integers(len(pool)))]
@@ -308,8 +388,17 @@ def many_model_tables(arch: str, configs: int, seed: int, layers: int = 256) -> 
     params = pool.iloc[rng.integers(len(pool), size=configs)].reset_index(drop=True)
     batch = rng.integers(1, 9, size=configs)
     if arch_named(arch).model_needs is None:
-        return params, pd.DataFrame({"rows": rng.integers(1, 513, size=configs),
-                                     "cols": rng.integers(1, 1025, size=configs), "batch": batch}), configs
+        return (
+            params,
+            pd.DataFrame(
+                {
+                    "rows": rng.integers(1, 513, size=configs),
+                    "cols": rng.integers(1, 1025, size=configs),
+                    "batch": batch,
+                }
+            ),
+            configs,
+        )
     shapes = [(int(rng.integers(1, 513)), int(rng.integers(1, 1025))) for _ in range(layers)]
     counts = [rng.integers(0, c + 1, size=r) for r, c in shapes]
     pick = rng.integers(layers, size=configs)
@@ -335,14 +424,19 @@ def banked_tables(configs: int, seed: int, shared: bool = True) -> tuple[Any, An
     designs, matrices = [], []
     for _ in range(configs):
         k = (1, 2, 4)[int(rng.integers(3))]
-        bits = {name: int(rng.choice(choices)) for name, choices in
-                (("weight_bits", (4, 8)), ("act_bits", (4, 8)), ("out_bits", (8, 16)))}
+        bits = {
+            name: int(rng.choice(choices))
+            for name, choices in (("weight_bits", (4, 8)), ("act_bits", (4, 8)), ("out_bits", (8, 16)))
+        }
         designs.append(array_params("csr", k, 8, 8, 512, 1024, 1, act_banks=8 * k << int(rng.integers(3)), **bits))
         W = layers[k]
         matrices.append(W if shared else (W.row_ptr.copy(), W.col_indices.copy()))
     ones = np.ones(configs, dtype=np.int64)
-    return (pd.DataFrame([d.to_dict() for d in designs]),
-            pd.DataFrame({"rows": 512 * ones, "cols": 1024 * ones, "batch": ones, "csr": matrices}), designs)
+    return (
+        pd.DataFrame([d.to_dict() for d in designs]),
+        pd.DataFrame({"rows": 512 * ones, "cols": 1024 * ones, "batch": ones, "csr": matrices}),
+        designs,
+    )
 
 
 def _check_sample(params: Any, layers: Any, got: Any, seed: int, sample: int = 200) -> int:
@@ -357,8 +451,9 @@ def _check_sample(params: Any, layers: Any, got: Any, seed: int, sample: int = 2
     for i in rows:
         p = ArrayParams.from_dict({k: (v.item() if hasattr(v, "item") else v) for k, v in params.iloc[i].items()})
         layer = layers.iloc[i]
-        want = predict_counters(p, int(layer["rows"]), int(layer["cols"]), int(layer["batch"]),
-                                layer.get("row_nnz"), csr=layer.get("csr"))
+        want = predict_counters(
+            p, int(layer["rows"]), int(layer["cols"]), int(layer["batch"]), layer.get("row_nnz"), csr=layer.get("csr")
+        )
         have = {c: int(got[c].iloc[i]) for c in COUNTERS}
         if have != want:
             raise RuntimeError(f"predict_counters_many row {i} = {have} but predict_counters gives {want}")
@@ -382,10 +477,18 @@ def measure_model_many(arch: str, configs: int, seed: int, repeat: int = 3) -> d
     params, layers, distinct = many_model_tables(arch, configs, seed)
     times, got = _time_many(params, layers, repeat)
     best = min(times)
-    return {"arch": arch, "configs": configs, "distinct_designs": len(_pool(arch)), "distinct_layers": distinct,
-            "seconds": best, "seconds_all": times, "configs_per_second": configs / best,
-            "target": MANY_TARGET, "ratio_to_target": configs / best / MANY_TARGET,
-            "checked_rows": _check_sample(params, layers, got, seed)}
+    return {
+        "arch": arch,
+        "configs": configs,
+        "distinct_designs": len(_pool(arch)),
+        "distinct_layers": distinct,
+        "seconds": best,
+        "seconds_all": times,
+        "configs_per_second": configs / best,
+        "target": MANY_TARGET,
+        "ratio_to_target": configs / best / MANY_TARGET,
+        "checked_rows": _check_sample(params, layers, got, seed),
+    }
 
 
 def measure_banked_many(configs: int, seed: int, repeat: int = 3, unshared: int = 30) -> dict[str, Any]:
@@ -394,15 +497,27 @@ def measure_banked_many(configs: int, seed: int, repeat: int = 3, unshared: int 
     params, layers, designs = banked_tables(configs, seed)
     times, got = _time_many(params, layers, repeat)
     best = min(times)
-    out = {"configs": configs, "distinct_designs": len(set(designs)), "distinct_layers": 3,
-           "distinct_layer_banks": len({(d.k, d.act_banks) for d in designs}), "seconds": best,
-           "seconds_all": times, "configs_per_second": configs / best, "target": BANKED_MANY_TARGET,
-           "ratio_to_target": configs / best / BANKED_MANY_TARGET,
-           "checked_rows": _check_sample(params, layers, got, seed, sample=20)}
+    out = {
+        "configs": configs,
+        "distinct_designs": len(set(designs)),
+        "distinct_layers": 3,
+        "distinct_layer_banks": len({(d.k, d.act_banks) for d in designs}),
+        "seconds": best,
+        "seconds_all": times,
+        "configs_per_second": configs / best,
+        "target": BANKED_MANY_TARGET,
+        "ratio_to_target": configs / best / BANKED_MANY_TARGET,
+        "checked_rows": _check_sample(params, layers, got, seed, sample=20),
+    }
     if unshared:
         params, layers, _ = banked_tables(unshared, seed + 1, shared=False)
         times, got = _time_many(params, layers, 1)
-        out.update({"unshared_configs": unshared, "unshared_seconds": times[0],
-                    "unshared_configs_per_second": unshared / times[0],
-                    "unshared_checked_rows": _check_sample(params, layers, got, seed, sample=5)})
+        out.update(
+            {
+                "unshared_configs": unshared,
+                "unshared_seconds": times[0],
+                "unshared_configs_per_second": unshared / times[0],
+                "unshared_checked_rows": _check_sample(params, layers, got, seed, sample=5),
+            }
+        )
     return out

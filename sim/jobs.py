@@ -74,8 +74,9 @@ def pack_words(design: BuiltDesign, writes: Sequence[tuple[int, int, int]]) -> l
     for i, (sel, addr, data) in enumerate(writes):
         sel, addr, data = int(sel), int(addr), int(data)
         if not (0 <= sel < (1 << sw) and 0 <= addr < (1 << aw) and -(1 << (dw - 1)) <= data < (1 << dw)):
-            raise SimulationError(f"load write {i} (sel={sel}, addr={addr}, data={data}) does not fit the "
-                                  f"{sw}/{aw}/{dw}-bit load port")
+            raise SimulationError(
+                f"load write {i} (sel={sel}, addr={addr}, data={data}) does not fit the {sw}/{aw}/{dw}-bit load port"
+            )
         words.append((sel << (aw + dw)) | (addr << dw) | (data & ((1 << dw) - 1)))
     return words
 
@@ -90,8 +91,9 @@ def _write_job(design: BuiltDesign, job: Job, path: Path) -> int:
     return len(words)
 
 
-def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None = None,
-             waves: bool = False) -> tuple[list[JobResult], RunStats]:
+def run_jobs(
+    design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None = None, waves: bool = False
+) -> tuple[list[JobResult], RunStats]:
     """Run ``jobs`` in order in one simulator process; return one :class:`JobResult` per job."""
     if waves and not design.waves:
         raise SimulationError("waves requested but the design was built without waves")
@@ -103,17 +105,23 @@ def run_jobs(design: BuiltDesign, jobs: Sequence[Job], *, workdir: Path | None =
         manifest: dict[str, Any] = {"counters": design.counters, "jobs": []}
         for i, job in enumerate(jobs):
             n = _write_job(design, job, work / f"job_{i}.hex")
-            manifest["jobs"].append({"prog": f"job_{i}.hex", "prog_len": n, "out_len": int(job.out_len),
-                                     "max_cycles": int(job.max_cycles)})
+            manifest["jobs"].append(
+                {"prog": f"job_{i}.hex", "prog_len": n, "out_len": int(job.out_len), "max_cycles": int(job.max_cycles)}
+            )
         (work / "manifest.json").write_text(json.dumps(manifest))
         t0 = time.perf_counter()
         with step(f"simulating {design.design_top} ({len(jobs)} job{'s' if len(jobs) != 1 else ''})"):
             raw = _run_simulator(design, work, waves)
         elapsed = time.perf_counter() - t0
         results = _parse(raw, jobs, work)
-        stats = RunStats(elapsed, sum(r.wall_seconds for r in results), sum(r.sim_cycles for r in results),
-                         sum(r.run_sim_cycles for r in results), sum(r.run_cpu_seconds for r in results),
-                         sum(r.cpu_seconds for r in results))
+        stats = RunStats(
+            elapsed,
+            sum(r.wall_seconds for r in results),
+            sum(r.sim_cycles for r in results),
+            sum(r.run_sim_cycles for r in results),
+            sum(r.run_cpu_seconds for r in results),
+            sum(r.cpu_seconds for r in results),
+        )
         return results, stats
     finally:
         if own and not waves:
@@ -128,10 +136,18 @@ def _run_simulator(design: BuiltDesign, work: Path, waves: bool) -> list[dict]:
     results_path = work / "results.json"
     try:
         runner = get_sim_runner(design.simulator)
-        runner.test(test_module="sim.tb_layers", hdl_toplevel=design.hdl_toplevel, hdl_toplevel_lang="verilog",
-                    build_dir=design.build_dir, test_dir=work, waves=waves,
-                    extra_env={MANIFEST_ENV: str(work / "manifest.json")},
-                    results_xml=str(work / "results.xml"), log_file=log, timescale=TIMESCALE)
+        runner.test(
+            test_module="sim.tb_layers",
+            hdl_toplevel=design.hdl_toplevel,
+            hdl_toplevel_lang="verilog",
+            build_dir=design.build_dir,
+            test_dir=work,
+            waves=waves,
+            extra_env={MANIFEST_ENV: str(work / "manifest.json")},
+            results_xml=str(work / "results.xml"),
+            log_file=log,
+            timescale=TIMESCALE,
+        )
     except (RuntimeError, SystemExit, OSError) as exc:
         if not results_path.is_file():
             raise SimulationError(f"simulation of {design.design_top} failed ({exc}): {log_summary(log)}") from None
@@ -159,9 +175,19 @@ def _parse(raw: list[dict], jobs: Sequence[Job], work: Path) -> list[JobResult]:
             words = _read_memh(work / res["out"])
             if len(words) != job.out_len:
                 raise SimulationError(f"job {i}: read {len(words)} output words, expected {job.out_len}")
-        out.append(JobResult(words, {k: int(v) for k, v in res["counters"].items()}, int(res["run_cycles"]),
-                             int(res["sim_cycles"]), float(res["wall_seconds"]), int(res["run_sim_cycles"]),
-                             float(res["run_wall_seconds"]), float(res["run_cpu_seconds"]), float(res["cpu_seconds"])))
+        out.append(
+            JobResult(
+                words,
+                {k: int(v) for k, v in res["counters"].items()},
+                int(res["run_cycles"]),
+                int(res["sim_cycles"]),
+                float(res["wall_seconds"]),
+                int(res["run_sim_cycles"]),
+                float(res["run_wall_seconds"]),
+                float(res["run_cpu_seconds"]),
+                float(res["cpu_seconds"]),
+            )
+        )
     if len(out) != len(jobs):
         raise SimulationError(f"simulation ran {len(out)} of {len(jobs)} jobs")
     return out

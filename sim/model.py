@@ -33,8 +33,18 @@ from rtl.params import ArrayParams
 from sim.model_tables import LayerTable, design_table, group_rows, layer_table
 
 #: The design constants :meth:`rtl.archs.ArrayArch.counts` reads (``d[name]``), plus what all arrays share.
-DESIGN_CONSTANTS = ("k", "n", "block", "pes", "value_bits", "index_bits", "act_step", "rowptr_bits", "drain",
-                    "out_bits")
+DESIGN_CONSTANTS = (
+    "k",
+    "n",
+    "block",
+    "pes",
+    "value_bits",
+    "index_bits",
+    "act_step",
+    "rowptr_bits",
+    "drain",
+    "out_bits",
+)
 
 
 @lru_cache(maxsize=256)
@@ -42,20 +52,41 @@ def _constants(params: ArrayParams) -> dict[str, int]:
     """:data:`DESIGN_CONSTANTS` of a build: its fields and widths per weight word, activation word (what one
     activation read costs), row-pointer entry, and its drain."""
     lay = Layout(params)
-    return {"k": params.k, "n": params.n, "block": params.block, "pes": params.pes,
-            "value_bits": lay.weight_value_bits, "index_bits": lay.weight_index_bits, "act_step": lay.act_word_bits,
-            "rowptr_bits": lay.rowptr_bits, "drain": drain_cycles(params), "out_bits": params.out_bits}
+    return {
+        "k": params.k,
+        "n": params.n,
+        "block": params.block,
+        "pes": params.pes,
+        "value_bits": lay.weight_value_bits,
+        "index_bits": lay.weight_index_bits,
+        "act_step": lay.act_word_bits,
+        "rowptr_bits": lay.rowptr_bits,
+        "drain": drain_cycles(params),
+        "out_bits": params.out_bits,
+    }
 
 
-def _all_counters(steps: Any, macs: Any, weight: Any, index: Any, act_units: Any, act_step: Any, drain: Any,
-                  lanes: Any, batch: Any, rows: Any, out_bits: Any) -> tuple[Any, ...]:
+def _all_counters(
+    steps: Any,
+    macs: Any,
+    weight: Any,
+    index: Any,
+    act_units: Any,
+    act_step: Any,
+    drain: Any,
+    lanes: Any,
+    batch: Any,
+    rows: Any,
+    out_bits: Any,
+) -> tuple[Any, ...]:
     """The seven counters in :data:`rtl.layout.COUNTERS` order (``act_units``: activation words read)."""
     cycles = steps + drain
     return cycles, macs, lanes * cycles - macs, weight, index, act_units * act_step, batch * rows * out_bits
 
 
-def csr_row_stats(nnz: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, layer: np.ndarray, k: np.ndarray,
-                  pes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def csr_row_stats(
+    nnz: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, layer: np.ndarray, k: np.ndarray, pes: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per group ``(layer, k, pes)``: (span, words, nnz) of a CSR layer on ``pes`` PEs of ``k`` lanes.
 
     ``nnz`` holds every layer's entries per row back to back (layer ``l`` at ``offsets[l]``, ``lengths[l]``
@@ -64,10 +95,10 @@ def csr_row_stats(nnz: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, lay
     """
     if layer.size == 1:  # one group (predict_counters): rows r = t*pes + p as a (tiles, pes) grid
         pes_, start = int(pes[0]), int(offsets[layer[0]])
-        row_nnz = nnz[start:start + int(lengths[layer[0]])]
+        row_nnz = nnz[start : start + int(lengths[layer[0]])]
         words = (row_nnz + (int(k[0]) - 1)) // int(k[0])
         items = np.zeros(_ceil_div(row_nnz.size, pes_) * pes_, dtype=np.int64)
-        items[:row_nnz.size] = np.maximum(words, 1)
+        items[: row_nnz.size] = np.maximum(words, 1)
         span = items.reshape(-1, pes_).sum(axis=0).max()
         return np.array([span]), np.array([words.sum()]), np.array([row_nnz.sum()])
     n_rows = lengths[layer]
@@ -83,8 +114,9 @@ def csr_row_stats(nnz: np.ndarray, offsets: np.ndarray, lengths: np.ndarray, lay
     return span, np.add.reduceat(words, first), np.add.reduceat(row_nnz, first)
 
 
-def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
-                     row_nnz: Any = None, *, csr: Any = None) -> dict[str, int]:
+def predict_counters(
+    params: ArrayParams, rows: int, cols: int, batch: int, row_nnz: Any = None, *, csr: Any = None
+) -> dict[str, int]:
     """The seven counters of one run of a ``(rows, cols)`` layer over ``batch`` vectors on ``params``.
 
     ``row_nnz`` (csr only, ignored otherwise): stored entries per row, shape ``(rows,)``.
@@ -100,8 +132,9 @@ def predict_counters(params: ArrayParams, rows: int, cols: int, batch: int,
     arch = params.array_arch
     layer = _OneLayer(params, rows, cols, batch, row_nnz, csr) if arch.model_needs else None
     steps, macs, weight, index, units = arch.counts(d, batch, rows, cols, layer)
-    values = _all_counters(steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"], batch,
-                           rows, d["out_bits"])
+    values = _all_counters(
+        steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"], batch, rows, d["out_bits"]
+    )
     return dict(zip(COUNTERS, (int(v) for v in values)))
 
 
@@ -116,8 +149,10 @@ class _OneLayer:
             if given is not None and not np.array_equal(np.asarray(given), row_nnz):
                 raise ValueError("row_nnz disagrees with the row lengths of csr")
         if params.array_arch.model_needs == "columns" and structure is None:
-            raise ValueError(f"act_banks={params.act_banks} needs csr= (the CSRMatrix or (row_ptr, col_indices)): "
-                             f"bank conflicts depend on the column indices, not only on row_nnz")
+            raise ValueError(
+                f"act_banks={params.act_banks} needs csr= (the CSRMatrix or (row_ptr, col_indices)): "
+                f"bank conflicts depend on the column indices, not only on row_nnz"
+            )
         if row_nnz is None:
             raise ValueError(f"arch {params.arch!r} needs row_nnz (stored entries per row, shape (rows,))")
         nnz = np.asarray(row_nnz)
@@ -133,14 +168,16 @@ class _OneLayer:
 
     def row_stats(self) -> tuple[int, int, int]:
         zero = np.zeros(1, dtype=np.int64)
-        stats = csr_row_stats(self.nnz, zero, np.array([self.rows]), zero, np.array([self.params.k]),
-                              np.array([self.params.pes]))
+        stats = csr_row_stats(
+            self.nnz, zero, np.array([self.rows]), zero, np.array([self.params.k]), np.array([self.params.pes])
+        )
         return tuple(int(a[0]) for a in stats)  # type: ignore[return-value]
 
     def bank_slots(self) -> tuple[int, int]:
         assert self.structure is not None  # __init__ refused a "columns" model without it
-        slot_cycles, slot_reads = banked_slots(self.params, self.structure[0], self.structure[1], self.rows,
-                                               self.cols, self.batch)
+        slot_cycles, slot_reads = banked_slots(
+            self.params, self.structure[0], self.structure[1], self.rows, self.cols, self.batch
+        )
         return int(slot_cycles.sum()), int(slot_reads.sum())
 
 
@@ -159,8 +196,9 @@ def csr_pair(csr: Any) -> tuple[np.ndarray, np.ndarray]:
             raise TypeError(f"csr {name} must be a 1-d integer array (got dtype {a.dtype}, shape {a.shape})")
     indptr, indices = indptr.astype(np.int64), indices.astype(np.int64)
     if indptr.size < 2 or indptr[0] != 0 or indptr[-1] != indices.size or np.any(np.diff(indptr) < 0):
-        raise ValueError(f"csr row_ptr must rise from 0 to nnz={indices.size} over rows + 1 entries "
-                         f"(got shape {indptr.shape})")
+        raise ValueError(
+            f"csr row_ptr must rise from 0 to nnz={indices.size} over rows + 1 entries (got shape {indptr.shape})"
+        )
     if indices.size and indices.min() < 0:
         raise ValueError(f"csr column indices must be >= 0 (got {int(indices.min())})")
     return indptr, indices
@@ -170,11 +208,13 @@ def csr_structure(csr: Any, rows: int, cols: int) -> tuple[np.ndarray, np.ndarra
     """``(row_ptr, col_indices)`` as int64 from a CSRMatrix or a pair, checked against ``(rows, cols)``."""
     indptr, indices = csr_pair(csr)
     if indptr.shape != (rows + 1,):
-        raise ValueError(f"csr row_ptr must rise from 0 to nnz={indices.size} over {rows + 1} entries "
-                         f"(got shape {indptr.shape})")
+        raise ValueError(
+            f"csr row_ptr must rise from 0 to nnz={indices.size} over {rows + 1} entries (got shape {indptr.shape})"
+        )
     if indices.size and indices.max() >= cols:
-        raise ValueError(f"csr column indices must lie in [0, {cols}) (got {int(indices.min())} .. "
-                         f"{int(indices.max())})")
+        raise ValueError(
+            f"csr column indices must lie in [0, {cols}) (got {int(indices.min())} .. {int(indices.max())})"
+        )
     return indptr, indices
 
 
@@ -229,8 +269,9 @@ class BankRequests:
         return cycles, reads
 
 
-def bank_requests(indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int, batch: int, k: int,
-                  pes: int) -> BankRequests:
+def bank_requests(
+    indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int, batch: int, k: int, pes: int
+) -> BankRequests:
     """Every ``(slot, address)`` request of a CSR layer on the banked array (see the module docstring).
 
     PE ``p`` streams rows ``j*pes + p``, ``max(1, ceil(nnz/k))`` words each, vector after vector; stored entry
@@ -260,8 +301,9 @@ def bank_requests(indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int,
     return BankRequests(slot, addr, slots, addresses)
 
 
-def banked_slots(params: ArrayParams, indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int,
-                 batch: int) -> tuple[np.ndarray, np.ndarray]:
+def banked_slots(
+    params: ArrayParams, indptr: np.ndarray, indices: np.ndarray, rows: int, cols: int, batch: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per lock-step slot of the banked CSR array: (cycles ``C_s``, bank reads = distinct addresses).
 
     One sort of ``(slot, bank, word)`` keys drops merged requests and counts each bank's distinct addresses
@@ -292,8 +334,17 @@ def _design_columns(designs: list[ArrayParams]) -> dict[str, np.ndarray]:
     rows = []
     for p in designs:
         d = _constants(p)
-        rows.append((ARRAYS.index(p.array_arch), *(d[name] for name in DESIGN_CONSTANTS), p.max_rows, p.max_cols,
-                     p.max_batch, p.act_banks, _int64_safe(p)))
+        rows.append(
+            (
+                ARRAYS.index(p.array_arch),
+                *(d[name] for name in DESIGN_CONSTANTS),
+                p.max_rows,
+                p.max_cols,
+                p.max_batch,
+                p.act_banks,
+                _int64_safe(p),
+            )
+        )
     names = ("array", *DESIGN_CONSTANTS, "max_rows", "max_cols", "max_batch", "act_banks", "safe")
     return dict(zip(names, np.array(rows, dtype=np.int64).T))
 
@@ -332,8 +383,10 @@ class _CsrLayers:
         for j, obj in enumerate(nnz_objects):
             a = np.asarray(obj)
             if a.dtype.kind not in "iu" or a.ndim != 1:
-                raise TypeError(f"layers_table row {int(np.argmax(nnz_i == j))}: row_nnz must be a 1-d integer "
-                                f"array (got dtype {a.dtype}, shape {a.shape})")
+                raise TypeError(
+                    f"layers_table row {int(np.argmax(nnz_i == j))}: row_nnz must be a 1-d integer "
+                    f"array (got dtype {a.dtype}, shape {a.shape})"
+                )
             counts.append(a.astype(np.int64))
         self.lengths = np.array([c.size for c in counts], dtype=np.int64)
         self.offsets = np.cumsum(self.lengths) - self.lengths
@@ -345,7 +398,7 @@ class _CsrLayers:
         self._check(layers, wanted, csr_i, nnz_i)
 
     def row_nnz(self, layer: int) -> np.ndarray:
-        return self.nnz[self.offsets[layer]:self.offsets[layer] + self.lengths[layer]]
+        return self.nnz[self.offsets[layer] : self.offsets[layer] + self.lengths[layer]]
 
     @staticmethod
     def _used(index: np.ndarray, objects: list[Any], wanted: np.ndarray) -> tuple[np.ndarray, list[Any]]:
@@ -361,22 +414,30 @@ class _CsrLayers:
         """``wanted`` rows: a layer is given, fits (rows, cols), and row_nnz agrees with csr when both are."""
         i = _first_bad(wanted & (self.of_row < 0))
         if i is not None:
-            raise ValueError(f"layers_table row {i}: arch {self.arch_name(i)!r} needs row_nnz (stored entries per "
-                             f"row, shape (rows,)) or csr")
+            raise ValueError(
+                f"layers_table row {i}: arch {self.arch_name(i)!r} needs row_nnz (stored entries per "
+                f"row, shape (rows,)) or csr"
+            )
         lid = np.where(wanted, self.of_row, 0)
         rows, cols = layers.rows, layers.cols
         i = _first_bad(wanted & (self.lengths[lid] != rows))
         if i is not None:
-            raise ValueError(f"layers_table row {i}: row_nnz / csr must cover rows={int(rows[i])} rows "
-                             f"(got {int(self.lengths[lid[i]])})")
+            raise ValueError(
+                f"layers_table row {i}: row_nnz / csr must cover rows={int(rows[i])} rows "
+                f"(got {int(self.lengths[lid[i]])})"
+            )
         i = _first_bad(wanted & ((self.nnz_min[lid] < 0) | (self.nnz_max[lid] > cols)))
         if i is not None:
-            raise ValueError(f"layers_table row {i}: row_nnz must lie in [0, {int(cols[i])}] "
-                             f"(got {int(self.nnz_min[lid[i]])} .. {int(self.nnz_max[lid[i]])})")
+            raise ValueError(
+                f"layers_table row {i}: row_nnz must lie in [0, {int(cols[i])}] "
+                f"(got {int(self.nnz_min[lid[i]])} .. {int(self.nnz_max[lid[i]])})"
+            )
         i = _first_bad(wanted & (self.max_col[lid] >= cols))
         if i is not None:
-            raise ValueError(f"layers_table row {i}: csr column indices must lie in [0, {int(cols[i])}) "
-                             f"(got up to {int(self.max_col[lid[i]])})")
+            raise ValueError(
+                f"layers_table row {i}: csr column indices must lie in [0, {int(cols[i])}) "
+                f"(got up to {int(self.max_col[lid[i]])})"
+            )
         both = wanted & (csr_i >= 0) & (nnz_i >= 0)
         if both.any():
             for c, r in np.unique(np.stack([csr_i[both], nnz_i[both]], axis=1), axis=0):
@@ -408,8 +469,15 @@ class _TableLayers:
     """The layer statistics (:class:`rtl.archs.LayerStats`) of the table rows ``sel`` of one array, each
     computed once per group of rows that share it."""
 
-    def __init__(self, sel: np.ndarray, layers: LayerTable, csr: _CsrLayers, d: _Gather,
-                 designs: list[ArrayParams], codes: np.ndarray) -> None:
+    def __init__(
+        self,
+        sel: np.ndarray,
+        layers: LayerTable,
+        csr: _CsrLayers,
+        d: _Gather,
+        designs: list[ArrayParams],
+        codes: np.ndarray,
+    ) -> None:
         self.sel, self.layers, self.csr, self.d, self.designs, self.codes = sel, layers, csr, d, designs, codes
 
     def row_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -426,9 +494,11 @@ class _TableLayers:
         batch, rows, cols = layers.batch[sel], layers.rows[sel], layers.cols[sel]
         i = _first_bad(lid >= len(csr.structures))
         if i is not None:
-            raise ValueError(f"layers_table row {int(sel[i])}: act_banks={int(banks[i])} needs csr (the CSRMatrix "
-                             f"or (row_ptr, col_indices)): bank conflicts depend on the column indices, not only "
-                             f"on row_nnz")
+            raise ValueError(
+                f"layers_table row {int(sel[i])}: act_banks={int(banks[i])} needs csr (the CSRMatrix "
+                f"or (row_ptr, col_indices)): bank conflicts depend on the column indices, not only "
+                f"on row_nnz"
+            )
         steps, reads = np.empty(len(sel), dtype=np.int64), np.empty(len(sel), dtype=np.int64)
         # cols only shifts vectors after the first
         table, _ = group_rows([lid, k, pes, batch, np.where(batch > 1, cols, 0)])
@@ -436,8 +506,7 @@ class _TableLayers:
         for members in np.split(order, starts[1:]):
             j = members[0]
             indptr, indices = csr.structures[lid[j]]
-            requests = bank_requests(indptr, indices, int(rows[j]), int(cols[j]), int(batch[j]), int(k[j]),
-                                     int(pes[j]))
+            requests = bank_requests(indptr, indices, int(rows[j]), int(cols[j]), int(batch[j]), int(k[j]), int(pes[j]))
             for b in np.unique(banks[members]):
                 same = members[banks[members] == b]
                 slot_cycles, slot_reads = requests.per_slot(Layout(self.designs[int(self.codes[sel[same[0]]])]))
@@ -475,8 +544,10 @@ def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
     layers = layer_table(layers_table)
     n = max(len(designs.codes), len(layers))
     if min(len(designs.codes), len(layers)) not in (1, n):
-        raise ValueError(f"params_table and layers_table must have equal lengths or one row "
-                         f"(got {len(designs.codes)} and {len(layers)})")
+        raise ValueError(
+            f"params_table and layers_table must have equal lengths or one row "
+            f"(got {len(designs.codes)} and {len(layers)})"
+        )
     codes = designs.codes if len(designs.codes) == n else np.zeros(n, dtype=np.int64)
     if len(layers) != n:
         layers = layers.repeat(n)
@@ -494,11 +565,15 @@ def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
         sel = np.flatnonzero(array == a) if len(present) > 1 else slice(None)  # a slice copies nothing
         d = _Gather(table, codes[sel])
         batch, rows, cols = layers.batch[sel], layers.rows[sel], layers.cols[sel]
-        stats = None if csr is None or not needs[a] else _TableLayers(np.arange(n)[sel], layers, csr, d,
-                                                                       designs.designs, codes)
+        stats = (
+            None
+            if csr is None or not needs[a]
+            else _TableLayers(np.arange(n)[sel], layers, csr, d, designs.designs, codes)
+        )
         steps, macs, weight, index, units = ARRAYS[a].counts(d, batch, rows, cols, stats)
-        out[:, sel] = _all_counters(steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"],
-                                    batch, rows, d["out_bits"])
+        out[:, sel] = _all_counters(
+            steps, macs, weight, index, units, d["act_step"], d["drain"], d["pes"] * d["k"], batch, rows, d["out_bits"]
+        )
     result = pd.DataFrame(out.T, columns=list(COUNTERS), copy=False)  # out is already the frame's one block
     unsafe = np.flatnonzero(table["safe"][codes] == 0)
     if unsafe.size:  # exact Python ints where int64 could overflow
@@ -506,8 +581,14 @@ def predict_counters_many(params_table: Any, layers_table: Any) -> pd.DataFrame:
         for i in unsafe:
             nnz = layers.row_nnz.index[i]
             c = layers.csr.index[i]
-            result.iloc[i] = list(predict_counters(
-                designs.designs[codes[i]], int(layers.rows[i]), int(layers.cols[i]), int(layers.batch[i]),
-                None if nnz < 0 else layers.row_nnz.objects[nnz],
-                csr=None if c < 0 else layers.csr.objects[c]).values())
+            result.iloc[i] = list(
+                predict_counters(
+                    designs.designs[codes[i]],
+                    int(layers.rows[i]),
+                    int(layers.cols[i]),
+                    int(layers.batch[i]),
+                    None if nnz < 0 else layers.row_nnz.objects[nnz],
+                    csr=None if c < 0 else layers.csr.objects[c],
+                ).values()
+            )
     return result

@@ -142,8 +142,9 @@ def design_table(table: Any) -> DesignTable:
     n = _length(cols, what)
     arrays = {"arch": arch_codes(cols["arch"], what)}
     for name in DESIGN_COLUMNS[1:]:
-        arrays[name] = (int_column(cols[name], name, what) if name in cols
-                        else np.full(n, DESIGN_DEFAULTS[name], dtype=np.int64))
+        arrays[name] = (
+            int_column(cols[name], name, what) if name in cols else np.full(n, DESIGN_DEFAULTS[name], dtype=np.int64)
+        )
     codes, rep = group_rows(list(arrays.values()))
     designs = []
     for i in rep:
@@ -196,11 +197,13 @@ class LayerTable:
 
     def repeat(self, n: int) -> LayerTable:
         """A one-row table broadcast to ``n`` rows."""
+
         def rep(c: ObjectColumn) -> ObjectColumn:
             return ObjectColumn(np.repeat(c.index, n), c.objects)
 
-        return LayerTable(np.repeat(self.rows, n), np.repeat(self.cols, n), np.repeat(self.batch, n),
-                          rep(self.row_nnz), rep(self.csr))
+        return LayerTable(
+            np.repeat(self.rows, n), np.repeat(self.cols, n), np.repeat(self.batch, n), rep(self.row_nnz), rep(self.csr)
+        )
 
 
 def layer_table(table: Any) -> LayerTable:
@@ -210,6 +213,8 @@ def layer_table(table: Any) -> LayerTable:
     _check_names(cols, LAYER_COLUMNS, LAYER_REQUIRED, what)
     n = _length(cols, what)
     none = ObjectColumn(np.full(n, -1, dtype=np.int64), [])
-    return LayerTable(*(int_column(cols[c], c, what) for c in LAYER_REQUIRED),
-                      object_column(cols["row_nnz"], n) if "row_nnz" in cols else none,
-                      object_column(cols["csr"], n) if "csr" in cols else none)
+    return LayerTable(
+        *(int_column(cols[c], c, what) for c in LAYER_REQUIRED),
+        object_column(cols["row_nnz"], n) if "row_nnz" in cols else none,
+        object_column(cols["csr"], n) if "csr" in cols else none,
+    )

@@ -68,13 +68,17 @@ class SimResult:
         if not diff.size:
             return None
         b, r = (int(v) for v in diff[0])
-        return (f"row {r}, batch index {b}: expected {int(self.expected[b, r])}, got {int(self.outputs[b, r])} "
-                f"({len(diff)} of {self.outputs.size} outputs differ)")
+        return (
+            f"row {r}, batch index {b}: expected {int(self.expected[b, r])}, got {int(self.outputs[b, r])} "
+            f"({len(diff)} of {self.outputs.size} outputs differ)"
+        )
 
     def counter_mismatches(self) -> list[str]:
-        return [f"{k}: model {self.model_counters.get(k)}, RTL {self.counters.get(k)}"
-                for k in sorted(set(self.counters) | set(self.model_counters))
-                if self.counters.get(k) != self.model_counters.get(k)]
+        return [
+            f"{k}: model {self.model_counters.get(k)}, RTL {self.counters.get(k)}"
+            for k in sorted(set(self.counters) | set(self.model_counters))
+            if self.counters.get(k) != self.model_counters.get(k)
+        ]
 
     def check(self, what: str = "layer") -> None:
         """Raise :class:`SimulationError` on the first output mismatch or counter disagreement."""
@@ -117,12 +121,19 @@ def build_array(params: ArrayParams, *, simulator: str = "verilator", waves: boo
 
     prog_depth, out_depth = harness_depths(params)
     key = {"params": params.to_dict(), "generator": generator_version()}
-    return build_design(make_verilog, params.top_name, key, prog_depth=prog_depth, out_depth=out_depth,
-                        out_latency=OUT_READ_LATENCY, simulator=simulator, waves=waves)
+    return build_design(
+        make_verilog,
+        params.top_name,
+        key,
+        prog_depth=prog_depth,
+        out_depth=out_depth,
+        out_latency=OUT_READ_LATENCY,
+        simulator=simulator,
+        waves=waves,
+    )
 
 
-def _job_for(params: ArrayParams, layer: Layer,
-             max_cycles: int | None) -> tuple[Job, Any, dict[str, int], np.ndarray]:
+def _job_for(params: ArrayParams, layer: Layer, max_cycles: int | None) -> tuple[Job, Any, dict[str, int], np.ndarray]:
     from rtl.program import program_layer
     from sim.model import predict_counters
 
@@ -134,9 +145,16 @@ def _job_for(params: ArrayParams, layer: Layer,
     return Job(prog.writes, int(addrs.max()) + 1, limit), prog, dict(model), addrs
 
 
-def simulate_layers(params: ArrayParams, layers: Sequence[Layer], *, design: BuiltDesign | None = None,
-                    simulator: str = "verilator", waves: bool = False, workdir: Path | None = None,
-                    max_cycles: int | None = None) -> list[SimResult]:
+def simulate_layers(
+    params: ArrayParams,
+    layers: Sequence[Layer],
+    *,
+    design: BuiltDesign | None = None,
+    simulator: str = "verilator",
+    waves: bool = False,
+    workdir: Path | None = None,
+    max_cycles: int | None = None,
+) -> list[SimResult]:
     """Run ``layers`` one after the other on one build in one simulator process.
 
     Mismatches do not raise (see :meth:`SimResult.check`); a failed build or run, or a layer that exceeds
@@ -158,21 +176,40 @@ def simulate_layers(params: ArrayParams, layers: Sequence[Layer], *, design: Bui
             b, r = (int(v) for v in undefined[0])
             raise SimulationError(f"output of row {r}, batch index {b} is undefined (X) in the simulation")
         got = np.vectorize(lay.decode_output, otypes=[np.int64])(used)
-        expected = linear_int(layer.x, layer.W, layer.bias, layer.multiplier, layer.shift, params.out_bits,
-                              layer.relu, act_bits=params.act_bits)
-        out.append(SimResult(got.astype(np.int64), expected, res.counters, model, res.run_cycles,
-                             res.sim_cycles, res.wall_seconds, res.run_sim_cycles, res.run_wall_seconds, stats))
+        expected = linear_int(
+            layer.x,
+            layer.W,
+            layer.bias,
+            layer.multiplier,
+            layer.shift,
+            params.out_bits,
+            layer.relu,
+            act_bits=params.act_bits,
+        )
+        out.append(
+            SimResult(
+                got.astype(np.int64),
+                expected,
+                res.counters,
+                model,
+                res.run_cycles,
+                res.sim_cycles,
+                res.wall_seconds,
+                res.run_sim_cycles,
+                res.run_wall_seconds,
+                stats,
+            )
+        )
     return out
 
 
-def simulate_layer(params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int, relu: bool,
-                   **kwargs: Any) -> SimResult:
+def simulate_layer(
+    params: ArrayParams, W: WeightMatrix, x: Any, bias: Any, multiplier: int, shift: int, relu: bool, **kwargs: Any
+) -> SimResult:
     """Simulate one layer; see :func:`simulate_layers` for the keyword arguments."""
-    return simulate_layers(params, [Layer(W, np.asarray(x), np.asarray(bias), multiplier, shift, relu)],
-                           **kwargs)[0]
+    return simulate_layers(params, [Layer(W, np.asarray(x), np.asarray(bias), multiplier, shift, relu)], **kwargs)[0]
 
 
 def cycle_limit(model_cycles: int) -> int:
     """Cycles a run may take before it counts as hung."""
     return CYCLE_LIMIT_FACTOR * int(model_cycles) + CYCLE_LIMIT_MARGIN
-

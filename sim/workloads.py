@@ -20,8 +20,21 @@ from rtl.params import ArrayParams
 from sim.run import Layer
 
 
-def array_params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batch: int, *, block: int = 1,
-                 weight_bits: int = 8, act_bits: int = 8, out_bits: int = 8, act_banks: int = 0) -> ArrayParams:
+def array_params(
+    arch: str,
+    k: int,
+    n: int,
+    pes: int,
+    rows: int,
+    cols: int,
+    batch: int,
+    *,
+    block: int = 1,
+    weight_bits: int = 8,
+    act_bits: int = 8,
+    out_bits: int = 8,
+    act_banks: int = 0,
+) -> ArrayParams:
     """A build sized to one layer, at the same ``pes * k`` multipliers whatever the architecture.
 
     The arrays that do not depend on ``n`` (dense, CSR: density is a property of their weights;
@@ -30,9 +43,20 @@ def array_params(arch: str, k: int, n: int, pes: int, rows: int, cols: int, batc
     activation replicas, B = one activation memory in B banks.
     """
     entry = arch_named(arch)  # its banked variant takes the same n and block
-    return ArrayParams(arch=arch, k=k, n=n if entry.takes_n else k + 1, pes=pes, weight_bits=weight_bits,
-                       act_bits=act_bits, out_bits=out_bits, block=block if entry.takes_block else 1,
-                       max_rows=rows, max_cols=cols, max_batch=batch, act_banks=act_banks)
+    return ArrayParams(
+        arch=arch,
+        k=k,
+        n=n if entry.takes_n else k + 1,
+        pes=pes,
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        out_bits=out_bits,
+        block=block if entry.takes_block else 1,
+        max_rows=rows,
+        max_cols=cols,
+        max_batch=batch,
+        act_banks=act_banks,
+    )
 
 
 def parse_act_banks(text: str, lanes: int) -> int:
@@ -47,15 +71,17 @@ def parse_act_banks(text: str, lanes: int) -> int:
             return 1 << max(0, math.ceil(math.log2(factor * lanes)))
         banks = int(spec)
     except ValueError:
-        raise DPPError(f"act_banks must be 0, a power of two or a multiple of the lanes such as 2x "
-                         f"(got act_banks={text!r})") from None
+        raise DPPError(
+            f"act_banks must be 0, a power of two or a multiple of the lanes such as 2x (got act_banks={text!r})"
+        ) from None
     if banks < 0 or banks & (banks - 1):
         raise DPPError(f"act_banks must be 0 (per-lane replicas) or a power of two (got act_banks={banks})")
     return banks
 
 
-def realistic_weights(rng: np.random.Generator, rows: int, cols: int, weight_bits: int,
-                      row_spread: float = 0.5) -> np.ndarray:
+def realistic_weights(
+    rng: np.random.Generator, rows: int, cols: int, weight_bits: int, row_spread: float = 0.5
+) -> np.ndarray:
     """Integer weights ``round(N(0,1) * row_scale)`` clipped to signed ``weight_bits``; rows differ in scale."""
     lo, hi = signed_range(weight_bits)
     row_scale = np.exp(rng.normal(0.0, row_spread, size=(rows, 1)))
@@ -81,8 +107,9 @@ def requant_for(fan_in: int, weight_bits: int, act_bits: int, out_bits: int) -> 
     return multiplier, shift
 
 
-def random_inputs(rng: np.random.Generator, rows: int, cols: int, batch: int, act_bits: int,
-                  acc_bits: int) -> tuple[np.ndarray, np.ndarray]:
+def random_inputs(
+    rng: np.random.Generator, rows: int, cols: int, batch: int, act_bits: int, acc_bits: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Activations uniform over signed ``act_bits`` and biases well inside the accumulator."""
     lo, hi = signed_range(act_bits)
     x = rng.integers(lo, hi + 1, size=(batch, cols))
@@ -91,8 +118,16 @@ def random_inputs(rng: np.random.Generator, rows: int, cols: int, batch: int, ac
     return x.astype(np.int64), bias.astype(np.int64)
 
 
-def layer_for(params: ArrayParams, w: np.ndarray, rng: np.random.Generator, batch: int, *,
-              n: int | None = None, block: int | None = None, relu: bool = True) -> Layer:
+def layer_for(
+    params: ArrayParams,
+    w: np.ndarray,
+    rng: np.random.Generator,
+    batch: int,
+    *,
+    n: int | None = None,
+    block: int | None = None,
+    relu: bool = True,
+) -> Layer:
     """A complete layer for ``params``' array from dense weights ``w``, pruned to density ``k / n``.
 
     ``n`` and ``block`` default to the build's; the baselines pass the k-of-n layer's ``n`` and ``block``.

@@ -34,8 +34,9 @@ def test_no_package_imports_a_layer_above_it(package: str) -> None:
         rel = path.relative_to(ROOT).as_posix()
         if rel in LEAVES:
             continue
-        bad += [f"{rel}:{line} imports {mod}" for line, mod in imports_of(path)
-                if mod.split(".")[0] in FORBIDDEN[package]]
+        bad += [
+            f"{rel}:{line} imports {mod}" for line, mod in imports_of(path) if mod.split(".")[0] in FORBIDDEN[package]
+        ]
     assert not bad, "\n".join(bad)
 
 
@@ -46,7 +47,11 @@ def test_the_scanner_sees_imports_inside_functions(tmp_path: Path) -> None:
 
 
 def test_nothing_in_the_packages_imports_the_old_cli_path() -> None:
-    users = [f"{p.relative_to(ROOT)}:{line}" for pkg in ("dpp", "rtl", "sim", "analysis")
-             for p in (ROOT / pkg).rglob("*.py") for line, mod in imports_of(p)
-             if mod == "dpp.cli" or mod.startswith("dpp.cli.")]
+    users = [
+        f"{p.relative_to(ROOT)}:{line}"
+        for pkg in ("dpp", "rtl", "sim", "analysis")
+        for p in (ROOT / pkg).rglob("*.py")
+        for line, mod in imports_of(p)
+        if mod == "dpp.cli" or mod.startswith("dpp.cli.")
+    ]
     assert not users, users

@@ -9,8 +9,9 @@ from pathlib import Path
 
 def dpp(cwd: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     """``dpp ARGS`` run from ``cwd`` (``python -m analysis.cli``: the same entry point as the console script)."""
-    return subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def assert_one_line(proc: subprocess.CompletedProcess, needle: str) -> None:

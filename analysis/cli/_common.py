@@ -18,6 +18,5 @@ def check_new_run_dir(out: Path, force: bool, marker: str = "result.json", optio
     """``out`` checked writable; refused when it already holds a finished result (``marker``) unless ``force``."""
     path = check_out_dir(out, option)
     if (path / marker).exists() and not force:
-        raise PathError(f"{option} {path} already holds {marker}: pass --force to overwrite it, or choose a new "
-                        f"folder")
+        raise PathError(f"{option} {path} already holds {marker}: pass --force to overwrite it, or choose a new folder")
     return path

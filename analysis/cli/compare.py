@@ -26,46 +26,76 @@ from dpp.serialize import atomic_write_text
 
 def compare(
     model: str = typer.Option("lenet300", "--model", help="lenet300 | lenet5 | digits (without --preset)."),
-    methods: str | None = typer.Option(None, "--methods", help="Comma-separated methods (default: "
-                                       f"{ALL_METHODS}; with --preset: dpp_paper,dpp_warmup,magnitude,srste,"
-                                       "random,magnitude_qat)."),
-    grid: str | None = typer.Option(None, "--grid", help="Comma-separated k/n pairs (default 1/8,2/8; with "
-                                    "--preset 1/8,2/8,4/8)."),
+    methods: str | None = typer.Option(
+        None,
+        "--methods",
+        help="Comma-separated methods (default: "
+        f"{ALL_METHODS}; with --preset: dpp_paper,dpp_warmup,magnitude,srste,"
+        "random,magnitude_qat).",
+    ),
+    grid: str | None = typer.Option(
+        None, "--grid", help="Comma-separated k/n pairs (default 1/8,2/8; with --preset 1/8,2/8,4/8)."
+    ),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
-    epochs: int | None = typer.Option(None, "--epochs", help="Epoch budget of every run (default 20; with --preset "
-                                      "the paper recipe's reference budget, 40)."),
-    dpp_bits: str = typer.Option("4", "--dpp-bits", help="Extra DPP runs with these weight bits ('' for none; "
-                                 "without --preset)."),
-    recipe: str = typer.Option(DEFAULT_RECIPE, "--recipe", help=f"Recipe of the DPP runs without --preset: "
-                               f"{' | '.join(RECIPE_NAMES)} (see dpp train --help)."),
+    epochs: int | None = typer.Option(
+        None,
+        "--epochs",
+        help="Epoch budget of every run (default 20; with --preset the paper recipe's reference budget, 40).",
+    ),
+    dpp_bits: str = typer.Option(
+        "4", "--dpp-bits", help="Extra DPP runs with these weight bits ('' for none; without --preset)."
+    ),
+    recipe: str = typer.Option(
+        DEFAULT_RECIPE,
+        "--recipe",
+        help=f"Recipe of the DPP runs without --preset: {' | '.join(RECIPE_NAMES)} (see dpp train --help).",
+    ),
     logit_lr: float | None = typer.Option(None, "--logit-lr", help="DPP logit learning rate."),
     noise_scale: float | None = typer.Option(None, "--noise-scale", help="DPP Gumbel noise factor."),
     entropy_weight: float | None = typer.Option(None, "--entropy-weight", help="DPP entropy regulariser."),
-    warmup_fraction: float | None = typer.Option(None, "--warmup-fraction",
-                                                 help="DPP: share of epochs trained dense before masking."),
+    warmup_fraction: float | None = typer.Option(
+        None, "--warmup-fraction", help="DPP: share of epochs trained dense before masking."
+    ),
     init: str | None = typer.Option(None, "--init", help="DPP logit init: normal | magnitude."),
-    preset: str | None = typer.Option(None, "--preset", help="Run a whole study: paper (LeNet-300-100 and LeNet-5 "
-                                      "on MNIST-5k, + full Fashion-MNIST where installed; k/n 1/8, 2/8, 4/8 at "
-                                      "weight, kernel, filter level; DPP paper and warm-up recipes, magnitude, "
-                                      "SR-STE, random, magnitude_qat; float and 8/4/2/1-bit weights; 3 seeds)."),
-    models: str | None = typer.Option(None, "--models", help="--preset: comma-separated models (lenet300, lenet5, "
-                                      "digits; MODEL@fashion for full Fashion-MNIST)."),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        help="Run a whole study: paper (LeNet-300-100 and LeNet-5 "
+        "on MNIST-5k, + full Fashion-MNIST where installed; k/n 1/8, 2/8, 4/8 at "
+        "weight, kernel, filter level; DPP paper and warm-up recipes, magnitude, "
+        "SR-STE, random, magnitude_qat; float and 8/4/2/1-bit weights; 3 seeds).",
+    ),
+    models: str | None = typer.Option(
+        None,
+        "--models",
+        help="--preset: comma-separated models (lenet300, lenet5, digits; MODEL@fashion for full Fashion-MNIST).",
+    ),
     granularities: str | None = typer.Option(None, "--granularities", help="--preset: weight,kernel,filter subset."),
     bits: str | None = typer.Option(None, "--bits", help="--preset: weight bits, e.g. float,8,4,2,1."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="--preset: list the runs and the estimated wall time, "
-                                 "train nothing."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="--preset: list the runs and the estimated wall time, train nothing."
+    ),
     serial: bool = typer.Option(False, "--serial", help="--preset: train in this process, one run after another."),
-    scheduler: str | None = typer.Option(None, "--scheduler", help="--preset: address of an existing Dask "
-                                         "scheduler (tcp://host:port)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="--preset: address of an existing Dask scheduler (tcp://host:port)."
+    ),
     workers: int | None = typer.Option(None, "--workers", help="--preset: workers of the local Dask cluster."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="--preset: show a progress bar."),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads per run."),
-    out: Path = typer.Option(..., "--out", help="Folder for compare.json and compare.csv (with --preset: the "
-                             "study folder, see analysis/compare_study.py)."),
-    data: str | None = typer.Option(None, "--data", help="SPEC: mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR "
-                                    "(without --preset; default: the model's data)."),
-    normalize: str | None = typer.Option(None, "--normalize", help="MEAN,STD[;MEAN,STD...] per channel (without "
-                                         "--preset)."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Folder for compare.json and compare.csv (with --preset: the "
+        "study folder, see analysis/compare_study.py).",
+    ),
+    data: str | None = typer.Option(
+        None,
+        "--data",
+        help="SPEC: mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR (without --preset; default: the model's data).",
+    ),
+    normalize: str | None = typer.Option(
+        None, "--normalize", help="MEAN,STD[;MEAN,STD...] per channel (without --preset)."
+    ),
 ) -> None:
     """Run DPP and the baselines on the same data and epoch budget; print and write the tables."""
     out = check_out_dir(out)
@@ -73,23 +103,69 @@ def compare(
     if preset is not None and (data is not None or normalize is not None):
         raise DPPError("--data and --normalize apply without --preset (a study uses its models' own data)")
     if preset is not None:
-        _study(preset, models, granularities, grid, methods, bits, seeds, epochs, dry_run, serial, scheduler,
-               workers, progress, threads, out)
+        _study(
+            preset,
+            models,
+            granularities,
+            grid,
+            methods,
+            bits,
+            seeds,
+            epochs,
+            dry_run,
+            serial,
+            scheduler,
+            workers,
+            progress,
+            threads,
+            out,
+        )
         return
-    for name, value in (("--models", models), ("--granularities", granularities), ("--bits", bits),
-                        ("--scheduler", scheduler), ("--workers", workers)):
+    for name, value in (
+        ("--models", models),
+        ("--granularities", granularities),
+        ("--bits", bits),
+        ("--scheduler", scheduler),
+        ("--workers", workers),
+    ):
         if value is not None:
             raise DPPError(f"{name} applies to --preset studies (got {name} {value} without --preset)")
     if dry_run or serial:
         raise DPPError("--dry-run and --serial apply to --preset studies (got one without --preset)")
-    _single(model, methods or ALL_METHODS, grid or "1/8,2/8", seeds, 20 if epochs is None else epochs, dpp_bits,
-            recipe, dict(logit_lr=logit_lr, noise_scale=noise_scale, entropy_weight=entropy_weight,
-                         warmup_fraction=warmup_fraction, init=init), threads, out,
-            dict(data_spec=data, normalize=normalize))
+    _single(
+        model,
+        methods or ALL_METHODS,
+        grid or "1/8,2/8",
+        seeds,
+        20 if epochs is None else epochs,
+        dpp_bits,
+        recipe,
+        dict(
+            logit_lr=logit_lr,
+            noise_scale=noise_scale,
+            entropy_weight=entropy_weight,
+            warmup_fraction=warmup_fraction,
+            init=init,
+        ),
+        threads,
+        out,
+        dict(data_spec=data, normalize=normalize),
+    )
 
 
-def _single(model: str, methods: str, grid: str, seeds: str, epochs: int, dpp_bits: str, recipe: str,
-            overrides: dict, threads: int, out: Path, sources: dict | None = None) -> None:
+def _single(
+    model: str,
+    methods: str,
+    grid: str,
+    seeds: str,
+    epochs: int,
+    dpp_bits: str,
+    recipe: str,
+    overrides: dict,
+    threads: int,
+    out: Path,
+    sources: dict | None = None,
+) -> None:
     import torch
 
     from dpp.compare import run_compare
@@ -98,25 +174,42 @@ def _single(model: str, methods: str, grid: str, seeds: str, epochs: int, dpp_bi
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     console = Console()
-    rows = run_compare(model, method_list, parse_grid(grid), parse_ints("seeds", seeds), epochs,
-                       parse_ints("dpp-bits", dpp_bits), overrides,
-                       on_run=lambda s: console.print(f"  {s['method']} k={s['k']} n={s['n']} bits={s['bits']} "
-                                                      f"seed={s['seed']}: {s['test_accuracy']:.4f}"),
-                       recipe=recipe, **(sources or {}))
+    rows = run_compare(
+        model,
+        method_list,
+        parse_grid(grid),
+        parse_ints("seeds", seeds),
+        epochs,
+        parse_ints("dpp-bits", dpp_bits),
+        overrides,
+        on_run=lambda s: console.print(
+            f"  {s['method']} k={s['k']} n={s['n']} bits={s['bits']} seed={s['seed']}: {s['test_accuracy']:.4f}"
+        ),
+        recipe=recipe,
+        **(sources or {}),
+    )
     table = Table(title=f"{model}: test accuracy over seeds {seeds}, {epochs} epochs")
     for col in ("method", "k/n", "weight bits", "density", "accuracy % (mean ± std)"):
         table.add_column(col, justify="left" if col == "method" else "right")
     lines = ["method,k,n,bits,density,accuracy_mean,accuracy_std,seeds"]
     for r in rows:
         kn = "-" if r["k"] is None else f"{r['k']}/{r['n']}"
-        table.add_row(r["method"], kn, str(r["bits"]), f"{r['density']:.4f}",
-                      f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f}")
-        lines.append(f"{r['method']},{r['k'] or ''},{r['n'] or ''},{r['bits']},{r['density']:.6f},"
-                     f"{r['accuracy_mean']:.6f},{r['accuracy_std']:.6f},{r['seeds']}")
+        table.add_row(
+            r["method"],
+            kn,
+            str(r["bits"]),
+            f"{r['density']:.4f}",
+            f"{100 * r['accuracy_mean']:.2f} ± {100 * r['accuracy_std']:.2f}",
+        )
+        lines.append(
+            f"{r['method']},{r['k'] or ''},{r['n'] or ''},{r['bits']},{r['density']:.6f},"
+            f"{r['accuracy_mean']:.6f},{r['accuracy_std']:.6f},{r['seeds']}"
+        )
     console.print(table)
     atomic_write_text(out / "compare.csv", "\n".join(lines) + "\n")
-    atomic_write_text(out / "compare.json", json.dumps(dict(model=model, epochs=epochs, recipe=recipe, rows=rows),
-                                                       indent=2) + "\n")
+    atomic_write_text(
+        out / "compare.json", json.dumps(dict(model=model, epochs=epochs, recipe=recipe, rows=rows), indent=2) + "\n"
+    )
     console.print(f"saved {out / 'compare.csv'}")
 
 
@@ -124,9 +217,23 @@ def _split(text: str | None) -> tuple[str, ...] | None:
     return None if text is None else tuple(v.strip() for v in text.split(",") if v.strip())
 
 
-def _study(preset_name: str, models: str | None, granularities: str | None, grid: str | None,
-           methods: str | None, bits: str | None, seeds: str, epochs: int | None, dry_run: bool, serial: bool,
-           scheduler: str | None, workers: int | None, progress: bool, threads: int, out: Path) -> None:
+def _study(
+    preset_name: str,
+    models: str | None,
+    granularities: str | None,
+    grid: str | None,
+    methods: str | None,
+    bits: str | None,
+    seeds: str,
+    epochs: int | None,
+    dry_run: bool,
+    serial: bool,
+    scheduler: str | None,
+    workers: int | None,
+    progress: bool,
+    threads: int,
+    out: Path,
+) -> None:
     from dpp.compare import (
         STUDY_METHODS,
         estimate_seconds,
@@ -150,14 +257,20 @@ def _study(preset_name: str, models: str | None, granularities: str | None, grid
         bad = [m for m in method_list if m not in STUDY_METHODS]
         if bad or not method_list:
             raise DPPError(f"--methods of a study must be among {', '.join(STUDY_METHODS)} (got {methods!r})")
-    preset = shrink_preset(preset_named(preset_name), granularities=grans, methods=method_list,
-                           grid=None if grid is None else tuple(parse_grid(grid)),
-                           bits=None if bits is None else parse_bits_list(bits),
-                           seeds=tuple(parse_ints("seeds", seeds)), epochs=epochs)
+    preset = shrink_preset(
+        preset_named(preset_name),
+        granularities=grans,
+        methods=method_list,
+        grid=None if grid is None else tuple(parse_grid(grid)),
+        bits=None if bits is None else parse_bits_list(bits),
+        seeds=tuple(parse_ints("seeds", seeds)),
+        epochs=epochs,
+    )
     points, skipped = study_plan(preset, models=_split(models))
     if not points:
-        raise DPPError("the study has no runs left after the options (check --models, --granularities, "
-                       "--methods, --bits, --grid)")
+        raise DPPError(
+            "the study has no runs left after the options (check --models, --granularities, --methods, --bits, --grid)"
+        )
     console = Console()
     for line in skipped:
         console.print(f"skipped: {line}")
@@ -171,23 +284,50 @@ def _study(preset_name: str, models: str | None, granularities: str | None, grid
     if dry_run:
         _print_plan(console, points, done, ids)
         lanes = 1 if serial else (workers or 1)
-        console.print(f"{len(points)} runs, {len(points) - len(todo)} already finished in {out}; the other "
-                      f"{len(todo)} take about {_duration(seconds)} on one core"
-                      + (f" ({_duration(seconds / lanes)} on {lanes} workers)" if lanes > 1 else "")
-                      + " (rough: dpp.compare.EPOCH_SECONDS_PER_1K)")
+        console.print(
+            f"{len(points)} runs, {len(points) - len(todo)} already finished in {out}; the other "
+            f"{len(todo)} take about {_duration(seconds)} on one core"
+            + (f" ({_duration(seconds / lanes)} on {lanes} workers)" if lanes > 1 else "")
+            + " (rough: dpp.compare.EPOCH_SECONDS_PER_1K)"
+        )
         return
-    console.print(f"study {preset.name}: {len(points)} runs, {len(points) - len(todo)} already finished, "
-                  f"{len(todo)} to train (about {_duration(seconds)} on one core)")
-    res = run_study(points, skipped, out, preset, serial=serial, scheduler=scheduler, n_workers=workers,
-                    progress=progress, threads=threads)
+    console.print(
+        f"study {preset.name}: {len(points)} runs, {len(points) - len(todo)} already finished, "
+        f"{len(todo)} to train (about {_duration(seconds)} on one core)"
+    )
+    res = run_study(
+        points,
+        skipped,
+        out,
+        preset,
+        serial=serial,
+        scheduler=scheduler,
+        n_workers=workers,
+        progress=progress,
+        threads=threads,
+    )
     from analysis.commands_log import record_command
 
-    record_command(out, "compare", {"preset": preset.name, "runs": len(points), "models": models,
-                                    "granularities": granularities, "grid": grid, "methods": methods,
-                                    "bits": bits, "seeds": seeds, "epochs": preset.epochs,
-                                    "mode": "serial" if serial else (scheduler or "local Dask cluster")})
-    console.print(f"{len(res.runs)} finished runs in {out} ({res.computed} trained now, {res.reused} reused) → "
-                  f"{res.runs_csv.name}, {res.summary_csv.name}; dpp report {out} --out REPORT/ shows them")
+    record_command(
+        out,
+        "compare",
+        {
+            "preset": preset.name,
+            "runs": len(points),
+            "models": models,
+            "granularities": granularities,
+            "grid": grid,
+            "methods": methods,
+            "bits": bits,
+            "seeds": seeds,
+            "epochs": preset.epochs,
+            "mode": "serial" if serial else (scheduler or "local Dask cluster"),
+        },
+    )
+    console.print(
+        f"{len(res.runs)} finished runs in {out} ({res.computed} trained now, {res.reused} reused) → "
+        f"{res.runs_csv.name}, {res.summary_csv.name}; dpp report {out} --out REPORT/ shows them"
+    )
 
 
 def _print_plan(console: Console, points: list[dict], done: set[str], ids: list[tuple[str, dict]]) -> None:
@@ -195,8 +335,13 @@ def _print_plan(console: Console, points: list[dict], done: set[str], ids: list[
     total: Counter = Counter()
     finished: Counter = Counter()
     for pid, p in ids:
-        key = (p["model"] + ("" if p["data"] in ("mnist5k", "digits") else "@fashion"), p["granularity"],
-               f"{p['k']}/{p['n']}", p["method"], "float" if p["bits"] is None else str(p["bits"]))
+        key = (
+            p["model"] + ("" if p["data"] in ("mnist5k", "digits") else "@fashion"),
+            p["granularity"],
+            f"{p['k']}/{p['n']}",
+            p["method"],
+            "float" if p["bits"] is None else str(p["bits"]),
+        )
         total[key] += 1
         finished[key] += pid in done
     table = Table(title=f"{len(points)} runs of {points[0]['epochs']} epochs")

@@ -18,10 +18,12 @@ def export(
     out: Path = typer.Option(..., "--out", help="Folder for network.json and the layer matrices."),
     bits: int | None = typer.Option(None, "--bits", help="Weight bits for a full-precision run (default 8)."),
     threads: int = typer.Option(1, "--threads"),
-    data: str | None = typer.Option(None, "--data", help="SPEC of the images the agreement is measured on "
-                                    "(default: the run's data)."),
-    normalize: str | None = typer.Option(None, "--normalize", help="MEAN,STD[;...]: must be the run's own "
-                                         "(default: the run's, recorded in its config)."),
+    data: str | None = typer.Option(
+        None, "--data", help="SPEC of the images the agreement is measured on (default: the run's data)."
+    ),
+    normalize: str | None = typer.Option(
+        None, "--normalize", help="MEAN,STD[;...]: must be the run's own (default: the run's, recorded in its config)."
+    ),
 ) -> None:
     """Write the integer network (k-of-n matrices + manifest) and report agreement with the torch model."""
     import torch
@@ -33,6 +35,8 @@ def export(
         report = run_export(run_dir, out, bits, data=data, normalize=normalize)
     console = Console()
     console.print(f"saved {report['network']}")
-    console.print(f"agreement with the fake-quantised torch model: {report['identical']}/{report['images']} "
-                  f"= {100 * report['agreement']:.2f} %  (torch acc {report['torch_accuracy']:.4f}, "
-                  f"integer acc {report['int_accuracy']:.4f})")
+    console.print(
+        f"agreement with the fake-quantised torch model: {report['identical']}/{report['images']} "
+        f"= {100 * report['agreement']:.2f} %  (torch acc {report['torch_accuracy']:.4f}, "
+        f"integer acc {report['int_accuracy']:.4f})"
+    )

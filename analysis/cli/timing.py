@@ -21,18 +21,27 @@ TIMING_SCHEMA_VERSION = 1
 def format_report(r: Any) -> list[str]:
     """The lines ``dpp timing`` prints for a :class:`analysis.timing.TimingReport` that fits."""
     counters = "with" if r.counters else "without"
-    lines = [f"{r.top} on {r.part} ({r.flow}, seed {r.seed}, target {r.target_mhz:g} MHz, {counters} the "
-             f"performance counters)"]
+    lines = [
+        f"{r.top} on {r.part} ({r.flow}, seed {r.seed}, target {r.target_mhz:g} MHz, {counters} the "
+        f"performance counters)"
+    ]
     cp = r.critical_path
-    delay = (f" (critical path {cp.delay_ns:.2f} ns: {cp.logic_ns:.2f} logic + {cp.routing_ns:.2f} routing)"
-             if cp and r.flow != "osu018" else "")
+    delay = (
+        f" (critical path {cp.delay_ns:.2f} ns: {cp.logic_ns:.2f} logic + {cp.routing_ns:.2f} routing)"
+        if cp and r.flow != "osu018"
+        else ""
+    )
     lines.append(f"Fmax: {r.fmax_mhz:.2f} MHz{delay}")
     if r.flow == "osu018":
-        lines.append(f"cells: {r.cell_area_um2:.0f} um^2 without the harness, {r.ffs} flip-flops "
-                     f"({r.harness_ffs} in the harness)")
+        lines.append(
+            f"cells: {r.cell_area_um2:.0f} um^2 without the harness, {r.ffs} flip-flops "
+            f"({r.harness_ffs} in the harness)"
+        )
     else:
-        lines.append(f"utilisation: {r.luts} LUT4, {r.ffs} FF ({r.harness_ffs} in the harness), "
-                     f"{r.dsp_blocks} DSP/MULT, {r.bram_blocks} BRAM")
+        lines.append(
+            f"utilisation: {r.luts} LUT4, {r.ffs} FF ({r.harness_ffs} in the harness), "
+            f"{r.dsp_blocks} DSP/MULT, {r.bram_blocks} BRAM"
+        )
     if cp:
         lines += [f"critical path through: {' > '.join(cp.parts)}", f"  from {cp.start}", f"  to   {cp.end}"]
     lines.append("tools: " + ", ".join(f"{k} {v}" for k, v in r.tool_versions.items()))
@@ -53,15 +62,31 @@ def timing(
     max_cols: int = typer.Option(64, "--max-cols", help="Largest layer: input columns."),
     max_batch: int = typer.Option(4, "--max-batch", help="Largest batch of input vectors per run."),
     max_nnz: int = typer.Option(0, "--max-nnz", help="csr: most non-zeros one PE stores (0 = full rows)."),
-    act_banks: str = typer.Option("0", "--act-banks", help="csr: 0 = a private activation replica per lane; B "
-                                  "(a power of two) or Nx (N times the pes*k lanes) = one memory in B banks."),
-    flow: str = typer.Option("ecp5", "--flow", help="ecp5 (LFE5U-85F), ice40 (iCE40HX8K) or osu018 (OSU 0.18 um "
-                             "cells + OpenSTA; needs apt-get install opensta qflow-tech-osu018)."),
+    act_banks: str = typer.Option(
+        "0",
+        "--act-banks",
+        help="csr: 0 = a private activation replica per lane; B "
+        "(a power of two) or Nx (N times the pes*k lanes) = one memory in B banks.",
+    ),
+    flow: str = typer.Option(
+        "ecp5",
+        "--flow",
+        help="ecp5 (LFE5U-85F), ice40 (iCE40HX8K) or osu018 (OSU 0.18 um "
+        "cells + OpenSTA; needs apt-get install opensta qflow-tech-osu018).",
+    ),
     seed: int = typer.Option(1, "--seed", help="nextpnr placement seed."),
-    target_mhz: float = typer.Option(0.0, "--target-mhz", help="Clock nextpnr aims at; 0 = the flow's default "
-                                     "(ecp5 100, ice40 50, osu018 100). Fmax is reported either way."),
-    counters: bool = typer.Option(False, "--counters/--no-counters", help="Keep the seven 48-bit performance "
-                                  "counters (as simulated) or leave them out (default: the array as deployed)."),
+    target_mhz: float = typer.Option(
+        0.0,
+        "--target-mhz",
+        help="Clock nextpnr aims at; 0 = the flow's default "
+        "(ecp5 100, ice40 50, osu018 100). Fmax is reported either way.",
+    ),
+    counters: bool = typer.Option(
+        False,
+        "--counters/--no-counters",
+        help="Keep the seven 48-bit performance "
+        "counters (as simulated) or leave them out (default: the array as deployed).",
+    ),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the result as JSON here."),
     timeout: float = typer.Option(3600.0, "--timeout", help="Seconds each tool may run before it is stopped."),
     cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse a cached result for the same design."),
@@ -81,22 +106,44 @@ def timing(
         raise DPPError(f"--target-mhz must be >= 0 (got {target_mhz})")
     if not timeout > 0:
         raise DPPError(f"--timeout must be > 0 seconds (got {timeout})")
-    params = ArrayParams(arch=arch, k=k, n=n, pes=pes, weight_bits=weight_bits, act_bits=act_bits,
-                         out_bits=out_bits, block=block, acc_bits=acc_bits, max_rows=max_rows, max_cols=max_cols,
-                         max_batch=max_batch, max_nnz=max_nnz,
-                         act_banks=parse_act_banks(act_banks, pes * k) if arch == "csr" else
-                         _no_banks(act_banks, arch))
+    params = ArrayParams(
+        arch=arch,
+        k=k,
+        n=n,
+        pes=pes,
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        out_bits=out_bits,
+        block=block,
+        acc_bits=acc_bits,
+        max_rows=max_rows,
+        max_cols=max_cols,
+        max_batch=max_batch,
+        max_nnz=max_nnz,
+        act_banks=parse_act_banks(act_banks, pes * k) if arch == "csr" else _no_banks(act_banks, arch),
+    )
     out = check_out_file(json_path, "--json") if json_path is not None else None
     if flow == "osu018":
         from analysis.timing_asic import require_osu018
 
         require_osu018()
 
-    report = timing_of_params(params, flow=flow, seed=seed, target_mhz=target_mhz or None, counters=counters,
-                              timeout_s=timeout, use_cache=cache)
+    report = timing_of_params(
+        params,
+        flow=flow,
+        seed=seed,
+        target_mhz=target_mhz or None,
+        counters=counters,
+        timeout_s=timeout,
+        use_cache=cache,
+    )
     if out is not None:
-        doc = {"schema": TIMING_SCHEMA, "schema_version": TIMING_SCHEMA_VERSION, "params": params.to_dict(),
-               **report.to_dict()}
+        doc = {
+            "schema": TIMING_SCHEMA,
+            "schema_version": TIMING_SCHEMA_VERSION,
+            "params": params.to_dict(),
+            **report.to_dict(),
+        }
         atomic_write_text(out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
     report.raise_if_unfit()
     for line in format_report(report):

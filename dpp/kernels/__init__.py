@@ -76,8 +76,17 @@ def build(name: str, extra_flags: tuple[str, ...] = ()) -> Path:
         wanted = os.environ.get("CC") or "cc, gcc or clang"
         raise KernelBuildError(f"no C compiler found (looked for {wanted} on PATH)")
     text = source.read_bytes()
-    key = hashlib.sha256(b"\0".join([text, _compiler_identity(cc).encode(), " ".join(flags).encode(),
-                                     platform.machine().encode(), _cpu_identity().encode()])).hexdigest()
+    key = hashlib.sha256(
+        b"\0".join(
+            [
+                text,
+                _compiler_identity(cc).encode(),
+                " ".join(flags).encode(),
+                platform.machine().encode(),
+                _cpu_identity().encode(),
+            ]
+        )
+    ).hexdigest()
     out_dir = cache_dir()
     target = out_dir / f"{name}-{key[:32]}.so"
     if target.is_file():
@@ -86,8 +95,9 @@ def build(name: str, extra_flags: tuple[str, ...] = ()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{name}-", suffix=".so", dir=out_dir)
     os.close(fd)
     try:
-        done = subprocess.run([cc, *flags, str(source), "-o", tmp], capture_output=True, text=True,
-                              timeout=COMPILE_TIMEOUT_SECONDS)
+        done = subprocess.run(
+            [cc, *flags, str(source), "-o", tmp], capture_output=True, text=True, timeout=COMPILE_TIMEOUT_SECONDS
+        )
         if done.returncode != 0:
             detail = (done.stderr or done.stdout).strip().splitlines()[:5]
             raise KernelBuildError(f"{cc} failed on {source.name} (exit {done.returncode}): " + " | ".join(detail))
@@ -106,6 +116,7 @@ def load(name: str, extra_flags: tuple[str, ...] = ()) -> ctypes.CDLL | None:
     try:
         return ctypes.CDLL(str(build(name, extra_flags)))
     except (KernelBuildError, OSError) as exc:
-        warnings.warn(f"dpp: C kernel {name!r} unavailable, using the slower torch path: {exc}", RuntimeWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"dpp: C kernel {name!r} unavailable, using the slower torch path: {exc}", RuntimeWarning, stacklevel=2
+        )
         return None

@@ -52,8 +52,7 @@ def random_layer(params: ArrayParams, rows: int, cols: int, batch: int, seed: in
     multiplier = int(rng.integers(1, 1 << 15))
     shift = min(48, max(1, (multiplier * typical).bit_length() - params.out_bits + 2))
     relu = bool(rng.integers(0, 2))
-    return RandomLayer(program_layer(params, W, x, bias, multiplier, shift, relu), W, x, bias, multiplier, shift,
-                       relu)
+    return RandomLayer(program_layer(params, W, x, bias, multiplier, shift, relu), W, x, bias, multiplier, shift, relu)
 
 
 def write_layer(rtl_dir: Path, prefix: Path, rows: int, cols: int, batch: int, seed: int) -> LayerProgram:
@@ -61,8 +60,13 @@ def write_layer(rtl_dir: Path, prefix: Path, rows: int, cols: int, batch: int, s
     params = ArrayParams.from_json((Path(rtl_dir) / "params.json").read_text())
     prog = random_layer(params, rows, cols, batch, seed).prog
     atomic_write_text(Path(f"{prefix}.hex"), program_text(prog))
-    expected = {"rows": prog.rows, "cols": prog.cols, "batch": prog.batch, "outputs": prog.expected.tolist(),
-                "row_nnz": None if prog.row_nnz is None else [int(v) for v in prog.row_nnz]}
+    expected = {
+        "rows": prog.rows,
+        "cols": prog.cols,
+        "batch": prog.batch,
+        "outputs": prog.expected.tolist(),
+        "row_nnz": None if prog.row_nnz is None else [int(v) for v in prog.row_nnz],
+    }
     atomic_write_text(Path(f"{prefix}.expected.json"), json.dumps(expected) + "\n")
     return prog
 
@@ -77,8 +81,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     params = ArrayParams.from_json((args.rtl_dir / "params.json").read_text())
-    prog = write_layer(args.rtl_dir, args.prefix, args.rows or params.max_rows, args.cols or params.max_cols,
-                       args.batch, args.seed)
+    prog = write_layer(
+        args.rtl_dir, args.prefix, args.rows or params.max_rows, args.cols or params.max_cols, args.batch, args.seed
+    )
     print(f"wrote {args.prefix}.hex ({len(prog.writes)} writes) and {args.prefix}.expected.json")
 
 

@@ -1,7 +1,5 @@
 """Area from real Yosys synthesis of one tiny Amaranth design (both flows, then the cache)."""
 
-
-
 from pathlib import Path
 
 import pytest
@@ -30,8 +28,13 @@ class TinyMac(wiring.Component):
         m.d.sync += self.acc.eq(self.acc + self.a * self.b)
         m.submodules.mem = mem = Memory(shape=8, depth=64, init=[])
         rp, wp = mem.read_port(), mem.write_port()
-        m.d.comb += [rp.addr.eq(self.addr), self.rd.eq(rp.data),
-                     wp.addr.eq(self.addr), wp.data.eq(self.wd), wp.en.eq(self.we)]
+        m.d.comb += [
+            rp.addr.eq(self.addr),
+            self.rd.eq(rp.data),
+            wp.addr.eq(self.addr),
+            wp.data.eq(self.wd),
+            wp.en.eq(self.we),
+        ]
         return m
 
 
@@ -83,8 +86,10 @@ def test_find_top_and_errors(tmp_path):
 
 
 def test_summarize_sums_luts_and_ffs():
-    stats = {"num_cells": 10, "num_cells_by_type": {"SB_LUT4": 5, "SB_DFF": 2, "SB_DFFER": 1, "SB_CARRY": 1,
-                                                    "SB_RAM40_4K": 1}}
+    stats = {
+        "num_cells": 10,
+        "num_cells_by_type": {"SB_LUT4": 5, "SB_DFF": 2, "SB_DFFER": 1, "SB_CARRY": 1, "SB_RAM40_4K": 1},
+    }
     r = area.summarize("ice40", stats, 100, "t", "x")
     assert (r.luts, r.ffs, r.carries, r.bram_blocks, r.bram_bits, r.memory_bits) == (5, 3, 1, 1, 4096, 100)
     assert r.transistors is None

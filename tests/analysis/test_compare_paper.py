@@ -17,14 +17,34 @@ from dpp.data import load_dataset
 
 torch.set_num_threads(1)
 runner = CliRunner()
+
+
 def said(result) -> str:
     """The command's output with rich's line wrapping undone."""
     return " ".join(result.output.split())
 
 
-TINY = ["compare", "--preset", "paper", "--models", "digits", "--grid", "1/8", "--granularities", "weight",
-        "--bits", "float,1", "--methods", "dpp_paper,magnitude,magnitude_qat", "--seeds", "0", "--epochs", "1",
-        "--serial", "--no-progress"]
+TINY = [
+    "compare",
+    "--preset",
+    "paper",
+    "--models",
+    "digits",
+    "--grid",
+    "1/8",
+    "--granularities",
+    "weight",
+    "--bits",
+    "float,1",
+    "--methods",
+    "dpp_paper,magnitude,magnitude_qat",
+    "--seeds",
+    "0",
+    "--epochs",
+    "1",
+    "--serial",
+    "--no-progress",
+]
 
 
 def test_paper_plan_counts_and_filter_densities(tmp_path):
@@ -33,18 +53,23 @@ def test_paper_plan_counts_and_filter_densities(tmp_path):
     # per k/n: 5 methods x 5 widths + magnitude_qat x 4 widths = 29 configurations, 3 seeds each
     assert len(points) == 12 * 29 * 3 and len(skipped) == 3
     assert len({json.dumps(p, sort_keys=True) for p in points}) == len(points)
-    assert (filter_kn("lenet300", 1, 8), filter_kn("lenet300", 2, 8), filter_kn("lenet300", 4, 8)) == \
-        (None, (1, 4), (2, 4))
+    assert (filter_kn("lenet300", 1, 8), filter_kn("lenet300", 2, 8), filter_kn("lenet300", 4, 8)) == (
+        None,
+        (1, 4),
+        (2, 4),
+    )
     assert (filter_kn("lenet5", 2, 8), filter_kn("lenet5", 4, 8), filter_kn("digits", 1, 8)) == (None, (1, 2), (1, 8))
     assert not any(p["method"] == "magnitude_qat" and p["bits"] is None for p in points)
-    assert {p["epochs"] for p in points} == {40} and {p["recipe"] for p in points if p["method"] == "dpp_warmup"} \
-        == {"warmup"}
+    assert {p["epochs"] for p in points} == {40} and {p["recipe"] for p in points if p["method"] == "dpp_warmup"} == {
+        "warmup"
+    }
     (tmp_path / "fashion").mkdir()
     with_fashion, _ = study_plan(PAPER_PRESET, fashion_dir=tmp_path / "fashion")
     assert len(with_fashion) == 2 * len(points)
     assert {p["data"] for p in with_fashion} == {"mnist5k", f"idx:{tmp_path / 'fashion'}"}
-    small, _ = study_plan(shrink_preset(PAPER_PRESET, seeds=(0,), bits=(None,), granularities=("weight",)),
-                          models=("lenet300",))
+    small, _ = study_plan(
+        shrink_preset(PAPER_PRESET, seeds=(0,), bits=(None,), granularities=("weight",)), models=("lenet300",)
+    )
     assert len(small) == 3 * 5
 
 
@@ -66,9 +91,13 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
     files = sorted((out / "points").glob("*.json"))
     assert len(files) == 5
     runs = [json.loads(f.read_text()) for f in files]
-    assert sorted((p["method"], p["bits"] or 0) for p in runs) == [("dpp_paper", 0), ("dpp_paper", 1),
-                                                                   ("magnitude", 0), ("magnitude", 1),
-                                                                   ("magnitude_qat", 1)]
+    assert sorted((p["method"], p["bits"] or 0) for p in runs) == [
+        ("dpp_paper", 0),
+        ("dpp_paper", 1),
+        ("magnitude", 0),
+        ("magnitude", 1),
+        ("magnitude_qat", 1),
+    ]
     for p in runs:
         assert 0.0 <= p["test_accuracy"] <= 1.0 and len(p["history"]) == 1
         assert "val_accuracy" in p["history"][0] and "test_accuracy" not in p["history"][0]
@@ -89,15 +118,26 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
     md = (report / "report.md").read_text()
     for needle in ("Claim 1", "Claim 2", "Claim 3", "DPP (paper recipe)", "magnitude, then QAT"):
         assert needle in md
-    assert {f.name for f in (report / "figures").iterdir()} == {"sparsity_digits_digits_weight.png",
-                                                               "bits_digits_digits_weight.png",
-                                                               "metrics_digits_digits_weight_1_8.png"}
+    assert {f.name for f in (report / "figures").iterdir()} == {
+        "sparsity_digits_digits_weight.png",
+        "bits_digits_digits_weight.png",
+        "metrics_digits_digits_weight_1_8.png",
+    }
 
 
 def test_interrupted_study_keeps_its_finished_runs(tmp_path, monkeypatch):
-    points, skipped = study_plan(shrink_preset(PAPER_PRESET, seeds=(0,), bits=(None,), granularities=("weight",),
-                                               grid=((1, 8),), methods=("magnitude", "random", "srste"), epochs=1),
-                                 models=("digits",))
+    points, skipped = study_plan(
+        shrink_preset(
+            PAPER_PRESET,
+            seeds=(0,),
+            bits=(None,),
+            granularities=("weight",),
+            grid=((1, 8),),
+            methods=("magnitude", "random", "srste"),
+            epochs=1,
+        ),
+        models=("digits",),
+    )
     real = compare_study.evaluate_run
     seen: list[str] = []
 

@@ -11,8 +11,15 @@ KB = 8 * 1024  # bits in a kilobyte
 
 
 def counters(**over):
-    base = dict(cycles=50, mac_ops=100, lane_idle_cycles=10, weight_bits_read=800, index_bits_read=200,
-                act_bits_read=800, out_bits_written=64)
+    base = dict(
+        cycles=50,
+        mac_ops=100,
+        lane_idle_cycles=10,
+        weight_bits_read=800,
+        index_bits_read=200,
+        act_bits_read=800,
+        out_bits_written=64,
+    )
     base.update(over)
     return base
 
@@ -22,8 +29,16 @@ def test_hand_computed_layer():
     e = energy.layer_energy(counters(), weight_bits=8, act_bits=8, acc_bits=24, memory_bits=mem, batch=2)
     # by hand: mult 0.2, add 0.03*24/8=0.09, acc reg 24*0.03/8=0.09 per MAC; idle 0.5*40*0.03/8=0.075;
     # SRAM per bit: 8 KB 10/64, 32 KB 20/64, 1 MB 100/64
-    want = {"mac_mult": 20.0, "mac_add": 9.0, "acc_register": 9.0, "idle_lanes": 0.75, "weight_read": 125.0,
-            "index_read": 31.25, "act_read": 250.0, "out_write": 100.0}
+    want = {
+        "mac_mult": 20.0,
+        "mac_add": 9.0,
+        "acc_register": 9.0,
+        "idle_lanes": 0.75,
+        "weight_read": 125.0,
+        "index_read": 31.25,
+        "act_read": 250.0,
+        "out_write": 100.0,
+    }
     assert e.components_pj == pytest.approx(want)
     assert e.total_pj == pytest.approx(545.0)
     assert e.per_inference_pj == pytest.approx(272.5)
@@ -33,8 +48,7 @@ def test_hand_computed_layer():
 
 def test_zero_counters_cost_nothing():
     zero = {k: 0 for k in energy.COUNTERS}
-    e = energy.layer_energy(zero, weight_bits=4, act_bits=4, acc_bits=12,
-                            memory_bits={m: 0 for m in energy.MEMORIES})
+    e = energy.layer_energy(zero, weight_bits=4, act_bits=4, acc_bits=12, memory_bits={m: 0 for m in energy.MEMORIES})
     assert e.total_pj == 0.0
 
 
@@ -58,13 +72,13 @@ def test_sram_energy_grows_with_size_and_floors():
 def test_network_sum_and_errors():
     mem = {m: 8 * KB for m in energy.MEMORIES}
     a = energy.layer_energy(counters(), weight_bits=8, act_bits=8, acc_bits=24, memory_bits=mem, batch=2)
-    b = energy.layer_energy(counters(mac_ops=0), weight_bits=8, act_bits=8, acc_bits=24, memory_bits=mem,
-                            batch=2)
+    b = energy.layer_energy(counters(mac_ops=0), weight_bits=8, act_bits=8, acc_bits=24, memory_bits=mem, batch=2)
     net = energy.network_energy([a, b])
     assert net.total_pj == pytest.approx(a.total_pj + b.total_pj) and net.cycles == 100
     with pytest.raises(ValueError, match="same batch"):
-        energy.network_energy([a, energy.layer_energy(counters(), weight_bits=8, act_bits=8, acc_bits=24,
-                                                      memory_bits=mem, batch=1)])
+        energy.network_energy(
+            [a, energy.layer_energy(counters(), weight_bits=8, act_bits=8, acc_bits=24, memory_bits=mem, batch=1)]
+        )
     with pytest.raises(ValueError, match=r"missing \['mac_ops'\]"):
         bad = counters()
         del bad["mac_ops"]

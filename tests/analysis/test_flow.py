@@ -22,10 +22,31 @@ pytest.importorskip("torch")
 def flow_result(tmp_path_factory) -> tuple[dict, Path]:
     """``dpp flow`` as a user runs it: a subprocess, in a folder that is not the repository, relative --out."""
     user = tmp_path_factory.mktemp("user")
-    args = ["flow", "--quick", "--model", "digits", "--k", "1", "--n", "4", "--bits", "4", "--epochs", "2",
-            "--images", "24", "--pes", "4", "--threads", "2", "--out", "results/flow"]
-    proc = subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=user, capture_output=True, text=True,
-                          timeout=1200)
+    args = [
+        "flow",
+        "--quick",
+        "--model",
+        "digits",
+        "--k",
+        "1",
+        "--n",
+        "4",
+        "--bits",
+        "4",
+        "--epochs",
+        "2",
+        "--images",
+        "24",
+        "--pes",
+        "4",
+        "--threads",
+        "2",
+        "--out",
+        "results/flow",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", *args], cwd=user, capture_output=True, text=True, timeout=1200
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     out = user / "results" / "flow"
     return json.loads((out / "flow.json").read_text()), out
@@ -66,12 +87,14 @@ def test_csr_baseline_runs_its_own_unstructured_network(flow_result) -> None:
 def test_csr_net_same_on_banked_csr_and_bad_values_are_refused(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"csr_net must be one of \('unstructured', 'same'\) \(got 'dpp'\)"):
         FlowConfig(csr_net="dpp")
-    with pytest.raises(ValueError,
-                       match=r"act_banks must be 0 \(per-lane replicas\) or a power of two \(got act_banks=6\)"):
+    with pytest.raises(
+        ValueError, match=r"act_banks must be 0 \(per-lane replicas\) or a power of two \(got act_banks=6\)"
+    ):
         FlowConfig(act_banks=6)
     # the DPP network on an equal-memory (banked) CSR: bit-exact, counters = the banked model
-    cfg = FlowConfig(model="digits", k=1, n=4, bits=4, epochs=1, images=4, pes=4, csr_net="same",
-                     archs=("kofn", "csr"), act_banks=8)
+    cfg = FlowConfig(
+        model="digits", k=1, n=4, bits=4, epochs=1, images=4, pes=4, csr_net="same", archs=("kofn", "csr"), act_banks=8
+    )
     assert cfg.network_config("csr") is cfg
     result = run_flow(cfg, tmp_path, log=lambda _: None, report=False)
     assert flow_ok(result) and "csr_network" not in result
@@ -166,10 +189,13 @@ def test_lenet5_convolutions_bit_exact_in_rtl(tmp_path, granularity) -> None:
         assert 25 in blocks  # 5x5 kernels selected whole
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--act-banks", "3"], "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
-    (["--csr-net", "dpp"], "error: csr_net must be one of ('unstructured', 'same') (got 'dpp')"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--act-banks", "3"], "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
+        (["--csr-net", "dpp"], "error: csr_net must be one of ('unstructured', 'same') (got 'dpp')"),
+    ],
+)
 def test_cli_flow_bad_csr_options_fail_in_one_line_and_write_nothing(tmp_path, args, message) -> None:
     """As a user runs it: the installed entry point turns the ValueError into one line and exit status 2."""
     import subprocess
@@ -177,8 +203,7 @@ def test_cli_flow_bad_csr_options_fail_in_one_line_and_write_nothing(tmp_path, a
 
     out = tmp_path / "R"
     exe = str(Path(sys.executable).with_name("dpp"))
-    r = subprocess.run([exe, "flow", "--quick", "--out", str(out), *args], capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([exe, "flow", "--quick", "--out", str(out), *args], capture_output=True, text=True, timeout=600)
     assert r.returncode == 2
     assert r.stderr.strip() == message
     assert not out.exists()

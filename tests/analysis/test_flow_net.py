@@ -17,7 +17,7 @@ from dpp.network import IntNetwork
 
 pytest.importorskip("torch")
 
-TINY_RESNET = '''
+TINY_RESNET = """
 import torch
 from torch import nn
 
@@ -41,13 +41,14 @@ class TinyRes(nn.Module):
 
 def make():
     return TinyRes()
-'''
+"""
 IMAGES = 6
 
 
 def dpp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=1800)
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", *args], cwd=cwd, capture_output=True, text=True, timeout=1800
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc
 
@@ -56,11 +57,43 @@ def dpp(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 def flow(tmp_path_factory) -> tuple[dict, Path, Path]:
     user = tmp_path_factory.mktemp("user")
     (user / "tiny.py").write_text(TINY_RESNET)
-    dpp(user, "train", "--model-file", "tiny.py:make", "--data", "digits", "--bits", "4", "--k", "1", "--n", "4",
-        "--epochs", "2", "--threads", "2", "--out", "run")
+    dpp(
+        user,
+        "train",
+        "--model-file",
+        "tiny.py:make",
+        "--data",
+        "digits",
+        "--bits",
+        "4",
+        "--k",
+        "1",
+        "--n",
+        "4",
+        "--epochs",
+        "2",
+        "--threads",
+        "2",
+        "--out",
+        "run",
+    )
     dpp(user, "export", "run", "--out", "net")
-    proc = dpp(user, "flow", "--net", "net", "--data", "digits", "--images", str(IMAGES), "--archs", "kofn",
-               "--threads", "2", "--out", "flow")
+    proc = dpp(
+        user,
+        "flow",
+        "--net",
+        "net",
+        "--data",
+        "digits",
+        "--images",
+        str(IMAGES),
+        "--archs",
+        "kofn",
+        "--threads",
+        "2",
+        "--out",
+        "flow",
+    )
     assert "on the host: add, global_avgpool, reshape" in proc.stdout
     return json.loads((user / "flow" / "flow_net.json").read_text()), user / "flow", user / "net"
 
@@ -93,10 +126,17 @@ def test_the_report_says_which_ops_ran_where_and_the_share_of_macs(flow) -> None
     where = {n["name"]: (n["op"], n["where"], n["macs"]) for n in result["nodes"]}
     # per image, 8x8 positions: stem 4*9, conv 4*36, depthwise 4 groups of 1*9, head 10*4 MACs per position;
     # the residual add 2 per output (4 channels), the global pooling its 64 positions per output (10 channels)
-    assert sorted(where.values()) == sorted([
-        ("matmul", "array", 4 * 9 * 64), ("matmul", "array", 4 * 36 * 64), ("add", "host", 2 * 4 * 64),
-        ("matmul", "array", 4 * 9 * 64), ("matmul", "array", 10 * 4 * 64), ("global_avgpool", "host", 10 * 64),
-        ("reshape", "host", 0)])
+    assert sorted(where.values()) == sorted(
+        [
+            ("matmul", "array", 4 * 9 * 64),
+            ("matmul", "array", 4 * 36 * 64),
+            ("add", "host", 2 * 4 * 64),
+            ("matmul", "array", 4 * 9 * 64),
+            ("matmul", "array", 10 * 4 * 64),
+            ("global_avgpool", "host", 10 * 64),
+            ("reshape", "host", 0),
+        ]
+    )
     depthwise = next(n for n in result["nodes"] if n.get("groups") == 4)
     assert depthwise["arrays"] == {"kofn": ["kofn"]}
     array_macs = (4 * 9 + 4 * 36 + 4 * 9 + 10 * 4) * 64

@@ -18,43 +18,93 @@ def sweep_table() -> pd.DataFrame:
     """A sweep-shaped input table (values chosen by hand so the derived numbers are known)."""
     base = dict(layer="fc1", rows=32, cols=64, pes=4, weight_bits=8, act_bits=8, out_bits=8, batch=2, n=4)
     rows = []
-    for i, (arch, k, block, cycles, e_pj, bits, bound) in enumerate([
+    for i, (arch, k, block, cycles, e_pj, bits, bound) in enumerate(
+        [
             ("kofn", 1, 1, 250, 1234.5, 10.0, 10.0),
             ("kofn", 2, 1, 500, 2222.25, 10.0, 9.29248),
             ("csr", 1, 1, 700, 3000.0, 14.6445, 11.2341),
             ("csr", 2, 1, 1100, 4100.0, 13.5, 10.9),
             ("dense", 1, 1, 1000, 5000.0, 8.0, 8.0),
-            ("dense", 2, 1, 1000, 5000.0, 8.0, 8.0)]):
-        rows.append({**base, "point_id": f"p{i}", "arch": arch, "k": k, "block": block, "cycles": cycles,
-                     "density": k / 4 if arch != "dense" else 1.0, "bits_per_kept_weight": bits,
-                     "bound_bits_per_kept_weight": bound, "bits_per_dense_weight": bits * k / 4,
-                     "storage_total_bits": int(bits * 512 * k), "energy_per_inference_pj": e_pj / 2,
-                     "energy_total_pj": e_pj, "energy_mac_mult_pj": e_pj * 0.25,
-                     "energy_weight_read_pj": e_pj * 0.75, "area_ice40_luts": 100 * (i + 1)})
+            ("dense", 2, 1, 1000, 5000.0, 8.0, 8.0),
+        ]
+    ):
+        rows.append(
+            {
+                **base,
+                "point_id": f"p{i}",
+                "arch": arch,
+                "k": k,
+                "block": block,
+                "cycles": cycles,
+                "density": k / 4 if arch != "dense" else 1.0,
+                "bits_per_kept_weight": bits,
+                "bound_bits_per_kept_weight": bound,
+                "bits_per_dense_weight": bits * k / 4,
+                "storage_total_bits": int(bits * 512 * k),
+                "energy_per_inference_pj": e_pj / 2,
+                "energy_total_pj": e_pj,
+                "energy_mac_mult_pj": e_pj * 0.25,
+                "energy_weight_read_pj": e_pj * 0.75,
+                "area_ice40_luts": 100 * (i + 1),
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def make_results(root):
     root.mkdir(parents=True, exist_ok=True)
     sweep_table().to_csv(root / "sweep.csv", index=False)
-    for name, method, k, acc, conf in (("dpp_k1", "dpp", 1, 0.8765, [0.1, 0.5, 0.9]),
-                                       ("dpp_k2", "dpp", 2, 0.9432, [0.2, 0.6, 0.95]),
-                                       ("dense", "dense", 1, 0.9811, None)):
+    for name, method, k, acc, conf in (
+        ("dpp_k1", "dpp", 1, 0.8765, [0.1, 0.5, 0.9]),
+        ("dpp_k2", "dpp", 2, 0.9432, [0.2, 0.6, 0.95]),
+        ("dense", "dense", 1, 0.9811, None),
+    ):
         run = root / "runs" / name
         run.mkdir(parents=True)
-        (run / "result.json").write_text(json.dumps(dict(schema="dpp.run", model="digits", method=method, k=k, n=4,
-                                                         granularity="weight", test_accuracy=acc,
-                                                         density=1.0 if method == "dense" else k / 4)))
-        (run / "config.json").write_text(json.dumps(dict(model="digits", method=method, k=k, n=4, epochs=3,
-                                                         lr=0.001)))
+        (run / "result.json").write_text(
+            json.dumps(
+                dict(
+                    schema="dpp.run",
+                    model="digits",
+                    method=method,
+                    k=k,
+                    n=4,
+                    granularity="weight",
+                    test_accuracy=acc,
+                    density=1.0 if method == "dense" else k / 4,
+                )
+            )
+        )
+        (run / "config.json").write_text(json.dumps(dict(model="digits", method=method, k=k, n=4, epochs=3, lr=0.001)))
         if conf:
-            pd.DataFrame({"epoch": [0, 1, 2], "test_accuracy": [0.5, 0.7, acc], "conf_layer0": conf,
-                          "div_layer0": [0.9, 0.6, 0.3 + 0.01 * k]}).to_csv(run / "metrics.csv", index=False)
-    (root / "commands.json").write_text(json.dumps([
-        {"kind": "sweep", "command": "dpp sweep cfg.yaml --out R", "params": {"grid": {"k": [1, 2]}},
-         "cwd": "/x", "utc": "2026-01-01T00:00:00+00:00"},
-        {"kind": "train", "command": "dpp train --method dpp --k 1 --out R/runs/dpp_k1", "params": {"k": 1},
-         "cwd": "/x", "utc": "2026-01-01T00:00:00+00:00"}]))
+            pd.DataFrame(
+                {
+                    "epoch": [0, 1, 2],
+                    "test_accuracy": [0.5, 0.7, acc],
+                    "conf_layer0": conf,
+                    "div_layer0": [0.9, 0.6, 0.3 + 0.01 * k],
+                }
+            ).to_csv(run / "metrics.csv", index=False)
+    (root / "commands.json").write_text(
+        json.dumps(
+            [
+                {
+                    "kind": "sweep",
+                    "command": "dpp sweep cfg.yaml --out R",
+                    "params": {"grid": {"k": [1, 2]}},
+                    "cwd": "/x",
+                    "utc": "2026-01-01T00:00:00+00:00",
+                },
+                {
+                    "kind": "train",
+                    "command": "dpp train --method dpp --k 1 --out R/runs/dpp_k1",
+                    "params": {"k": 1},
+                    "cwd": "/x",
+                    "utc": "2026-01-01T00:00:00+00:00",
+                },
+            ]
+        )
+    )
     return root
 
 
@@ -80,8 +130,9 @@ def test_report_contains_the_input_numbers(tmp_path):
     assert list(front["arch"]) == ["kofn", "kofn", "dense", "dense"]
     per_layer = pd.read_csv(tmp_path / "REP" / "tables" / "energy.csv")
     # components are stored per layer run (batch 2) and reported per inference; they add up to the total
-    assert per_layer[["mac_mult_pj", "weight_read_pj"]].sum(axis=1).tolist() == \
-        pytest.approx(per_layer["energy_per_inference_pj"].tolist())
+    assert per_layer[["mac_mult_pj", "weight_read_pj"]].sum(axis=1).tolist() == pytest.approx(
+        per_layer["energy_per_inference_pj"].tolist()
+    )
     assert energy(1234.5 * 0.25 / 2) in page
     final = pd.read_csv(tmp_path / "REP" / "tables" / "mask_metrics_final.csv")
     assert set(zip(final.run, final.confidence)) == {("dpp_k1", 0.9), ("dpp_k2", 0.95)}
@@ -125,20 +176,45 @@ def test_network_designs_sum_layers_and_join_runs():
 
     base = dict(pes=4, weight_bits=8, act_bits=8, out_bits=8, batch=2, n=4, k=1)
     rows = []
-    for i, (arch, layer, block, e, c) in enumerate([("kofn", "conv", 1, 10.0, 100.0), ("kofn", "conv", 9, 7.0, 90.0),
-                                                    ("kofn", "fc", 1, 5.0, 50.0), ("dense", "conv", 1, 40.0, 400.0),
-                                                    ("dense", "fc", 1, 20.0, 200.0), ("csr", "conv", 1, 30.0, 300.0)]):
-        rows.append({**base, "point_id": f"p{i}", "arch": arch, "layer": layer, "block": block,
-                     "energy_per_inference_pj": e, "cycles_per_inference": c})
+    for i, (arch, layer, block, e, c) in enumerate(
+        [
+            ("kofn", "conv", 1, 10.0, 100.0),
+            ("kofn", "conv", 9, 7.0, 90.0),
+            ("kofn", "fc", 1, 5.0, 50.0),
+            ("dense", "conv", 1, 40.0, 400.0),
+            ("dense", "fc", 1, 20.0, 200.0),
+            ("csr", "conv", 1, 30.0, 300.0),
+        ]
+    ):
+        rows.append(
+            {
+                **base,
+                "point_id": f"p{i}",
+                "arch": arch,
+                "layer": layer,
+                "block": block,
+                "energy_per_inference_pj": e,
+                "cycles_per_inference": c,
+            }
+        )
     nets = rd.network_table(pd.DataFrame(rows))
-    got = {(r.arch, r.granularity): (r.energy_per_inference_pj, r.cycles_per_inference, r.layers)
-           for r in nets.itertuples()}
+    got = {
+        (r.arch, r.granularity): (r.energy_per_inference_pj, r.cycles_per_inference, r.layers)
+        for r in nets.itertuples()
+    }
     # csr lacks the fc layer, so it is no whole-network design
-    assert got == {("kofn", "weight"): (15.0, 150.0, 2), ("kofn", "kernel"): (12.0, 140.0, 2),
-                   ("dense", "weight"): (60.0, 600.0, 2)}
-    runs = pd.DataFrame([dict(run="a", method="dpp", arch="kofn", k=1, n=4, granularity="kernel", accuracy=0.9),
-                         dict(run="b", method="dense", arch="dense", k=1, n=8, granularity="weight", accuracy=0.95),
-                         dict(run="c", method="dpp", arch="kofn", k=2, n=4, granularity="weight", accuracy=0.8)])
+    assert got == {
+        ("kofn", "weight"): (15.0, 150.0, 2),
+        ("kofn", "kernel"): (12.0, 140.0, 2),
+        ("dense", "weight"): (60.0, 600.0, 2),
+    }
+    runs = pd.DataFrame(
+        [
+            dict(run="a", method="dpp", arch="kofn", k=1, n=4, granularity="kernel", accuracy=0.9),
+            dict(run="b", method="dense", arch="dense", k=1, n=8, granularity="weight", accuracy=0.95),
+            dict(run="c", method="dpp", arch="kofn", k=2, n=4, granularity="weight", accuracy=0.8),
+        ]
+    )
     sp = rd.network_speedups(nets).set_index("granularity")
     assert sp.loc["weight", "speedup_vs_dense"] == 4.0 and sp.loc["kernel", "speedup_vs_dense"] == 600 / 140
     assert sp.loc["weight", "energy_saving_vs_dense"] == 4.0 and "cycles_csr" not in sp.columns  # no CSR design
@@ -162,8 +238,13 @@ def test_report_on_a_real_sweep(tmp_path):
     from analysis import sweep
     from analysis.sweep_config import parse_config
 
-    cfg = parse_config({"grid": {"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2]},
-                        "layers": [{"name": "l", "rows": 8, "cols": 16}], "batch": 2})
+    cfg = parse_config(
+        {
+            "grid": {"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2]},
+            "layers": [{"name": "l", "rows": 8, "cols": 16}],
+            "batch": 2,
+        }
+    )
     caps = {"model": True, "rtl": False, "verilog": False}
     table = sweep.run_sweep(cfg, tmp_path / "R", serial=True, progress=False, caps=caps).table
     page = build_report(tmp_path / "R", tmp_path / "REP").html.read_text()
@@ -180,8 +261,13 @@ def test_banked_csr_points_are_their_own_design_in_the_report(tmp_path):
     from analysis.report_data import label_banked, speedup_table
     from analysis.sweep_config import parse_config
 
-    cfg = parse_config({"grid": {"arch": ["kofn", "csr"], "k": [1], "n": [4], "pes": [2], "act_banks": [0, 2]},
-                        "layers": [{"name": "l", "rows": 8, "cols": 16}], "batch": 2})
+    cfg = parse_config(
+        {
+            "grid": {"arch": ["kofn", "csr"], "k": [1], "n": [4], "pes": [2], "act_banks": [0, 2]},
+            "layers": [{"name": "l", "rows": 8, "cols": 16}],
+            "batch": 2,
+        }
+    )
     caps = {"model": True, "rtl": False, "verilog": False}
     if not caps["model"]:
         pytest.skip("sim.model not available")

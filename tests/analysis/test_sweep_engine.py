@@ -17,9 +17,13 @@ NO_HW = {"model": False, "rtl": False, "verilog": False}
 
 
 def raw_config(**over):
-    cfg = {"name": "t", "seed": 3, "batch": 2,
-           "grid": {"arch": ["kofn", "csr", "dense"], "k": [1, 2, 4], "n": [4], "block": [1, 2], "pes": [2]},
-           "layers": [{"name": "a", "rows": 8, "cols": 16}, {"name": "b", "rows": 4, "cols": 12, "block": [3]}]}
+    cfg = {
+        "name": "t",
+        "seed": 3,
+        "batch": 2,
+        "grid": {"arch": ["kofn", "csr", "dense"], "k": [1, 2, 4], "n": [4], "block": [1, 2], "pes": [2]},
+        "layers": [{"name": "a", "rows": 8, "cols": 16}, {"name": "b", "rows": 4, "cols": 12, "block": [3]}],
+    }
     cfg.update(over)
     return cfg
 
@@ -40,23 +44,29 @@ def test_grid_expansion_counts_dedupes_and_skips():
     assert (p0["max_rows"], p0["max_cols"], p0["max_batch"]) == (8, 16, 2)  # sized to the layer
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"colour": 1}, "unknown key 'colour' in the sweep config"),
-    ({"grid": {"k": [1], "n": [4], "lanes": [2]}}, "unknown key 'lanes' in grid"),
-    ({"grid": {"k": [1], "n": [4], "arch": ["sparse"]}}, "grid.arch values must be one of"),
-    ({"grid": {"k": [0], "n": [4]}}, r"grid.k value must be >= 1 \(got 0\)"),
-    ({"grid": {"k": ["two"], "n": [4]}}, "grid.k value must be an integer"),
-    ({"grid": {"n": [4]}}, "grid.k is required"),
-    ({"grid": {"k": [4], "n": [4]}}, "no valid point"),
-    ({"layers": []}, "layers must be a non-empty list"),
-    ({"layers": [{"name": "x", "rows": 4}]}, r"layers\[0\].cols is required"),
-    ({"layers": [{"name": "x", "rows": 4, "cols": 4, "kh": 3}]}, r"unknown key 'kh' in layers\[0\]"),
-    ({"area": {"enabled": True, "flows": ["asic"]}}, "area.flows values must be one of"),
-    ({"batch": 0}, r"batch must be >= 1 \(got 0\)"),
-    ({"hardware": {"max_depth": 3}}, "unknown key 'max_depth' in hardware"),
-    ({"grid": {"k": [1], "n": [4], "act_banks": [6]}}, r"grid.act_banks values must be 0 or a power of two \(got 6\)"),
-    ({"grid": {"k": [1], "n": [4], "act_banks": [-2]}}, r"grid.act_banks value must be >= 0 \(got -2\)"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"colour": 1}, "unknown key 'colour' in the sweep config"),
+        ({"grid": {"k": [1], "n": [4], "lanes": [2]}}, "unknown key 'lanes' in grid"),
+        ({"grid": {"k": [1], "n": [4], "arch": ["sparse"]}}, "grid.arch values must be one of"),
+        ({"grid": {"k": [0], "n": [4]}}, r"grid.k value must be >= 1 \(got 0\)"),
+        ({"grid": {"k": ["two"], "n": [4]}}, "grid.k value must be an integer"),
+        ({"grid": {"n": [4]}}, "grid.k is required"),
+        ({"grid": {"k": [4], "n": [4]}}, "no valid point"),
+        ({"layers": []}, "layers must be a non-empty list"),
+        ({"layers": [{"name": "x", "rows": 4}]}, r"layers\[0\].cols is required"),
+        ({"layers": [{"name": "x", "rows": 4, "cols": 4, "kh": 3}]}, r"unknown key 'kh' in layers\[0\]"),
+        ({"area": {"enabled": True, "flows": ["asic"]}}, "area.flows values must be one of"),
+        ({"batch": 0}, r"batch must be >= 1 \(got 0\)"),
+        ({"hardware": {"max_depth": 3}}, "unknown key 'max_depth' in hardware"),
+        (
+            {"grid": {"k": [1], "n": [4], "act_banks": [6]}},
+            r"grid.act_banks values must be 0 or a power of two \(got 6\)",
+        ),
+        ({"grid": {"k": [1], "n": [4], "act_banks": [-2]}}, r"grid.act_banks value must be >= 0 \(got -2\)"),
+    ],
+)
 def test_bad_configs_fail_with_one_clear_message(change, message):
     with pytest.raises(ValueError, match=message):
         expand_grid(parse_config(raw_config(**change)))
@@ -79,8 +89,10 @@ def test_config_files_yaml_toml_and_errors(tmp_path):
         load_config(broken)
 
 
-@pytest.mark.parametrize("name, count", [("sweep_small.yaml", 28), ("sweep_small.toml", 12),
-                                         ("sweep_digits.yaml", 18), ("sweep_banked.yaml", 40)])
+@pytest.mark.parametrize(
+    "name, count",
+    [("sweep_small.yaml", 28), ("sweep_small.toml", 12), ("sweep_digits.yaml", 18), ("sweep_banked.yaml", 40)],
+)
 def test_example_configs_load(name, count):
     from pathlib import Path
 
@@ -153,10 +165,8 @@ def test_existing_scheduler_address(tmp_path):
     cfg = parse_config(raw_config())
     serial = sweep.run_sweep(cfg, tmp_path / "s", serial=True, progress=False, caps=NO_HW)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
-        remote = sweep.run_sweep(cfg, tmp_path / "x", scheduler=cluster.scheduler_address, progress=False,
-                                 caps=NO_HW)
-    pd.testing.assert_frame_equal(serial.table.drop(columns="eval_seconds"),
-                                  remote.table.drop(columns="eval_seconds"))
+        remote = sweep.run_sweep(cfg, tmp_path / "x", scheduler=cluster.scheduler_address, progress=False, caps=NO_HW)
+    pd.testing.assert_frame_equal(serial.table.drop(columns="eval_seconds"), remote.table.drop(columns="eval_seconds"))
 
 
 def _run(folder, **result):
@@ -166,14 +176,15 @@ def _run(folder, **result):
 
 
 def test_accuracy_of_runs_is_joined_on_matching_rows(tmp_path):
-    runs = [_run(tmp_path / "dpp", method="dpp", k=2, n=4, granularity="weight", test_accuracy=0.91, density=0.5),
-            _run(tmp_path / "mag", method="magnitude", k=2, n=4, granularity="weight", test_accuracy=0.88,
-                 density=0.5),
-            _run(tmp_path / "dense", method="dense", k=1, n=8, granularity="weight", test_accuracy=0.97,
-                 density=1.0)]
+    runs = [
+        _run(tmp_path / "dpp", method="dpp", k=2, n=4, granularity="weight", test_accuracy=0.91, density=0.5),
+        _run(tmp_path / "mag", method="magnitude", k=2, n=4, granularity="weight", test_accuracy=0.88, density=0.5),
+        _run(tmp_path / "dense", method="dense", k=1, n=8, granularity="weight", test_accuracy=0.97, density=1.0),
+    ]
     cfg = parse_config(raw_config(runs=runs))
-    plain = sweep.run_sweep(cfg.__class__(**{**cfg.__dict__, "runs": ()}), tmp_path / "p", serial=True,
-                            progress=False, caps=NO_HW).table
+    plain = sweep.run_sweep(
+        cfg.__class__(**{**cfg.__dict__, "runs": ()}), tmp_path / "p", serial=True, progress=False, caps=NO_HW
+    ).table
     table = sweep.run_sweep(cfg, tmp_path / "r", serial=True, progress=False, caps=NO_HW).table
     hit = table[(table.arch == "kofn") & (table.k == 2) & (table.block == 1)]
     assert sorted(zip(hit.method, hit.accuracy)) == [("dpp", 0.91), ("magnitude", 0.88)] * (hit.layer.nunique())
@@ -213,22 +224,43 @@ def test_model_columns_come_from_sim_model_and_energy():
         want = predict_counters(params, p["rows"], p["cols"], p["batch"], row_nnz=row_nnz)
         assert {k: row[k] for k in sweep.COUNTERS} == want
         assert row["utilisation"] == pytest.approx(want["mac_ops"] / (want["mac_ops"] + want["lane_idle_cycles"]))
-        e = layer_energy(want, weight_bits=p["weight_bits"], act_bits=p["act_bits"], acc_bits=params.acc_bits,
-                         memory_bits=sweep.memory_sizes(p, sb), batch=p["batch"])
+        e = layer_energy(
+            want,
+            weight_bits=p["weight_bits"],
+            act_bits=p["act_bits"],
+            acc_bits=params.acc_bits,
+            memory_bits=sweep.memory_sizes(p, sb),
+            batch=p["batch"],
+        )
         assert row["energy_total_pj"] == pytest.approx(e.total_pj) and row["energy_total_pj"] > 0
-    kofn = [(p, sweep.evaluate_point(p, {"model": True})) for p in points
-            if p["arch"] == "kofn" and p["layer"] == "a" and p["block"] == 1]
+    kofn = [
+        (p, sweep.evaluate_point(p, {"model": True}))
+        for p in points
+        if p["arch"] == "kofn" and p["layer"] == "a" and p["block"] == 1
+    ]
     assert kofn and all(r["mac_ops"] == 8 * 16 * p["k"] // 4 * 2 for p, r in kofn)  # rows * cols * k/n * batch
 
 
 def test_act_banks_make_banked_csr_points_only():
-    cfg = parse_config(raw_config(grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2],
-                                        "act_banks": [0, 4]}, layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    cfg = parse_config(
+        raw_config(
+            grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2], "act_banks": [0, 4]},
+            layers=[{"name": "a", "rows": 8, "cols": 16}],
+        )
+    )
     points, _ = expand_grid(cfg)
-    assert sorted((p["arch"], p.get("act_banks", 0)) for p in points) == [("csr", 0), ("csr", 4), ("dense", 0),
-                                                                          ("kofn", 0)]
-    plain = parse_config(raw_config(grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2]},
-                                    layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    assert sorted((p["arch"], p.get("act_banks", 0)) for p in points) == [
+        ("csr", 0),
+        ("csr", 4),
+        ("dense", 0),
+        ("kofn", 0),
+    ]
+    plain = parse_config(
+        raw_config(
+            grid={"arch": ["kofn", "csr", "dense"], "k": [1], "n": [4], "pes": [2]},
+            layers=[{"name": "a", "rows": 8, "cols": 16}],
+        )
+    )
     # a point without banks has the id it had before the key existed (resumed sweeps keep their points)
     assert {point_id(p) for p in expand_grid(plain)[0]} == {point_id(p) for p in points if "act_banks" not in p}
 
@@ -236,8 +268,12 @@ def test_act_banks_make_banked_csr_points_only():
 def test_banked_csr_point_uses_the_bank_conflict_model():
     from sim.model import predict_counters
 
-    cfg = parse_config(raw_config(grid={"arch": ["csr"], "k": [2], "n": [4], "pes": [2], "act_banks": [0, 2]},
-                                  layers=[{"name": "a", "rows": 8, "cols": 16}]))
+    cfg = parse_config(
+        raw_config(
+            grid={"arch": ["csr"], "k": [2], "n": [4], "pes": [2], "act_banks": [0, 2]},
+            layers=[{"name": "a", "rows": 8, "cols": 16}],
+        )
+    )
     rows = {}
     for p in expand_grid(cfg)[0]:
         matrix, _, _, row_nnz = sweep.pack_layer(p)
@@ -253,8 +289,13 @@ def test_banked_csr_point_uses_the_bank_conflict_model():
 
 @pytest.mark.slow
 def test_rtl_sample_rechecks_model(tmp_path):
-    cfg = parse_config(raw_config(rtl_sample=1, layers=[{"name": "a", "rows": 4, "cols": 8}],
-                                  grid={"arch": ["kofn"], "k": [1], "n": [4], "pes": [2]}))
+    cfg = parse_config(
+        raw_config(
+            rtl_sample=1,
+            layers=[{"name": "a", "rows": 4, "cols": 8}],
+            grid={"arch": ["kofn"], "k": [1], "n": [4], "pes": [2]},
+        )
+    )
     table = sweep.run_sweep(cfg, tmp_path, serial=True, progress=False).table
     row = table.iloc[0]
     assert row["rtl_bit_exact"] and row["rtl_matches_model"] and row["rtl_cycles"] == row["cycles"]
@@ -263,8 +304,12 @@ def test_rtl_sample_rechecks_model(tmp_path):
 @pytest.mark.slow
 def test_area_columns_from_real_synthesis(tmp_path, monkeypatch):
     monkeypatch.setenv("DPP_AREA_CACHE", str(tmp_path / "cache"))
-    cfg = parse_config(raw_config(area={"enabled": True, "flows": ["ice40"]},
-                                  layers=[{"name": "a", "rows": 4, "cols": 8}],
-                                  grid={"arch": ["kofn"], "k": [1], "n": [4], "pes": [1]}))
+    cfg = parse_config(
+        raw_config(
+            area={"enabled": True, "flows": ["ice40"]},
+            layers=[{"name": "a", "rows": 4, "cols": 8}],
+            grid={"arch": ["kofn"], "k": [1], "n": [4], "pes": [1]},
+        )
+    )
     table = sweep.run_sweep(cfg, tmp_path / "r", serial=True, progress=False).table
     assert table["area_ice40_luts"].iloc[0] > 0 and table["area_ice40_ffs"].iloc[0] > 0

@@ -27,9 +27,15 @@ area: {enabled: true, flows: [ice40]}
 
 def _sweep(cwd: Path, **kw: object) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    return subprocess.Popen([sys.executable, "-m", "analysis.cli", "sweep", "s.yaml", "--out", "sw", "--workers", "2",
-                             "--no-progress"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **kw)  # type: ignore[call-overload]
+    return subprocess.Popen(
+        [sys.executable, "-m", "analysis.cli", "sweep", "s.yaml", "--out", "sw", "--workers", "2", "--no-progress"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )  # type: ignore[call-overload]
 
 
 @pytest.mark.slow

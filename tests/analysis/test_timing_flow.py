@@ -15,19 +15,61 @@ from tests.analysis.test_timing import TWO_PORT_V, fake_tools
 
 def record(arch: str, layer: int, cycles: int, out_bits: int, mac_ops: int = 10, rows: int = 4, cols: int = 8):
     design = {"arch": arch, "block": 1, "out_bits": out_bits}
-    zero = dict.fromkeys(("model_cycles", "lane_idle_cycles", "weight_bits_read", "index_bits_read",
-                          "act_bits_read", "out_bits_written", "storage_bits"), 0)
-    return flow.LayerRecord(arch=arch, array=arch, layer=layer, kind="linear", rows=rows, cols=cols, batch=2,
-                            bit_exact=True, counters_match=True, cycles=cycles, mac_ops=mac_ops, utilisation=1.0,
-                            energy_pj=0.0, sim_seconds=0.0, design=design, **zero)
+    zero = dict.fromkeys(
+        (
+            "model_cycles",
+            "lane_idle_cycles",
+            "weight_bits_read",
+            "index_bits_read",
+            "act_bits_read",
+            "out_bits_written",
+            "storage_bits",
+        ),
+        0,
+    )
+    return flow.LayerRecord(
+        arch=arch,
+        array=arch,
+        layer=layer,
+        kind="linear",
+        rows=rows,
+        cols=cols,
+        batch=2,
+        bit_exact=True,
+        counters_match=True,
+        cycles=cycles,
+        mac_ops=mac_ops,
+        utilisation=1.0,
+        energy_pj=0.0,
+        sim_seconds=0.0,
+        design=design,
+        **zero,
+    )
 
 
-TIMED = {"kofn:kofn/1/8": {"fits": True, "fmax_mhz": 50.0, "reason": "", "part": "LFE5U-85F-6BG381C",
-                           "critical_path": {"parts": ["activation memory", "index mux", "multiplier"]}},
-         "kofn:kofn/1/32": {"fits": True, "fmax_mhz": 100.0, "reason": "", "part": "LFE5U-85F-6BG381C",
-                            "critical_path": {"parts": ["requantiser"]}},
-         "csr:csr/1/8": {"fits": False, "fmax_mhz": None, "reason": "does not fit LFE5U-85F-6BG381C: DP16KD 240/208",
-                         "part": "LFE5U-85F-6BG381C", "critical_path": None}}
+TIMED = {
+    "kofn:kofn/1/8": {
+        "fits": True,
+        "fmax_mhz": 50.0,
+        "reason": "",
+        "part": "LFE5U-85F-6BG381C",
+        "critical_path": {"parts": ["activation memory", "index mux", "multiplier"]},
+    },
+    "kofn:kofn/1/32": {
+        "fits": True,
+        "fmax_mhz": 100.0,
+        "reason": "",
+        "part": "LFE5U-85F-6BG381C",
+        "critical_path": {"parts": ["requantiser"]},
+    },
+    "csr:csr/1/8": {
+        "fits": False,
+        "fmax_mhz": None,
+        "reason": "does not fit LFE5U-85F-6BG381C: DP16KD 240/208",
+        "part": "LFE5U-85F-6BG381C",
+        "critical_path": None,
+    },
+}
 
 
 def test_each_layer_runs_at_its_own_builds_clock():
@@ -45,8 +87,9 @@ def test_a_build_without_fmax_gives_no_time_and_says_why():
     recs = [record("csr", 0, 5000, 8), record("csr", 1, 1000, 8), record("csr", 2, 400, 32)]
     t, reason = flow.time_per_image(recs, TIMED, images=2)
     assert math.isnan(t)
-    assert reason == ("csr:csr/1/8: does not fit LFE5U-85F-6BG381C: DP16KD 240/208; "
-                      "csr:csr/1/32: not placed and routed")
+    assert reason == (
+        "csr:csr/1/8: does not fit LFE5U-85F-6BG381C: DP16KD 240/208; csr:csr/1/32: not placed and routed"
+    )
     s = flow.timing_summary(recs, TIMED, 2, energy_per_image_pj=1e6)
     assert s["time_per_image_s"] is None and s["edp_js"] is None and s["fmax_mhz"] is None
     assert s["energy_per_image_j"] == 1e-6 and s["timing_message"] == reason
@@ -57,8 +100,18 @@ def test_timing_of_designs_with_the_tools_replaced(monkeypatch, tmp_path):
     calls: list[str] = []
     fake_tools(monkeypatch, calls, seed=timing.DEFAULT_SEED)
     monkeypatch.setattr("analysis.area.design_verilog", lambda p: TWO_PORT_V.replace("top", p.top_name))
-    params = {"arch": "kofn", "k": 1, "n": 2, "pes": 1, "weight_bits": 4, "act_bits": 8, "out_bits": 8,
-              "max_rows": 4, "max_cols": 8, "max_batch": 1}
+    params = {
+        "arch": "kofn",
+        "k": 1,
+        "n": 2,
+        "pes": 1,
+        "weight_bits": 4,
+        "act_bits": 8,
+        "out_bits": 8,
+        "max_rows": 4,
+        "max_cols": 8,
+        "max_batch": 1,
+    }
     logs: list[str] = []
     out = flow.timing_of_designs({"kofn:kofn/1/8": params}, logs.append)
     assert calls == ["yosys", "nextpnr"] and out["kofn:kofn/1/8"]["fmax_mhz"] == 65.05
@@ -67,18 +120,43 @@ def test_timing_of_designs_with_the_tools_replaced(monkeypatch, tmp_path):
 
 
 def timed_flow() -> dict:
-    layers = [record("kofn", 0, 5000, 8, mac_ops=16), record("dense", 0, 20000, 8, mac_ops=64),
-              record("csr", 0, 6000, 8, mac_ops=15)]
-    archs = {"kofn": {"cycles_per_image": 2500, "energy_per_image_pj": 1e5, "time_per_image_s": 5e-5,
-                      "fmax_mhz": 50.0, "timing_message": ""},
-             "dense": {"cycles_per_image": 10000, "energy_per_image_pj": 4e5, "time_per_image_s": 2.5e-4,
-                       "fmax_mhz": 40.0, "timing_message": ""},
-             "csr": {"cycles_per_image": 3000, "energy_per_image_pj": 2e5, "time_per_image_s": None,
-                     "fmax_mhz": None, "timing_message": "csr:csr/1/8: does not fit LFE5U-85F-6BG381C: DP16KD 240/208"}}
+    layers = [
+        record("kofn", 0, 5000, 8, mac_ops=16),
+        record("dense", 0, 20000, 8, mac_ops=64),
+        record("csr", 0, 6000, 8, mac_ops=15),
+    ]
+    archs = {
+        "kofn": {
+            "cycles_per_image": 2500,
+            "energy_per_image_pj": 1e5,
+            "time_per_image_s": 5e-5,
+            "fmax_mhz": 50.0,
+            "timing_message": "",
+        },
+        "dense": {
+            "cycles_per_image": 10000,
+            "energy_per_image_pj": 4e5,
+            "time_per_image_s": 2.5e-4,
+            "fmax_mhz": 40.0,
+            "timing_message": "",
+        },
+        "csr": {
+            "cycles_per_image": 3000,
+            "energy_per_image_pj": 2e5,
+            "time_per_image_s": None,
+            "fmax_mhz": None,
+            "timing_message": "csr:csr/1/8: does not fit LFE5U-85F-6BG381C: DP16KD 240/208",
+        },
+    }
     from dataclasses import asdict
 
-    return {"archs": archs, "layers": [asdict(r) for r in layers], "images": 2, "config": {"k": 1, "n": 4},
-            "timing": {"kofn:kofn/1/8": TIMED["kofn:kofn/1/8"], "csr:csr/1/8": TIMED["csr:csr/1/8"]}}
+    return {
+        "archs": archs,
+        "layers": [asdict(r) for r in layers],
+        "images": 2,
+        "config": {"k": 1, "n": 4},
+        "timing": {"kofn:kofn/1/8": TIMED["kofn:kofn/1/8"], "csr:csr/1/8": TIMED["csr:csr/1/8"]},
+    }
 
 
 def test_report_tables_of_a_timed_flow():
@@ -111,9 +189,23 @@ def test_report_of_an_untimed_flow_says_how_to_time_it():
 def test_network_table_sums_time_over_layers():
     rows = []
     for layer, cyc, t in (("a", 100, 2e-6), ("b", 50, float("nan"))):
-        rows.append({"arch": "kofn", "k": 1, "n": 4, "pes": 2, "weight_bits": 8, "act_bits": 8, "out_bits": 8,
-                     "batch": 1, "block": 1, "layer": layer, "cycles_per_inference": cyc,
-                     "energy_per_inference_pj": 10.0, "time_per_inference_s": t})
+        rows.append(
+            {
+                "arch": "kofn",
+                "k": 1,
+                "n": 4,
+                "pes": 2,
+                "weight_bits": 8,
+                "act_bits": 8,
+                "out_bits": 8,
+                "batch": 1,
+                "block": 1,
+                "layer": layer,
+                "cycles_per_inference": cyc,
+                "energy_per_inference_pj": 10.0,
+                "time_per_inference_s": t,
+            }
+        )
     nets = rd.network_table(pd.DataFrame(rows[:1]))
     assert nets["time_per_inference_s"].iloc[0] == 2e-6
     assert math.isnan(rd.network_table(pd.DataFrame(rows))["time_per_inference_s"].iloc[0])  # a layer without Fmax

@@ -16,9 +16,14 @@ LAYERS = [{"name": "a", "rows": 4, "cols": 8}, {"name": "b", "rows": 3, "cols": 
 
 
 def config(**over):
-    raw = {"name": "t", "seed": 3, "batch": 1, "grid": {"arch": ["kofn"], "k": [1], "n": [2], "pes": [1],
-                                                         "weight_bits": [4]},
-           "layers": LAYERS, "hardware": {"max_rows": 4, "max_cols": 8, "max_batch": 1}}
+    raw = {
+        "name": "t",
+        "seed": 3,
+        "batch": 1,
+        "grid": {"arch": ["kofn"], "k": [1], "n": [2], "pes": [1], "weight_bits": [4]},
+        "layers": LAYERS,
+        "hardware": {"max_rows": 4, "max_cols": 8, "max_batch": 1},
+    }
     raw.update(over)
     return parse_config(raw)
 
@@ -31,12 +36,13 @@ def test_timing_section_defaults_and_errors():
     assert on.timing_flows == ("ice40", "ecp5")
     assert on.to_dict()["timing"] == {"enabled": True, "flows": ["ice40", "ecp5"], "timeout_s": 60.0}
     assert config(timing=True).timing_enabled
-    for bad, message in [({"flows": ["vivado"]}, "timing.flows values must be one of ecp5, ice40, osu018 "
-                                                 "(got 'vivado')"),
-                         ({"enabled": "yes"}, "timing.enabled must be true or false (got 'yes')"),
-                         ({"timeout_s": 0}, "timing.timeout_s must be a number of seconds > 0 (got 0)"),
-                         ({"seed": 1}, "unknown key 'seed' in timing (expected one of enabled, flows, timeout_s)"),
-                         ("fast", "timing must be true/false or a mapping with enabled, flows, timeout_s")]:
+    for bad, message in [
+        ({"flows": ["vivado"]}, "timing.flows values must be one of ecp5, ice40, osu018 (got 'vivado')"),
+        ({"enabled": "yes"}, "timing.enabled must be true or false (got 'yes')"),
+        ({"timeout_s": 0}, "timing.timeout_s must be a number of seconds > 0 (got 0)"),
+        ({"seed": 1}, "unknown key 'seed' in timing (expected one of enabled, flows, timeout_s)"),
+        ("fast", "timing must be true/false or a mapping with enabled, flows, timeout_s"),
+    ]:
         with pytest.raises(DPPError, match="^" + re.escape(message) + "$"):
             config(timing=bad)
 
@@ -57,8 +63,9 @@ def test_sweep_rows_get_time_and_energy_at_the_designs_fmax(monkeypatch, tmp_pat
     calls: list[str] = []
     fake_tools(monkeypatch, calls, seed=timing.DEFAULT_SEED)
     cfg = config(timing={"enabled": True})
-    table = sweep.run_sweep(cfg, tmp_path / "r", serial=True, progress=False,
-                            caps={"model": True, "rtl": False, "verilog": True}).table
+    table = sweep.run_sweep(
+        cfg, tmp_path / "r", serial=True, progress=False, caps={"model": True, "rtl": False, "verilog": True}
+    ).table
     assert calls == ["yosys", "nextpnr"]  # both layers run on one build: placed and routed once
     assert list(table["layer"]) == ["a", "b"]
     for _, row in table.iterrows():
@@ -74,10 +81,14 @@ def test_sweep_rows_get_time_and_energy_at_the_designs_fmax(monkeypatch, tmp_pat
 
 def test_a_design_that_does_not_fit_is_recorded_not_raised(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
-    fake_tools(monkeypatch, [], status=1, log=(DATA / "nextpnr_ice40_nofit.log").read_text(),
-               seed=timing.DEFAULT_SEED)
-    table = sweep.run_sweep(config(timing=True), tmp_path / "r", serial=True, progress=False,
-                            caps={"model": True, "rtl": False, "verilog": True}).table
+    fake_tools(monkeypatch, [], status=1, log=(DATA / "nextpnr_ice40_nofit.log").read_text(), seed=timing.DEFAULT_SEED)
+    table = sweep.run_sweep(
+        config(timing=True),
+        tmp_path / "r",
+        serial=True,
+        progress=False,
+        caps={"model": True, "rtl": False, "verilog": True},
+    ).table
     row = table.iloc[0]
     assert math.isnan(row["fmax_mhz"]) and math.isnan(row["time_per_inference_s"]) and math.isnan(row["edp_js"])
     assert row["timing_message"] == "does not fit LFE5U-85F-6BG381C: ICESTORM_RAM 45/32"
@@ -94,8 +105,9 @@ def test_a_tool_that_stops_is_recorded_with_its_reason(monkeypatch, tmp_path):
 
     monkeypatch.setattr(timing, "run_nextpnr", too_slow)
     cfg = config(timing={"enabled": True, "timeout_s": 5}, layers=LAYERS[:1])
-    row = sweep.run_sweep(cfg, tmp_path / "r", serial=True, progress=False,
-                          caps={"model": True, "rtl": False, "verilog": True}).table.iloc[0]
+    row = sweep.run_sweep(
+        cfg, tmp_path / "r", serial=True, progress=False, caps={"model": True, "rtl": False, "verilog": True}
+    ).table.iloc[0]
     assert math.isnan(row["fmax_mhz"]) and row["timing_ecp5_fits"] is None
     assert row["timing_message"] == "ecp5: nextpnr-ecp5 did not finish within 5 s"
     assert not list((tmp_path / "cache").glob("*.json"))  # not cached: a rerun tries again

@@ -18,8 +18,10 @@ pytest.importorskip("sim.model")
 @pytest.fixture
 def fake(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr("analysis.area.design_verilog", lambda p: TWO_PORT_V.replace("top", p.top_name)
-                        .replace("input b;", f"input b; // {p.to_dict()}"))  # one cache entry per design
+    monkeypatch.setattr(
+        "analysis.area.design_verilog",
+        lambda p: TWO_PORT_V.replace("top", p.top_name).replace("input b;", f"input b; // {p.to_dict()}"),
+    )  # one cache entry per design
     calls: list[str] = []
     fake_tools(monkeypatch, calls, seed=timing.DEFAULT_SEED)
     return calls
@@ -54,12 +56,16 @@ def test_table_rows_time_each_design_at_its_fmax(fake):
     assert kofn.time_per_image_s == want / 65.05e6 and kofn.critical_path == "requantiser"
     assert kofn.edp_js == kofn.energy_per_image_j * kofn.time_per_image_s and kofn.energy_per_image_j > 0
     dense = rows[1]
-    assert dense.cycles_per_image > kofn.cycles_per_image and dense.time_vs_kofn == \
-        dense.time_per_image_s / kofn.time_per_image_s
+    assert (
+        dense.cycles_per_image > kofn.cycles_per_image
+        and dense.time_vs_kofn == dense.time_per_image_s / kofn.time_per_image_s
+    )
     md = timing_table.table_markdown(rows).splitlines()
     assert md[0].startswith("| k/n | array | Fmax (MHz) | cycles / image | time / image (µs) |")
-    assert md[2] == (f"| 1/8 | k-of-n | 65.0 | {want} | {want / 65.05:.1f} | {kofn.energy_per_image_j * 1e9:.1f} | "
-                     f"1.00× | 1211 / 3 / 0 | requantiser |")
+    assert md[2] == (
+        f"| 1/8 | k-of-n | 65.0 | {want} | {want / 65.05:.1f} | {kofn.energy_per_image_j * 1e9:.1f} | "
+        f"1.00× | 1211 / 3 / 0 | requantiser |"
+    )
     assert json.loads(json.dumps(timing_table.rows_json(rows)))[1]["array"] == "dense"
     assert len(fake) == 8
     timing_table.lenet300_table(kn=((1, 8),))  # cached: no tool runs again
@@ -69,20 +75,25 @@ def test_table_rows_time_each_design_at_its_fmax(fake):
 def test_a_design_that_does_not_fit_is_a_row_with_its_reason(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("analysis.area.design_verilog", lambda p: TWO_PORT_V.replace("top", p.top_name))
-    fake_tools(monkeypatch, [], status=1, log=(DATA / "nextpnr_ice40_nofit.log").read_text(),
-               seed=timing.DEFAULT_SEED)
+    fake_tools(monkeypatch, [], status=1, log=(DATA / "nextpnr_ice40_nofit.log").read_text(), seed=timing.DEFAULT_SEED)
     (row,) = timing_table.lenet300_table(kn=((2, 8),), arrays=("csr",))
     assert not row.fits and math.isnan(row.fmax_mhz) and math.isnan(row.time_per_image_s)
     assert row.message == "does not fit LFE5U-85F-6BG381C: ICESTORM_RAM 45/32" and row.energy_per_image_j > 0
     assert timing_table.table_markdown([row]).splitlines()[2] == (
         f"| 2/8 | CSR, replicas | – | {row.cycles_per_image} | – | {row.energy_per_image_j * 1e9:.1f} | – | – | "
-        f"does not fit LFE5U-85F-6BG381C: ICESTORM_RAM 45/32 |")
+        f"does not fit LFE5U-85F-6BG381C: ICESTORM_RAM 45/32 |"
+    )
 
 
 def test_script_refuses_bad_options_in_one_line(tmp_path):
     (tmp_path / "d").mkdir()
     for args, needle in ((["--json", str(tmp_path / "d")], "is a folder"), (["--timeout", "0"], "--timeout must")):
-        proc = subprocess.run([sys.executable, "-m", "analysis.timing_table", *args], capture_output=True,
-                              text=True, timeout=120, env={"DPP_TIMING_CACHE": str(tmp_path / "c"), "PATH": ""})
+        proc = subprocess.run(
+            [sys.executable, "-m", "analysis.timing_table", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={"DPP_TIMING_CACHE": str(tmp_path / "c"), "PATH": ""},
+        )
         assert proc.returncode == 2 and proc.stderr.startswith("error: ") and needle in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "c").exists()

@@ -12,9 +12,19 @@ from rtl.layout import DRAIN_CYCLES
 
 
 def _net(weights: list, relu_last: bool = False) -> IntNetwork:
-    layers = [IntLayer("linear", w, np.zeros(w.rows if isinstance(w, KofNMatrix) else w.shape[0], dtype=np.int64),
-                       multiplier=1, shift=8, relu=i < len(weights) - 1 or relu_last, out_bits=8, weight_bits=4)
-              for i, w in enumerate(weights)]
+    layers = [
+        IntLayer(
+            "linear",
+            w,
+            np.zeros(w.rows if isinstance(w, KofNMatrix) else w.shape[0], dtype=np.int64),
+            multiplier=1,
+            shift=8,
+            relu=i < len(weights) - 1 or relu_last,
+            out_bits=8,
+            weight_bits=4,
+        )
+        for i, w in enumerate(weights)
+    ]
     ops = [{"op": "flatten"}] + [{"op": "matmul", "layer": i} for i in range(len(layers))]
     cols = layers[0].cols
     return IntNetwork(layers, ops, input_shape=(cols,), input_scale=1 / 127)
@@ -105,9 +115,31 @@ def test_cli_prints_and_writes_the_table(tmp_path) -> None:
         net.meta["model"] = "digits"
         net.save(tmp_path / name)
     out = tmp_path / "res" / "t.json"
-    res = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained", "--kofn-net", "k", "--csr-net",
-                          "u", "--pes", "4", "--images", "3", "--act-banks", "2x", "--json", "res/t.json"],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=900)  # as a user: relative paths
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis.cli",
+            "bench-sim",
+            "trained",
+            "--kofn-net",
+            "k",
+            "--csr-net",
+            "u",
+            "--pes",
+            "4",
+            "--images",
+            "3",
+            "--act-banks",
+            "2x",
+            "--json",
+            "res/t.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )  # as a user: relative paths
     assert res.returncode == 0, res.stdout + res.stderr
     rows = json.loads(out.read_text())
     assert [r["layer"] for r in rows] == [0, 1, "total"] and rows[0]["batch"] == 3
@@ -120,9 +152,23 @@ def test_cli_missing_network_is_one_line_error(tmp_path) -> None:
     import sys
 
     out = tmp_path / "t.json"
-    r = subprocess.run([sys.executable, "-m", "analysis.cli", "bench-sim", "trained",
-                        "--kofn-net", str(tmp_path / "no"), "--csr-net", str(tmp_path / "no"), "--json", str(out)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "analysis.cli",
+            "bench-sim",
+            "trained",
+            "--kofn-net",
+            str(tmp_path / "no"),
+            "--csr-net",
+            str(tmp_path / "no"),
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2
     assert r.stderr.strip() == f"error: manifest {tmp_path / 'no' / 'network.json'} not found"
     assert not out.exists()

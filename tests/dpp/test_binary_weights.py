@@ -56,8 +56,9 @@ def test_reference_runs_binary_weights_in_2_bit_words_exactly():
 
 @pytest.mark.parametrize("granularity", ["kernel", "filter"])
 def test_binary_network_exports_bit_exact(digits, granularity):
-    res = train(recipe_config("paper", model="digits", k=1, n=4, granularity=granularity, bits=1, epochs=2, seed=0),
-                digits)
+    res = train(
+        recipe_config("paper", model="digits", k=1, n=4, granularity=granularity, bits=1, epochs=2, seed=0), digits
+    )
     assert res.model.bits == 1
     net = export_network(res.model, digits.x_test)
     for layer in net.layers:

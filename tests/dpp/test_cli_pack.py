@@ -25,8 +25,25 @@ def test_version() -> None:
 
 
 def test_pack_writes_reloadable_matrix_and_agrees(tmp_path: Path) -> None:
-    r = _dpp("pack", "--rows", "16", "--cols", "50", "--k", "2", "--n", "8", "--block", "1", "--seed", "3",
-             "--weight-bits", "4", "--out", str(tmp_path))
+    r = _dpp(
+        "pack",
+        "--rows",
+        "16",
+        "--cols",
+        "50",
+        "--k",
+        "2",
+        "--n",
+        "8",
+        "--block",
+        "1",
+        "--seed",
+        "3",
+        "--weight-bits",
+        "4",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert "identical" in r.stdout and "k-of-n" in r.stdout and "csr" in r.stdout
     m = KofNMatrix.load(tmp_path / "kofn")

@@ -37,11 +37,15 @@ def test_out_naming_a_file_is_one_line(user: Path, args: list[str]) -> None:
     assert (user / "afile").read_text() == "not a folder\n"
 
 
-@pytest.mark.parametrize("args", [
-    ["pack", "--rows", "4", "--cols", "8", "--k", "1", "--n", "4", "--out", "/proc/dpp-out"],
-    ["train", "--model", "digits", "--epochs", "1", "--out", "/proc/dpp-run"],
-    ["sim", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8", "--json", "/proc/dpp.json"],
-], ids=lambda a: a[0])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pack", "--rows", "4", "--cols", "8", "--k", "1", "--n", "4", "--out", "/proc/dpp-out"],
+        ["train", "--model", "digits", "--epochs", "1", "--out", "/proc/dpp-run"],
+        ["sim", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8", "--json", "/proc/dpp.json"],
+    ],
+    ids=lambda a: a[0],
+)
 def test_unwritable_out_is_refused_before_the_work(user: Path, args: list[str]) -> None:
     proc = dpp(user, *args)
     assert_one_line(proc, "cannot write in /proc")
@@ -54,24 +58,38 @@ def test_sim_json_under_a_file_is_refused_before_building(user: Path) -> None:
     assert "building" not in proc.stderr
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["pack", "--rows", "4", "--cols", "16", "--k", "1", "--n", "4096", "--out", "p"], "n must be <= 64"),
-    (["pack", "--rows", "4", "--cols", "16", "--k", "1", "--n", "32", "--out", "p"],
-     "a group of n*block = 32 columns is wider than the layer (cols=16)"),
-    (["sim", "--arch", "csr", "--block", "9", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8"],
-     "block applies to the kofn array only"),
-    (["sim", "--k", "1", "--n", "4", "--rows", "4", "--cols", "80", "--max-cols", "64"],
-     "cols=80 does not fit the build: max_cols=64"),
-    (["sim", "--arch", "csr", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8", "--act-banks", "3"],
-     "power of two"),
-    (["train", "--method", "dense", "--k", "9", "--n", "4", "--out", "p"], "k must be < n (got k=9, n=4)"),
-    (["train", "--n", "128", "--out", "p"], "n must be <= 64 (got n=128)"),
-    (["train", "--model", "digits", "--threads", "0", "--out", "p"], "--threads must be >= 1"),
-    (["flow", "--quick", "--model", "digits", "--threads", "0", "--out", "p"], "--threads must be >= 1"),
-    (["export", "nothing", "--out", "p"], "nothing does not exist"),
-    (["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--act-banks", "2y", "--out", "p"],
-     "act_banks must be 0, a power of two or a multiple of the lanes"),
-], ids=lambda a: a[0] if isinstance(a, list) else "")
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["pack", "--rows", "4", "--cols", "16", "--k", "1", "--n", "4096", "--out", "p"], "n must be <= 64"),
+        (
+            ["pack", "--rows", "4", "--cols", "16", "--k", "1", "--n", "32", "--out", "p"],
+            "a group of n*block = 32 columns is wider than the layer (cols=16)",
+        ),
+        (
+            ["sim", "--arch", "csr", "--block", "9", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8"],
+            "block applies to the kofn array only",
+        ),
+        (
+            ["sim", "--k", "1", "--n", "4", "--rows", "4", "--cols", "80", "--max-cols", "64"],
+            "cols=80 does not fit the build: max_cols=64",
+        ),
+        (
+            ["sim", "--arch", "csr", "--k", "1", "--n", "4", "--rows", "4", "--cols", "8", "--act-banks", "3"],
+            "power of two",
+        ),
+        (["train", "--method", "dense", "--k", "9", "--n", "4", "--out", "p"], "k must be < n (got k=9, n=4)"),
+        (["train", "--n", "128", "--out", "p"], "n must be <= 64 (got n=128)"),
+        (["train", "--model", "digits", "--threads", "0", "--out", "p"], "--threads must be >= 1"),
+        (["flow", "--quick", "--model", "digits", "--threads", "0", "--out", "p"], "--threads must be >= 1"),
+        (["export", "nothing", "--out", "p"], "nothing does not exist"),
+        (
+            ["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--act-banks", "2y", "--out", "p"],
+            "act_banks must be 0, a power of two or a multiple of the lanes",
+        ),
+    ],
+    ids=lambda a: a[0] if isinstance(a, list) else "",
+)
 def test_nonsense_is_refused_and_nothing_is_written(user: Path, args: list[str], needle: str) -> None:
     proc = dpp(user, *args)
     assert_one_line(proc, needle)
@@ -97,8 +115,9 @@ def test_training_into_a_finished_run_needs_force(user: Path) -> None:
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A user folder holding ``run/``: the digits model trained for one epoch, with a relative --out."""
     user = tmp_path_factory.mktemp("trained")
-    proc = dpp(user, "train", "--model", "digits", "--epochs", "1", "--k", "1", "--n", "4", "--bits", "4",
-               "--out", "run")
+    proc = dpp(
+        user, "train", "--model", "digits", "--epochs", "1", "--k", "1", "--n", "4", "--bits", "4", "--out", "run"
+    )
     assert proc.returncode == 0, proc.stderr
     return user
 
@@ -106,11 +125,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_writing_commands_with_relative_paths(trained: Path) -> None:
     """train (fixture) -> export -> pack -> rtl -> sweep -> report, each with relative paths from a user folder."""
     user = trained
-    for args in (["export", "run", "--out", "out/net"],
-                 ["pack", "--rows", "8", "--cols", "16", "--k", "1", "--n", "4", "--out", "out/pack"],
-                 ["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--no-lint", "--out", "out/rtl"],
-                 ["sweep", sweep_file(user), "--out", "out/sweep", "--serial", "--no-progress"],
-                 ["report", "out/sweep", "--out", "out/report"]):
+    for args in (
+        ["export", "run", "--out", "out/net"],
+        ["pack", "--rows", "8", "--cols", "16", "--k", "1", "--n", "4", "--out", "out/pack"],
+        ["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--no-lint", "--out", "out/rtl"],
+        ["sweep", sweep_file(user), "--out", "out/sweep", "--serial", "--no-progress"],
+        ["report", "out/sweep", "--out", "out/report"],
+    ):
         proc = dpp(user, *args)
         assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
     out = user / "out"
@@ -145,12 +166,19 @@ def sweep_file(folder: Path, name: str = "s", n: int = 4, wb: int = 8, max_rows:
     return f"{name}.yaml"
 
 
-@pytest.mark.parametrize("kwargs, needle", [
-    (dict(n=4096), "sweep layer 'fc1' (arch=kofn, k=1, n=4096"),
-    (dict(wb=17), "weight_bits must be <= 16 (got weight_bits=17)"),
-    (dict(max_rows=4), "sweep layer 'fc1' (arch=kofn, k=1, n=4, block=1, pes=2, weight_bits=8, act_bits=8, "
-                       "out_bits=8): rows=8 does not fit hardware.max_rows=4"),
-], ids=["n", "weight_bits", "max_rows"])
+@pytest.mark.parametrize(
+    "kwargs, needle",
+    [
+        (dict(n=4096), "sweep layer 'fc1' (arch=kofn, k=1, n=4096"),
+        (dict(wb=17), "weight_bits must be <= 16 (got weight_bits=17)"),
+        (
+            dict(max_rows=4),
+            "sweep layer 'fc1' (arch=kofn, k=1, n=4, block=1, pes=2, weight_bits=8, act_bits=8, "
+            "out_bits=8): rows=8 does not fit hardware.max_rows=4",
+        ),
+    ],
+    ids=["n", "weight_bits", "max_rows"],
+)
 def test_sweep_grid_is_checked_point_by_point_before_evaluation(user: Path, kwargs: dict, needle: str) -> None:
     proc = dpp(user, "sweep", sweep_file(user, **kwargs), "--out", "sw", "--serial", "--no-progress")
     assert_one_line(proc, needle)

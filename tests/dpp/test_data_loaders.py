@@ -162,7 +162,7 @@ def test_cifar10_exact_pixels_labels_and_normalisation(tmp_path: Path) -> None:
     first = rows[0][0]
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     for c in range(3):
-        plane = first[1024 * c:1024 * (c + 1)].reshape(32, 32)
+        plane = first[1024 * c : 1024 * (c + 1)].reshape(32, 32)
         want = ((plane / 255.0 - mean[c]) / std[c]).astype(np.float32)
         assert np.array_equal(d.x_train[0, c].numpy(), want)
     assert d.normalization == Normalization(mean, std) and d.normalization.text == text.replace("0.2470", "0.247")
@@ -211,15 +211,18 @@ def test_builtin_normalize_and_identity(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ errors
 
 
-@pytest.mark.parametrize("text, match", [
-    ("", r"--normalize '': expected MEAN,STD\[;MEAN,STD\.\.\.\]"),
-    ("0.5", r"channel 0 is '0.5', expected MEAN,STD"),
-    ("0.5,0.2,0.1", r"channel 0 is '0.5,0.2,0.1', expected MEAN,STD"),
-    ("0,1;a,1", r"channel 1 is 'a,1', expected MEAN,STD"),
-    ("0,1;", r"channel 1 is '', expected MEAN,STD"),
-    ("0.5,0", r"channel 0 has mean=0.5, std=0.0, expected a finite mean and a finite std > 0"),
-    ("nan,1", r"channel 0 has mean=nan"),
-])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("", r"--normalize '': expected MEAN,STD\[;MEAN,STD\.\.\.\]"),
+        ("0.5", r"channel 0 is '0.5', expected MEAN,STD"),
+        ("0.5,0.2,0.1", r"channel 0 is '0.5,0.2,0.1', expected MEAN,STD"),
+        ("0,1;a,1", r"channel 1 is 'a,1', expected MEAN,STD"),
+        ("0,1;", r"channel 1 is '', expected MEAN,STD"),
+        ("0.5,0", r"channel 0 has mean=0.5, std=0.0, expected a finite mean and a finite std > 0"),
+        ("nan,1", r"channel 0 has mean=nan"),
+    ],
+)
 def test_parse_normalize_errors(text: str, match: str) -> None:
     with pytest.raises(DPPError, match=match):
         parse_normalize(text)
@@ -227,8 +230,11 @@ def test_parse_normalize_errors(text: str, match: str) -> None:
 
 def test_normalize_channel_count_mismatch(tmp_path: Path) -> None:
     write_idx(tmp_path, "t10k", images(5), labels(5))
-    with pytest.raises(DPPError, match=r"--normalize '0.5,0.5;0.5,0.5' has 2 MEAN,STD pair\(s\) but the images "
-                                       r"have 1 channel\(s\), expected one pair per channel"):
+    with pytest.raises(
+        DPPError,
+        match=r"--normalize '0.5,0.5;0.5,0.5' has 2 MEAN,STD pair\(s\) but the images "
+        r"have 1 channel\(s\), expected one pair per channel",
+    ):
         load_data(f"idx:{tmp_path}", normalize="0.5,0.5;0.5,0.5")
     with pytest.raises(DPPError, match=r"has 3 MEAN,STD pair\(s\) but the images have 1 channel"):
         load_data("digits", normalize="0,1;0,1;0,1")
@@ -236,8 +242,11 @@ def test_normalize_channel_count_mismatch(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("spec", ["mnist", "idx:", "npz", "cifar100:x", "csv:/tmp/a"])
 def test_bad_spec(spec: str) -> None:
-    with pytest.raises(DPPError, match=rf"--data '{spec}': expected one of mnist5k, digits, idx:DIR, npz:FILE or "
-                                       "cifar10:DIR"):
+    with pytest.raises(
+        DPPError,
+        match=rf"--data '{spec}': expected one of mnist5k, digits, idx:DIR, npz:FILE or "
+        "cifar10:DIR",
+    ):
         load_data(spec)
 
 
@@ -259,12 +268,18 @@ def test_missing_paths(tmp_path: Path) -> None:
 def test_idx_half_pair_and_mismatch(tmp_path: Path) -> None:
     write_idx(tmp_path, "t10k", images(5), labels(5))
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(PathError, match=rf"IDX folder {tmp_path}: found t10k-images-idx3-ubyte but not "
-                                        r"t10k-labels-idx1-ubyte\[\.gz\]"):
+    with pytest.raises(
+        PathError,
+        match=rf"IDX folder {tmp_path}: found t10k-images-idx3-ubyte but not "
+        r"t10k-labels-idx1-ubyte\[\.gz\]",
+    ):
         load_data(f"idx:{tmp_path}")
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(idx_bytes(labels(4)))
-    with pytest.raises(DPPError, match=r"t10k-images-idx3-ubyte has 5 images but t10k-labels-idx1-ubyte has 4 "
-                                       "labels, expected equal counts"):
+    with pytest.raises(
+        DPPError,
+        match=r"t10k-images-idx3-ubyte has 5 images but t10k-labels-idx1-ubyte has 4 "
+        "labels, expected equal counts",
+    ):
         load_data(f"idx:{tmp_path}")
     write_idx(tmp_path, "t10k", images(5), labels(5))
     write_idx(tmp_path, "train", images(5, 5, 5), labels(5))
@@ -295,19 +310,30 @@ def test_idx_bad_magic_and_truncation(tmp_path: Path) -> None:
         load_data(f"idx:{tmp_path}")
 
 
-@pytest.mark.parametrize("arrays, match", [
-    ({"x": np.zeros((3, 4, 4), np.uint8), "y": np.zeros(2, np.int64)}, r"x has 3 images but y has 2 labels"),
-    ({"x": np.zeros((3, 4, 4), np.uint8)}, r"has arrays \['x'\], expected x and y \(missing \['y'\]\)"),
-    ({"x": np.zeros((3, 4, 4), np.uint8), "y": np.zeros(3, np.float32)}, r"y is float32 \(3,\), expected non-neg"),
-    ({"x": np.zeros((3, 4, 4), np.uint8), "y": -np.ones(3, np.int64)}, r"y is int64 \(3,\), expected non-negative"),
-    ({"x": np.zeros((3, 16), np.uint8), "y": np.zeros(3, np.int64)}, r"x has shape \(3, 16\), expected \(N, H, W\)"),
-    ({"x": np.zeros((3, 3, 8, 3), np.uint8), "y": np.zeros(3, np.int64)}, r"cannot tell NCHW from NHWC"),
-    ({"x": np.full((3, 4, 4), 1.5), "y": np.zeros(3, np.int64)},
-     r"float pixels span \[1\.5, 1\.5\], expected \[0, 1\]"),
-    ({"x": np.full((3, 4, 4), np.nan), "y": np.zeros(3, np.int64)}, r"float pixels contain NaN or infinity"),
-    ({"x": np.full((3, 4, 4), 256, np.int32), "y": np.zeros(3, np.int64)}, r"integer pixels span 256\.\.256, expected"),
-    ({"x": np.full((3, 4, 4), True), "y": np.zeros(3, np.int64)}, r"x is bool, expected uint8"),
-])
+@pytest.mark.parametrize(
+    "arrays, match",
+    [
+        ({"x": np.zeros((3, 4, 4), np.uint8), "y": np.zeros(2, np.int64)}, r"x has 3 images but y has 2 labels"),
+        ({"x": np.zeros((3, 4, 4), np.uint8)}, r"has arrays \['x'\], expected x and y \(missing \['y'\]\)"),
+        ({"x": np.zeros((3, 4, 4), np.uint8), "y": np.zeros(3, np.float32)}, r"y is float32 \(3,\), expected non-neg"),
+        ({"x": np.zeros((3, 4, 4), np.uint8), "y": -np.ones(3, np.int64)}, r"y is int64 \(3,\), expected non-negative"),
+        (
+            {"x": np.zeros((3, 16), np.uint8), "y": np.zeros(3, np.int64)},
+            r"x has shape \(3, 16\), expected \(N, H, W\)",
+        ),
+        ({"x": np.zeros((3, 3, 8, 3), np.uint8), "y": np.zeros(3, np.int64)}, r"cannot tell NCHW from NHWC"),
+        (
+            {"x": np.full((3, 4, 4), 1.5), "y": np.zeros(3, np.int64)},
+            r"float pixels span \[1\.5, 1\.5\], expected \[0, 1\]",
+        ),
+        ({"x": np.full((3, 4, 4), np.nan), "y": np.zeros(3, np.int64)}, r"float pixels contain NaN or infinity"),
+        (
+            {"x": np.full((3, 4, 4), 256, np.int32), "y": np.zeros(3, np.int64)},
+            r"integer pixels span 256\.\.256, expected",
+        ),
+        ({"x": np.full((3, 4, 4), True), "y": np.zeros(3, np.int64)}, r"x is bool, expected uint8"),
+    ],
+)
 def test_npz_errors(tmp_path: Path, arrays: dict, match: str) -> None:
     path = tmp_path / "d.npz"
     np.savez(path, **arrays)
@@ -337,12 +363,18 @@ def test_cifar10_errors(tmp_path: Path) -> None:
         (full[: len(full) // 2], r"cannot unpickle \((EOFError|UnpicklingError)"),
         (pickle.dumps([1, 2]), r"holds list, expected a dict with b'data' and b'labels'"),
         (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8)}), r"holds \[b'data'\], expected a dict"),
-        (pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}),
-         r"b'data' is uint8 \(2, 100\), expected uint8 \(N, 3072\)"),
-        (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}),
-         r"2 images but 1 labels, expected equal counts"),
-        (pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}),
-         r"b'labels' is int64 \(2,\), expected N integers in 0\.\.9"),
+        (
+            pickle.dumps({b"data": np.zeros((2, 100), np.uint8), b"labels": [0, 1]}),
+            r"b'data' is uint8 \(2, 100\), expected uint8 \(N, 3072\)",
+        ),
+        (
+            pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}),
+            r"2 images but 1 labels, expected equal counts",
+        ),
+        (
+            pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}),
+            r"b'labels' is int64 \(2,\), expected N integers in 0\.\.9",
+        ),
     ]:
         batch.write_bytes(data)
         with pytest.raises(DPPError, match=rf"CIFAR-10 batch {batch}: {match}"):
@@ -357,8 +389,11 @@ def test_builtin_seed_changes_split() -> None:
 
 
 def test_bad_normalize_values() -> None:
-    with pytest.raises(DPPError, match=r"normalize must be None, MEAN,STD\[;MEAN,STD\.\.\.\] text or a "
-                                       r"Normalization \(got \(0\.5, 0\.25\)\)"):
+    with pytest.raises(
+        DPPError,
+        match=r"normalize must be None, MEAN,STD\[;MEAN,STD\.\.\.\] text or a "
+        r"Normalization \(got \(0\.5, 0\.25\)\)",
+    ):
         load_data("digits", normalize=(0.5, 0.25))  # type: ignore[arg-type]
     with pytest.raises(DPPError, match=r"normalization record \{'mean': \[0\.5\]\} is malformed"):
         Normalization.from_json({"mean": [0.5]})

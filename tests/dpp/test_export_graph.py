@@ -59,14 +59,17 @@ def check_exact(qg: QuantGraph, net: IntNetwork, x: torch.Tensor) -> None:
     assert np.array_equal(torch_ints.reshape(len(x), -1), net.forward(net.quantize_input(x.numpy())))
 
 
-@pytest.mark.parametrize("make, bits, steps", [
-    (lambda: build_model("digits", 0), 8, 40),
-    (lambda: ResNet8(width=8), 8, 60),
-    (lambda: ResNet8(width=8), 4, 60),
-    (lambda: MobileNetTiny(width=8), 8, 60),
-    (lambda: MobileNetTiny(width=8), 5, 60),
-    (lambda: outside_model(8), 6, 40),
-])
+@pytest.mark.parametrize(
+    "make, bits, steps",
+    [
+        (lambda: build_model("digits", 0), 8, 40),
+        (lambda: ResNet8(width=8), 8, 60),
+        (lambda: ResNet8(width=8), 4, 60),
+        (lambda: MobileNetTiny(width=8), 8, 60),
+        (lambda: MobileNetTiny(width=8), 5, 60),
+        (lambda: outside_model(8), 6, 40),
+    ],
+)
 def test_post_training_export_agrees_with_the_fake_quantised_model(tmp_path, digits, make, bits, steps) -> None:
     torch.manual_seed(0)
     model = fit(make(), digits, steps)
@@ -89,8 +92,9 @@ def test_the_built_in_chain_exports_the_same_integers_traced_or_not(digits) -> N
     qg = QuantGraph(net, digits.x_test[:2], 4)
     qg.act_max.copy_(qnet.act_max[:-1])  # the classifier's slot is not used by either
     a, b = export_network(qnet, digits.x_test), export_graph(qg, digits.x_test)
-    assert [n["op"] for n in a.nodes] == [n["op"] for n in b.nodes] == ["matmul", "maxpool", "reshape", "matmul",
-                                                                       "matmul"]
+    assert (
+        [n["op"] for n in a.nodes] == [n["op"] for n in b.nodes] == ["matmul", "maxpool", "reshape", "matmul", "matmul"]
+    )
     for la, lb in zip(a.layers, b.layers, strict=True):
         assert isinstance(lb.weights, KofNMatrix) and lb.weights.block == la.weights.block
         assert np.array_equal(la.dense_weights(), lb.dense_weights()) and np.array_equal(la.bias, lb.bias)
@@ -132,8 +136,11 @@ def test_masks_export_as_k_of_n_and_groups_as_one_layer_each(digits) -> None:
 
 def test_export_model_needs_ranges_and_a_known_bit_width(digits) -> None:
     model = ResNet8(width=4)
-    with pytest.raises(DPPError, match=r"export_model needs calibration images: no activation range was recorded "
-                                       r"for \['stem_0', 'layer1_conv1'"):
+    with pytest.raises(
+        DPPError,
+        match=r"export_model needs calibration images: no activation range was recorded "
+        r"for \['stem_0', 'layer1_conv1'",
+    ):
         export_model(model, digits.x_test[:1])
     with pytest.raises(DPPError, match=r"bits must be <= 8 \(got bits=9\)"):
         export_model(model, digits.x_test[:1], bits=9, calibration=digits.x_train[:64])
@@ -165,12 +172,12 @@ def test_every_built_in_model_agrees_on_the_whole_test_split(name) -> None:
 
 def test_the_built_in_export_takes_overlapping_padded_max_pools(digits) -> None:
     torch.manual_seed(4)
-    net = nn.Sequential(nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(),
-                        nn.Linear(6 * 4 * 4, 10))
+    net = nn.Sequential(
+        nn.Conv2d(1, 6, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2, 1), nn.Flatten(), nn.Linear(6 * 4 * 4, 10)
+    )
     qnet = fit(QuantNet(net, 6), digits, 20)
     network = export_network(qnet, digits.x_test)
-    assert network.nodes[1] == dict(name="2", op="maxpool", inputs=["0"], kernel=[3, 3], stride=[2, 2],
-                                    padding=[1, 1])
+    assert network.nodes[1] == dict(name="2", op="maxpool", inputs=["0"], kernel=[3, 3], stride=[2, 2], padding=[1, 1])
     assert measure_agreement(qnet, network, digits.x_test, digits.y_test).rate == 1.0
 
 
@@ -184,10 +191,12 @@ def test_a_masked_grouped_conv_exports_one_k_of_n_matrix_per_group(digits) -> No
     torch.manual_seed(5)
     grouped = nn.Conv2d(4, 4, 3, padding=1, groups=2)  # per group: 2 rows x (2 * 9) columns
     layout = GroupLayout("weight", 2, 6, tuple(grouped.weight.shape), 1, 18)
-    parametrize.register_parametrization(grouped, "weight", FixedKofNMask(layout, topk_mask(
-        torch.randn(layout.logit_shape), 2)))
-    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), grouped, nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 64, 10))
+    parametrize.register_parametrization(
+        grouped, "weight", FixedKofNMask(layout, topk_mask(torch.randn(layout.logit_shape), 2))
+    )
+    model = nn.Sequential(
+        nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), grouped, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 10)
+    )
     fit(model, digits, 20)
     qg = QuantGraph(model, digits.x_test[:2], 5)
     qg.calibrate(digits.x_train[:256])

@@ -19,8 +19,13 @@ from dpp.parametrize import masked_layers, sparsify
 
 torch.set_num_threads(1)
 
-SPLITMIX_1234567 = [6457827717110365317, 3203168211198807973, 9817491932198370423, 4593380528125082431,
-                    16408922859458223821]  # the published first outputs of SplitMix64 from state 1234567
+SPLITMIX_1234567 = [
+    6457827717110365317,
+    3203168211198807973,
+    9817491932198370423,
+    4593380528125082431,
+    16408922859458223821,
+]  # the published first outputs of SplitMix64 from state 1234567
 seeds = st.integers(0, 2**64 - 1)
 
 
@@ -34,8 +39,12 @@ def compiled_kernel():
 def test_splitmix64_reference_outputs():
     assert noise.splitmix64(1234567, 5).tolist() == SPLITMIX_1234567
     words = noise.noise_words(1234567, 4).tolist()  # element 2j / 2j+1 = low / high half of output j
-    assert words == [SPLITMIX_1234567[0] & 0xFFFFFFFF, SPLITMIX_1234567[0] >> 32,
-                     SPLITMIX_1234567[1] & 0xFFFFFFFF, SPLITMIX_1234567[1] >> 32]
+    assert words == [
+        SPLITMIX_1234567[0] & 0xFFFFFFFF,
+        SPLITMIX_1234567[0] >> 32,
+        SPLITMIX_1234567[1] & 0xFFFFFFFF,
+        SPLITMIX_1234567[1] >> 32,
+    ]
 
 
 @settings(max_examples=40, deadline=None)
@@ -76,23 +85,36 @@ def _reference(logits, weight, pad, k, real, block, temperature, noise_scale, se
     lg = logits.to(dtype).requires_grad_()
     w = weight.to(dtype).requires_grad_()
     rows, groups, n = logits.shape
-    m = gumbel_topk_mask_reference(lg.masked_fill(pad, PAD_LOGIT), k, temperature, noise_scale=noise_scale,
-                                   generator=torch.Generator().manual_seed(seed))
+    m = gumbel_topk_mask_reference(
+        lg.masked_fill(pad, PAD_LOGIT),
+        k,
+        temperature,
+        noise_scale=noise_scale,
+        generator=torch.Generator().manual_seed(seed),
+    )
     slot_mask = m.reshape(rows, groups * n)
-    return lg, w, w * slot_mask.repeat_interleave(block, dim=1)[:, :real * block], m
+    return lg, w, w * slot_mask.repeat_interleave(block, dim=1)[:, : real * block], m
 
 
 def _fused(logits, weight, k, real, block, temperature, noise_scale, seed):
     lg, w = logits.clone().requires_grad_(), weight.clone().requires_grad_()
     s = noise.draw_seed(torch.Generator().manual_seed(seed)) if noise_scale > 0 else 0
-    out = fused_mask.fused_masked_weight(w, lg, k=k, real_slots=real, block=block, temperature=temperature,
-                                         noise_scale=noise_scale, seed=s)
+    out = fused_mask.fused_masked_weight(
+        w, lg, k=k, real_slots=real, block=block, temperature=temperature, noise_scale=noise_scale, seed=s
+    )
     return lg, w, out
 
 
-shapes = dict(rows=st.integers(1, 5), n=st.sampled_from([2, 3, 4, 5, 7, 8, 16]), k=st.integers(1, 4),
-              real=st.integers(1, 40), block=st.sampled_from([1, 1, 3, 9]), seed=st.integers(0, 10**6),
-              noise_scale=st.sampled_from([0.0, 0.1, 1.0]), temperature=st.sampled_from([0.3, 1.0, 5.0]))
+shapes = dict(
+    rows=st.integers(1, 5),
+    n=st.sampled_from([2, 3, 4, 5, 7, 8, 16]),
+    k=st.integers(1, 4),
+    real=st.integers(1, 40),
+    block=st.sampled_from([1, 1, 3, 9]),
+    seed=st.integers(0, 10**6),
+    noise_scale=st.sampled_from([0.0, 0.1, 1.0]),
+    temperature=st.sampled_from([0.3, 1.0, 5.0]),
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -111,8 +133,7 @@ def test_fused_forward_equals_the_reference_mask_exactly(rows, n, k, real, block
 
 @settings(max_examples=60, deadline=None)
 @given(**shapes)
-def test_fused_gradients_equal_autograd_through_the_reference(rows, n, k, real, block, seed, noise_scale,
-                                                             temperature):
+def test_fused_gradients_equal_autograd_through_the_reference(rows, n, k, real, block, seed, noise_scale, temperature):
     """Against the reference in float64 (same draws): the fused float32 gradients agree to float32 rounding at
     the computation's scale, max |G| / T with G = upstream * weight summed per slot (the float32 reference is a
     few times less accurate; ``G_j - <s, G>`` cancels when one slot dominates, so relative error alone is no
@@ -144,10 +165,12 @@ def test_same_seed_same_sample_other_seed_other_sample():
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 
-@pytest.mark.parametrize("granularity, conv", [("weight", False), ("weight", True), ("kernel", True),
-                                               ("kernel", False), ("filter", True)])
+@pytest.mark.parametrize(
+    "granularity, conv", [("weight", False), ("weight", True), ("kernel", True), ("kernel", False), ("filter", True)]
+)
 def test_kofn_mask_fused_and_torch_paths_agree(monkeypatch, granularity, conv):
     """The same generator state gives the same masked weight on both paths, and close gradients."""
+
     def run(switch: str):
         monkeypatch.setenv(fused_mask.ENV_SWITCH, switch)
         torch.manual_seed(0)
@@ -155,7 +178,7 @@ def test_kofn_mask_fused_and_torch_paths_agree(monkeypatch, granularity, conv):
         model = nn.Sequential(layer)
         sparsify(model, 2, 4, granularity, layers=["0"], seed=11, noise_scale=0.5)
         model.train()
-        (_, mod, mask), = masked_layers(model)
+        ((_, mod, mask),) = masked_layers(model)
         mask.temperature = 0.8
         ws = [mod.weight for _ in range(3)]  # three fresh draws
         sum((w * torch.linspace(-1, 1, w.numel()).reshape(w.shape)).sum() for w in ws).backward()

@@ -93,13 +93,16 @@ def test_every_supported_op_becomes_its_node_with_bn_folded_and_relus_fused() ->
     assert spec.users() == {INPUT: 1, **{n.name: 2 if n.name in two else 1 for n in spec.nodes}}
 
 
-@pytest.mark.parametrize("make, shape", [
-    (Everything, (1, 8, 8)),
-    (lambda: build_model("resnet8", 0), (1, 8, 8)),
-    (lambda: build_model("mobilenet", 0), (1, 12, 12)),
-    (lambda: build_model("lenet5", 0), (1, 28, 28)),
-    (outside_model, (1, 8, 8)),
-])
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (Everything, (1, 8, 8)),
+        (lambda: build_model("resnet8", 0), (1, 8, 8)),
+        (lambda: build_model("mobilenet", 0), (1, 12, 12)),
+        (lambda: build_model("lenet5", 0), (1, 28, 28)),
+        (outside_model, (1, 8, 8)),
+    ],
+)
 def test_the_float_graph_computes_the_model_itself(make, shape) -> None:
     torch.manual_seed(0)
     model = make()
@@ -175,11 +178,17 @@ def conv(**kw) -> nn.Conv2d:
 
 
 BAD = [
-    (lambda s, x: s.c(torch.sigmoid(x)), dict(c=conv()),
-     r"unsupported node 'sigmoid' \(call_function sigmoid\) in module '': this op is not supported "
-     r"\(supported: Conv2d"),
-    (lambda s, x: s.act(s.c(x)), dict(c=conv(), act=nn.Sigmoid()),
-     r"unsupported node 'act' \(call_module Sigmoid\) in module 'act': module Sigmoid is not supported"),
+    (
+        lambda s, x: s.c(torch.sigmoid(x)),
+        dict(c=conv()),
+        r"unsupported node 'sigmoid' \(call_function sigmoid\) in module '': this op is not supported "
+        r"\(supported: Conv2d",
+    ),
+    (
+        lambda s, x: s.act(s.c(x)),
+        dict(c=conv(), act=nn.Sigmoid()),
+        r"unsupported node 'act' \(call_module Sigmoid\) in module 'act': module Sigmoid is not supported",
+    ),
     (lambda s, x: s.c(x).transpose(2, 3), dict(c=conv()), r"node 'transpose' \(call_method transpose\)"),
     (lambda s, x: s.c(x) * 2, dict(c=conv()), r"node 'mul' \(call_function mul\) in module ''"),
     (lambda s, x: s.c(x) + s.p, dict(c=conv()), r"node 'p' \(get_attr p\) in module '': parameters and buffers"),
@@ -191,20 +200,33 @@ BAD = [
     (lambda s, x: F.avg_pool2d(s.c(x), 3, 1, 1, count_include_pad=False), dict(c=conv()), "count_include_pad"),
     (lambda s, x: torch.cat([s.c(x), s.c(x)], 2), dict(c=conv()), "along the channel dim 1 only"),
     (lambda s, x: s.c(x) + F.adaptive_avg_pool2d(s.c(x), 1), dict(c=conv()), "broadcasting is not supported"),
-    (lambda s, x: s.c(s.bn(x)), dict(c=conv(), bn=nn.BatchNorm2d(2)),
-     r"node 'bn' \(call_module BatchNorm2d\) in module 'bn': BatchNorm is folded into a directly preceding Conv2d "
-     r"that feeds only it \(its input is 'input'\)"),
+    (
+        lambda s, x: s.c(s.bn(x)),
+        dict(c=conv(), bn=nn.BatchNorm2d(2)),
+        r"node 'bn' \(call_module BatchNorm2d\) in module 'bn': BatchNorm is folded into a directly preceding Conv2d "
+        r"that feeds only it \(its input is 'input'\)",
+    ),
     (lambda s, x: s.c(x)[:, :1], dict(c=conv()), r"node 'getitem' \(call_function getitem\) in module ''"),
-    (lambda s, x: s.c(x).view(-1), dict(c=conv()),
-     r"must keep the batch dimension \(example \(2, 2, 6, 6\) -> \(144,\)\)"),
+    (
+        lambda s, x: s.c(x).view(-1),
+        dict(c=conv()),
+        r"must keep the batch dimension \(example \(2, 2, 6, 6\) -> \(144,\)\)",
+    ),
     (lambda s, x: s.c(x).mean(1), dict(c=conv()), r"spatial dims \(2, 3\)"),
     (lambda s, x: s.f(s.c(x)), dict(c=conv(), f=nn.Flatten(0)), "must keep the batch dimension"),
     (lambda s, x: s.fc(s.c(x)), dict(c=conv(), fc=nn.Linear(6, 2)), r"Linear needs a \(batch, features\) input"),
     (lambda s, x: (s.c(x), x), dict(c=conv()), "the model must return one tensor"),
-    (lambda s, x: s.c(x) + x.size(1), dict(c=conv()), r"node 'add' \(call_function add\) in module '': its input "
-     r"'size' is not a tensor computed by the network"),
-    (lambda s, x: torch.cat([s.c(x)] * x.size(1), 1), dict(c=conv()),
-     r"node 'cat' \(call_function cat\) in module '': its input 'mul' is a shape, not a tensor"),
+    (
+        lambda s, x: s.c(x) + x.size(1),
+        dict(c=conv()),
+        r"node 'add' \(call_function add\) in module '': its input "
+        r"'size' is not a tensor computed by the network",
+    ),
+    (
+        lambda s, x: torch.cat([s.c(x)] * x.size(1), 1),
+        dict(c=conv()),
+        r"node 'cat' \(call_function cat\) in module '': its input 'mul' is a shape, not a tensor",
+    ),
     (lambda s, x: x, dict(), "returns its input unchanged"),
     (lambda s, x: F.relu(x), dict(), "has no Conv2d or Linear layer"),
 ]

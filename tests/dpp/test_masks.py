@@ -46,9 +46,17 @@ def expected_counts(mask: KofNMask) -> torch.Tensor:
 
 
 @settings(max_examples=30, deadline=None)
-@given(k=st.integers(1, 5), extra=st.integers(1, 4), out=st.integers(1, 6), cin=st.integers(1, 7),
-       ksz=st.integers(1, 3), conv=st.booleans(), gran=st.sampled_from(["weight", "kernel", "filter"]),
-       seed=st.integers(0, 2**16), training=st.booleans())
+@given(
+    k=st.integers(1, 5),
+    extra=st.integers(1, 4),
+    out=st.integers(1, 6),
+    cin=st.integers(1, 7),
+    ksz=st.integers(1, 3),
+    conv=st.booleans(),
+    gran=st.sampled_from(["weight", "kernel", "filter"]),
+    seed=st.integers(0, 2**16),
+    training=st.booleans(),
+)
 def test_exact_k_of_n_every_granularity(k, extra, out, cin, ksz, conv, gran, seed, training):
     n = k + extra
     if gran == "filter":
@@ -59,7 +67,7 @@ def test_exact_k_of_n_every_granularity(k, extra, out, cin, ksz, conv, gran, see
     model = nn.Sequential(layer)
     sparsify(model, k, n, gran, layers=["0"], seed=seed, noise_scale=1.0)
     model.train(training)
-    (_, mod, mask), = masked_layers(model)
+    ((_, mod, mask),) = masked_layers(model)
     mask.temperature = 0.7
     assert torch.equal(kept_per_group(mod, mask), expected_counts(mask))
     make_permanent(model)
@@ -69,7 +77,8 @@ def test_exact_k_of_n_every_granularity(k, extra, out, cin, ksz, conv, gran, see
     lay = mask.layout
     if gran != "filter":
         slots = torch.nn.functional.pad(w, (0, lay.groups * n * lay.block - lay.cols)).reshape(
-            lay.rows, lay.groups, n, lay.block)
+            lay.rows, lay.groups, n, lay.block
+        )
         assert torch.equal((slots != 0).any(dim=3).sum(dim=2), expected_counts(mask))
 
 
@@ -109,8 +118,9 @@ def test_fast_mask_equals_reference_mask_and_gradient(k, noise_scale):
         upstream = torch.randn(4, 5, 7, generator=torch.Generator().manual_seed(100 + seed))
         fast, ref = logits.clone().requires_grad_(), logits.clone().requires_grad_()
         m_fast = gumbel_topk_mask(fast, k, 0.7, noise_scale=noise_scale, generator=torch.Generator().manual_seed(seed))
-        m_ref = gumbel_topk_mask_reference(ref, k, 0.7, noise_scale=noise_scale,
-                                           generator=torch.Generator().manual_seed(seed))
+        m_ref = gumbel_topk_mask_reference(
+            ref, k, 0.7, noise_scale=noise_scale, generator=torch.Generator().manual_seed(seed)
+        )
         assert torch.equal(m_fast, m_ref)
         assert torch.equal(m_fast.sum(-1), torch.full((4, 5), float(k)))
         (m_fast * upstream).sum().backward()
@@ -135,6 +145,7 @@ def test_fast_mask_gradcheck_in_double():
     """gradcheck of the closed form against finite differences of the relaxation (fixed draws, double)."""
     logits = torch.randn(2, 3, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1)).requires_grad_()
     for k in (1, 2):
+
         def soft_fn(x, k=k):
             # straight-through: d(mask)/d(logits) is the relaxation's Jacobian, the same draws each call
             return gumbel_topk_mask(x, k, 0.9, noise_scale=0.5, generator=torch.Generator().manual_seed(7))
@@ -201,7 +212,7 @@ def test_eval_mask_is_topk_of_logits_and_permanent_and_remove():
     model = nn.Sequential(nn.Linear(16, 4))
     dense = model[0].weight.detach().clone()
     sparsify(model, 1, 4, seed=0)
-    (_, _, mask), = masked_layers(model)
+    ((_, _, mask),) = masked_layers(model)
     model.eval()
     expect = dense * mask.layout.expand(topk_mask(mask.logits.detach(), 1))
     assert torch.equal(model[0].weight, expect)
@@ -222,17 +233,20 @@ def test_kernel_granularity_keeps_whole_kernels():
     assert torch.equal((per_kernel > 0).reshape(3, 2, 4).sum(-1), torch.ones(3, 2, dtype=torch.long))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 4, 4), "k must be < n"),
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 0, 4), "k must be >= 1"),
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 6)), 1, 4, "filter", layers=["0"]), "n to divide the 6"),
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, "channel"), "granularity must be one of"),
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, layers=["fc9"]), "layer 'fc9' not found"),
-    (lambda: sparsify(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4)), 1, 16), "n=16 is larger than the fan-in"),
-    (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, noise_scale=-1.0), "noise_scale must be >= 0"),
-    (lambda: TemperatureSchedule("cosine"), "schedule kind must be one of"),
-    (lambda: TemperatureSchedule("linear", 0.0, 1.0), "start must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 4, 4), "k must be < n"),
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 0, 4), "k must be >= 1"),
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 6)), 1, 4, "filter", layers=["0"]), "n to divide the 6"),
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, "channel"), "granularity must be one of"),
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, layers=["fc9"]), "layer 'fc9' not found"),
+        (lambda: sparsify(nn.Sequential(nn.Conv2d(4, 4, 3, groups=4)), 1, 16), "n=16 is larger than the fan-in"),
+        (lambda: sparsify(nn.Sequential(nn.Linear(8, 4)), 1, 4, noise_scale=-1.0), "noise_scale must be >= 0"),
+        (lambda: TemperatureSchedule("cosine"), "schedule kind must be one of"),
+        (lambda: TemperatureSchedule("linear", 0.0, 1.0), "start must be a finite number > 0"),
+    ],
+)
 def test_bad_arguments_raise_clear_value_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -275,7 +289,9 @@ def test_top_level_api_is_lazy_and_callable():
     import subprocess
     import sys
 
-    code = ("import sys, dpp; assert 'torch' not in sys.modules; "
-            "from dpp import sparsify; import torch; m = sparsify(torch.nn.Sequential(torch.nn.Linear(8, 2)), 1, 4); "
-            "assert dpp.sparsify is sparsify and dpp.make_permanent(m) is m")
+    code = (
+        "import sys, dpp; assert 'torch' not in sys.modules; "
+        "from dpp import sparsify; import torch; m = sparsify(torch.nn.Sequential(torch.nn.Linear(8, 2)), 1, 4); "
+        "assert dpp.sparsify is sparsify and dpp.make_permanent(m) is m"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -37,8 +37,10 @@ def test_subset_entropy_matches_brute_force():
     for k in (1, 2, 3):
         h = subset_entropy(logits, k)
         for g in range(6):
-            w = torch.tensor([math.exp(float(logits[g, list(s)].sum())) for s in itertools.combinations(range(7), k)],
-                             dtype=torch.float64)
+            w = torch.tensor(
+                [math.exp(float(logits[g, list(s)].sum())) for s in itertools.combinations(range(7), k)],
+                dtype=torch.float64,
+            )
             p = w / w.sum()
             assert h[g].item() == pytest.approx(float(-(p * p.log()).sum()), abs=1e-6)
 
@@ -58,7 +60,7 @@ def test_diversity_zero_for_identical_rows_one_for_even_use():
 def test_layer_metrics_of_a_sparsified_layer():
     model = nn.Sequential(nn.Linear(32, 16))
     sparsify(model, 1, 8, seed=0)
-    (_, _, mask), = masked_layers(model)
+    ((_, _, mask),) = masked_layers(model)
     with torch.no_grad():
         mask.logits.zero_()
         mask.logits[:, :, 3] = 50.0  # every row certain and identical

@@ -29,8 +29,12 @@ V1 = Path(__file__).parent / "data" / "network_v1"
 def test_a_version_1_file_written_by_the_old_code_loads_and_runs_the_same(tmp_path) -> None:
     net = IntNetwork.load(V1)
     assert [(n["name"], n["op"], n["inputs"]) for n in net.nodes] == [
-        ("matmul0", "matmul", ["input"]), ("maxpool1", "maxpool", ["matmul0"]), ("flatten2", "reshape", ["maxpool1"]),
-        ("matmul3", "matmul", ["flatten2"]), ("matmul4", "matmul", ["matmul3"])]
+        ("matmul0", "matmul", ["input"]),
+        ("maxpool1", "maxpool", ["matmul0"]),
+        ("flatten2", "reshape", ["maxpool1"]),
+        ("matmul3", "matmul", ["flatten2"]),
+        ("matmul4", "matmul", ["matmul3"]),
+    ]
     assert net.output == "matmul4" and [layer.format for layer in net.layers] == ["kofn", "kofn", "dense"]
     with np.load(V1 / "expected.npz") as old:
         x = old["x_int"]
@@ -49,24 +53,38 @@ def test_a_version_1_file_written_by_the_old_code_loads_and_runs_the_same(tmp_pa
 
 def _layer(rng, kind, rows, cols, relu=True, out_bits=8, **geometry) -> IntLayer:
     w = rng.integers(-7, 8, size=(rows, cols))
-    return IntLayer(kind, w, rng.integers(-50, 50, size=rows), 200, 10, relu, out_bits, weight_bits=4,
-                    geometry=geometry)
+    return IntLayer(
+        kind, w, rng.integers(-50, 50, size=rows), 200, 10, relu, out_bits, weight_bits=4, geometry=geometry
+    )
 
 
 def small_graph(rng: np.random.Generator) -> IntNetwork:
     """conv -> depthwise (2 groups) -> add with the conv -> [maxpool, avgpool] concat -> clamp -> gap -> fc."""
     conv = dict(in_channels=1, out_channels=2, kh=3, kw=3, stride=1, padding=1)
     dw = dict(in_channels=1, out_channels=1, kh=3, kw=3, stride=1, padding=[1, 1])
-    layers = [_layer(rng, "conv2d", 2, 9, **conv), _layer(rng, "conv2d", 1, 9, **dw),
-              _layer(rng, "conv2d", 1, 9, **dw), _layer(rng, "linear", 3, 4, relu=False, out_bits=32)]
+    layers = [
+        _layer(rng, "conv2d", 2, 9, **conv),
+        _layer(rng, "conv2d", 1, 9, **dw),
+        _layer(rng, "conv2d", 1, 9, **dw),
+        _layer(rng, "linear", 3, 4, relu=False, out_bits=32),
+    ]
     layers[0].weights = KofNMatrix.prune_magnitude(layers[0].weights, 1, 3, weight_bits=4)
     nodes = [
         dict(name="c", op="matmul", inputs=["input"], layers=[0]),
         dict(name="dw", op="matmul", inputs=["c"], layers=[1, 2]),
         dict(name="res", op="add", inputs=["dw", "c"], multipliers=[3, 5], shift=3, relu=True, out_bits=8),
         dict(name="mp", op="maxpool", inputs=["res"], kernel=3, stride=2, padding=1),
-        dict(name="ap", op="avgpool", inputs=["res"], kernel=[2, 2], stride=2, padding=0, multiplier=1, shift=2,
-             out_bits=8),
+        dict(
+            name="ap",
+            op="avgpool",
+            inputs=["res"],
+            kernel=[2, 2],
+            stride=2,
+            padding=0,
+            multiplier=1,
+            shift=2,
+            out_bits=8,
+        ),
         dict(name="cat", op="concat", inputs=["mp", "ap"], multipliers=[2, 1], shifts=[1, 1], out_bits=8),
         dict(name="clip", op="clamp", inputs=["cat"], lo=0, hi=90),
         dict(name="gap", op="global_avgpool", inputs=["clip"], keepdim=True, multiplier=1, shift=4, out_bits=8),
@@ -80,8 +98,18 @@ def by_hand(net: IntNetwork, x: np.ndarray) -> np.ndarray:
     """The same graph composed from the reference ops directly."""
     L = net.layers
     c = conv2d_int(x, L[0].weights, L[0].bias, 200, 10, 8, True, kernel=3, padding=1)
-    dw = conv2d_int(c, [L[1].weights, L[2].weights], np.concatenate([L[1].bias, L[2].bias]), 200, 10, 8, True,
-                    kernel=3, padding=1, groups=2)
+    dw = conv2d_int(
+        c,
+        [L[1].weights, L[2].weights],
+        np.concatenate([L[1].bias, L[2].bias]),
+        200,
+        10,
+        8,
+        True,
+        kernel=3,
+        padding=1,
+        groups=2,
+    )
     res = add_int(dw, c, [3, 5], 3, 8, True)
     cat = concat_int([maxpool_int(res, 3, 2, 1), avgpool_int(res, 2, 2, 0, 1, 2, 8)], [2, 1], [1, 1], 8)
     gap = global_avgpool_int(clamp_int(cat, 0, 90), 1, 4, 8, keepdim=True)
@@ -130,8 +158,10 @@ def test_stages_follow_a_max_pool_only_when_it_alone_uses_the_matmul() -> None:
 
 
 def _nodes(**change):
-    nodes = [dict(name="a", op="reshape", inputs=["input"], shape=[-1]),
-             dict(name="b", op="matmul", inputs=["a"], layers=[0])]
+    nodes = [
+        dict(name="a", op="reshape", inputs=["input"], shape=[-1]),
+        dict(name="b", op="matmul", inputs=["a"], layers=[0]),
+    ]
     for key, value in change.items():
         index, field = key.split("__")
         if value is None:
@@ -141,31 +171,54 @@ def _nodes(**change):
     return nodes
 
 
-@pytest.mark.parametrize("change, msg", [
-    (dict(b__op="softmax"), r"node 'b': op must be one of \('matmul', 'maxpool'"),
-    (dict(b__layers=None), r"node 'b' \(matmul\) lacks key 'layers'"),
-    (dict(b__inputs=["c"]), r"node 'b': input 'c' is not the network input or an earlier node"),
-    (dict(a__inputs=["b"]), r"node 'a': input 'b' is not the network input or an earlier node"),
-    (dict(b__name="a"), "node name 'a' is used twice"),
-    (dict(a__name="input"), "node name 'input' is reserved"),
-    (dict(b__layers=[1]), r"layers must list layer indices in \[0, 1\) \(got \[1\]\)"),
-    (dict(b__inputs=["a", "a"]), r"node 'b' \(matmul\) needs 1 input\(s\)"),
-    (dict(a__shape=[-1, 2]), r"node 'b' \(matmul\): expected a \(batch, 4\) input \(got shape \(1, 2, 2\)\)"),
-    (dict(a__shape="flat"), r"node 'a' \(reshape\): shape must be a list of ints"),
-])
+@pytest.mark.parametrize(
+    "change, msg",
+    [
+        (dict(b__op="softmax"), r"node 'b': op must be one of \('matmul', 'maxpool'"),
+        (dict(b__layers=None), r"node 'b' \(matmul\) lacks key 'layers'"),
+        (dict(b__inputs=["c"]), r"node 'b': input 'c' is not the network input or an earlier node"),
+        (dict(a__inputs=["b"]), r"node 'a': input 'b' is not the network input or an earlier node"),
+        (dict(b__name="a"), "node name 'a' is used twice"),
+        (dict(a__name="input"), "node name 'input' is reserved"),
+        (dict(b__layers=[1]), r"layers must list layer indices in \[0, 1\) \(got \[1\]\)"),
+        (dict(b__inputs=["a", "a"]), r"node 'b' \(matmul\) needs 1 input\(s\)"),
+        (dict(a__shape=[-1, 2]), r"node 'b' \(matmul\): expected a \(batch, 4\) input \(got shape \(1, 2, 2\)\)"),
+        (dict(a__shape="flat"), r"node 'a' \(reshape\): shape must be a list of ints"),
+    ],
+)
 def test_a_bad_graph_is_refused_with_one_line(change, msg) -> None:
     layer = IntLayer("linear", np.ones((2, 4), dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1, False, 8)
     with pytest.raises(DPPError, match=msg):
-        IntNetwork([layer], nodes=_nodes(**{k.replace("a__", "0__").replace("b__", "1__"): v
-                                            for k, v in change.items()}), input_shape=(4,), input_scale=0.1)
+        IntNetwork(
+            [layer],
+            nodes=_nodes(**{k.replace("a__", "0__").replace("b__", "1__"): v for k, v in change.items()}),
+            input_shape=(4,),
+            input_scale=0.1,
+        )
 
 
 def test_other_graph_errors() -> None:
     lin = IntLayer("linear", np.ones((2, 4), dtype=np.int64), np.zeros(2, dtype=np.int64), 1, 1, False, 8)
-    conv = IntLayer("conv2d", np.ones((1, 9), dtype=np.int64), np.zeros(1, dtype=np.int64), 1, 1, False, 8,
-                    geometry=dict(in_channels=1, out_channels=1, kh=3, kw=3, stride=1, padding=1))
-    conv2 = IntLayer("conv2d", np.ones((1, 9), dtype=np.int64), np.zeros(1, dtype=np.int64), 1, 1, False, 8,
-                     geometry=dict(in_channels=1, out_channels=1, kh=3, kw=3, stride=2, padding=1))
+    conv = IntLayer(
+        "conv2d",
+        np.ones((1, 9), dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        1,
+        1,
+        False,
+        8,
+        geometry=dict(in_channels=1, out_channels=1, kh=3, kw=3, stride=1, padding=1),
+    )
+    conv2 = IntLayer(
+        "conv2d",
+        np.ones((1, 9), dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
+        1,
+        1,
+        False,
+        8,
+        geometry=dict(in_channels=1, out_channels=1, kh=3, kw=3, stride=2, padding=1),
+    )
     mm = lambda layers: [dict(name="m", op="matmul", inputs=["input"], layers=layers)]  # noqa: E731
     with pytest.raises(DPPError, match="give either ops"):
         IntNetwork([lin], input_shape=(4,), input_scale=0.1)

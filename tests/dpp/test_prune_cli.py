@@ -29,8 +29,11 @@ def author(tmp_path_factory) -> Path:
     shutil.copy(FIXTURE, folder / "outside_model.py")
     model = build_user_model(f"{folder / 'outside_model.py'}:make_model", seed=7)
     torch.save(model.state_dict(), folder / "weights.pth")
-    torch.save(build_user_model(f"{folder / 'outside_model.py'}:make_model", seed=7).state_dict() | {
-        "classifier.1.weight": torch.zeros(32, 784), "extra.bias": torch.zeros(3)}, folder / "wrong.pth")
+    torch.save(
+        build_user_model(f"{folder / 'outside_model.py'}:make_model", seed=7).state_dict()
+        | {"classifier.1.weight": torch.zeros(32, 784), "extra.bias": torch.zeros(3)},
+        folder / "wrong.pth",
+    )
     return folder
 
 
@@ -39,9 +42,28 @@ def pruned(author: Path, tmp_path_factory) -> tuple[Path, Path, subprocess.Compl
     """``dpp prune`` one-shot (--epochs 0) magnitude 2-of-16 with 8-bit weights, then ``dpp export`` from
     another folder."""
     user = tmp_path_factory.mktemp("user")
-    proc = dpp(user, "prune", "--model-file", str(author / "outside_model.py") + ":make_model", "--weights",
-               str(author / "weights.pth"), "--data", "mnist5k", "--method", "magnitude", "--k", "2", "--n", "16",
-               "--bits", "8", "--epochs", "0", "--out", "run")
+    proc = dpp(
+        user,
+        "prune",
+        "--model-file",
+        str(author / "outside_model.py") + ":make_model",
+        "--weights",
+        str(author / "weights.pth"),
+        "--data",
+        "mnist5k",
+        "--method",
+        "magnitude",
+        "--k",
+        "2",
+        "--n",
+        "16",
+        "--bits",
+        "8",
+        "--epochs",
+        "0",
+        "--out",
+        "run",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     elsewhere = tmp_path_factory.mktemp("elsewhere")
     export = dpp(elsewhere, "export", str(user / "run"), "--out", "net")
@@ -80,7 +102,7 @@ def test_the_exported_outside_model_agrees_with_torch_on_every_test_image(pruned
     w = ckpt["model.classifier.3.parametrizations.weight.original"].abs().reshape(10, -1)
     keep = torch.zeros_like(w, dtype=torch.bool)
     for start in range(0, 32, 16):
-        keep[:, start:start + 16].scatter_(1, w[:, start:start + 16].topk(2, dim=1).indices, True)
+        keep[:, start : start + 16].scatter_(1, w[:, start : start + 16].topk(2, dim=1).indices, True)
     kept = net.layers[3].weights.to_dense() != 0
     assert not (kept & ~keep.numpy()).any()  # nothing outside the magnitude top-2 (a kept weight may round to 0)
 
@@ -89,10 +111,22 @@ def test_a_state_dict_that_does_not_fit_is_named_layer_by_layer(author: Path, tm
     model = build_user_model(f"{author / 'outside_model.py'}:make_model")
     with pytest.raises(FormatError) as err:
         load_weights(model, author / "wrong.pth", "make_model()")
-    assert str(err.value) == (f"--weights {author / 'wrong.pth'} does not fit make_model(): classifier.1.weight: "
-                              "file (32, 784), model (32, 3136); not in the model: extra.bias")
-    proc = dpp(tmp_path, "prune", "--model-file", f"{author / 'outside_model.py'}:make_model", "--weights",
-               str(author / "wrong.pth"), "--data", "mnist5k", "--out", "run")
+    assert str(err.value) == (
+        f"--weights {author / 'wrong.pth'} does not fit make_model(): classifier.1.weight: "
+        "file (32, 784), model (32, 3136); not in the model: extra.bias"
+    )
+    proc = dpp(
+        tmp_path,
+        "prune",
+        "--model-file",
+        f"{author / 'outside_model.py'}:make_model",
+        "--weights",
+        str(author / "wrong.pth"),
+        "--data",
+        "mnist5k",
+        "--out",
+        "run",
+    )
     assert_one_line(proc, "classifier.1.weight: file (32, 784), model (32, 3136); not in the model: extra.bias")
     assert not (tmp_path / "run" / "result.json").exists()
 
@@ -105,10 +139,30 @@ def npz_run(tmp_path_factory) -> tuple[Path, Path]:
     y = np.repeat(np.arange(4), 40)
     x = rng.integers(0, 60, size=(160, 8, 8, 1), dtype=np.uint8)
     for c in range(4):  # class c: a bright 4x4 quadrant
-        x[y == c, (c // 2) * 4:(c // 2) * 4 + 4, (c % 2) * 4:(c % 2) * 4 + 4, 0] += 180
+        x[y == c, (c // 2) * 4 : (c // 2) * 4 + 4, (c % 2) * 4 : (c % 2) * 4 + 4, 0] += 180
     np.savez(user / "small.npz", x=x, y=y)
-    proc = dpp(user, "train", "--model", "digits", "--data", "npz:small.npz", "--normalize", "0.5,0.25",
-               "--bits", "4", "--k", "1", "--n", "4", "--epochs", "5", "--batch-size", "16", "--out", "run")
+    proc = dpp(
+        user,
+        "train",
+        "--model",
+        "digits",
+        "--data",
+        "npz:small.npz",
+        "--normalize",
+        "0.5,0.25",
+        "--bits",
+        "4",
+        "--k",
+        "1",
+        "--n",
+        "4",
+        "--epochs",
+        "5",
+        "--batch-size",
+        "16",
+        "--out",
+        "run",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     elsewhere = tmp_path_factory.mktemp("npz_elsewhere")
     export = dpp(elsewhere, "export", str(user / "run"), "--out", "net")
@@ -136,33 +190,68 @@ def test_export_refuses_another_normalisation_than_the_runs(npz_run) -> None:
     assert not (user / "net2" / "network.json").exists()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["train", "--model", "digits", "--data", "npz:missing.npz", "--epochs", "1", "--out", "r"],
-     "missing.npz does not exist"),
-    (["train", "--model", "digits", "--data", "pickle:x", "--epochs", "1", "--out", "r"],
-     "--data 'pickle:x': expected one of mnist5k, digits, idx:DIR, npz:FILE or cifar10:DIR"),
-    (["train", "--model", "digits", "--normalize", "0.1,0.2,0.3", "--epochs", "1", "--out", "r"],
-     "--normalize '0.1,0.2,0.3': channel 0 is '0.1,0.2,0.3', expected MEAN,STD"),
-    (["train", "--model", "digits", "--normalize", "0.1,0.2;0.3,0.4", "--epochs", "1", "--out", "r"],
-     "has 2 MEAN,STD pair(s) but the images have 1 channel(s)"),
-    (["train", "--model-file", "nothere.py:make", "--data", "digits", "--epochs", "1", "--out", "r"],
-     "nothere.py does not exist, expected a Python file"),
-    (["prune", "--model-file", "model.py", "--data", "digits", "--out", "r"], "expected FILE.py:FACTORY"),
-    (["prune", "--model-file", "model.py:build", "--data", "digits", "--out", "r"],
-     "model.py has no function 'build' (callables in it: ['make'])"),
-    (["prune", "--model-file", "model.py:make", "--data", "digits", "--method", "dense", "--out", "r"],
-     "--method must be one of"),
-    (["prune", "--model-file", "model.py:make", "--data", "digits", "--layers", "fc", "--out", "r"],
-     "--layers: 'fc' is not a Conv2d or Linear of the model (they are: ['0.0', '0.2'])"),
-    (["prune", "--model-file", "model.py:make", "--data", "digits", "--n", "16", "--layers", "0.2", "--out", "r"],
-     "0.2: n=16 is larger than the fan-in of each of its 4 groups"),
-    (["compare", "--model", "digits", "--data", "npz:missing.npz", "--out", "c"], "missing.npz does not exist"),
-    (["flow", "--net", "r", "--out", "f"], "dpp flow --net needs --data SPEC"),
-    (["flow", "--data", "digits", "--out", "f"], "apply to dpp flow --net NET/"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (
+            ["train", "--model", "digits", "--data", "npz:missing.npz", "--epochs", "1", "--out", "r"],
+            "missing.npz does not exist",
+        ),
+        (
+            ["train", "--model", "digits", "--data", "pickle:x", "--epochs", "1", "--out", "r"],
+            "--data 'pickle:x': expected one of mnist5k, digits, idx:DIR, npz:FILE or cifar10:DIR",
+        ),
+        (
+            ["train", "--model", "digits", "--normalize", "0.1,0.2,0.3", "--epochs", "1", "--out", "r"],
+            "--normalize '0.1,0.2,0.3': channel 0 is '0.1,0.2,0.3', expected MEAN,STD",
+        ),
+        (
+            ["train", "--model", "digits", "--normalize", "0.1,0.2;0.3,0.4", "--epochs", "1", "--out", "r"],
+            "has 2 MEAN,STD pair(s) but the images have 1 channel(s)",
+        ),
+        (
+            ["train", "--model-file", "nothere.py:make", "--data", "digits", "--epochs", "1", "--out", "r"],
+            "nothere.py does not exist, expected a Python file",
+        ),
+        (["prune", "--model-file", "model.py", "--data", "digits", "--out", "r"], "expected FILE.py:FACTORY"),
+        (
+            ["prune", "--model-file", "model.py:build", "--data", "digits", "--out", "r"],
+            "model.py has no function 'build' (callables in it: ['make'])",
+        ),
+        (
+            ["prune", "--model-file", "model.py:make", "--data", "digits", "--method", "dense", "--out", "r"],
+            "--method must be one of",
+        ),
+        (
+            ["prune", "--model-file", "model.py:make", "--data", "digits", "--layers", "fc", "--out", "r"],
+            "--layers: 'fc' is not a Conv2d or Linear of the model (they are: ['0.0', '0.2'])",
+        ),
+        (
+            [
+                "prune",
+                "--model-file",
+                "model.py:make",
+                "--data",
+                "digits",
+                "--n",
+                "16",
+                "--layers",
+                "0.2",
+                "--out",
+                "r",
+            ],
+            "0.2: n=16 is larger than the fan-in of each of its 4 groups",
+        ),
+        (["compare", "--model", "digits", "--data", "npz:missing.npz", "--out", "c"], "missing.npz does not exist"),
+        (["flow", "--net", "r", "--out", "f"], "dpp flow --net needs --data SPEC"),
+        (["flow", "--data", "digits", "--out", "f"], "apply to dpp flow --net NET/"),
+    ],
+)
 def test_bad_specs_are_one_line_before_any_training(tmp_path: Path, args: list[str], needle: str) -> None:
-    (tmp_path / "model.py").write_text("from torch import nn\n\n\ndef make():\n    return nn.Sequential(nn.Sequential("
-                                       "nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4)))\n")
+    (tmp_path / "model.py").write_text(
+        "from torch import nn\n\n\ndef make():\n    return nn.Sequential(nn.Sequential("
+        "nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3, groups=4)))\n"
+    )
     (tmp_path / "r").mkdir()
     proc = dpp(tmp_path, *args)
     assert_one_line(proc, needle)

@@ -33,8 +33,10 @@ def row_masks(model: nn.Module) -> dict[str, np.ndarray]:
     model.eval()
     if any(isinstance(m, nn.Conv2d) for m in model.modules()):
         model(torch.zeros(1, model[0].in_channels, 6, 6))  # SR-STE records its mask in a forward pass
-    return {name: mask.weight_mask().expand(mod.weight.shape).reshape(mod.weight.shape[0], -1).numpy()
-            for name, mod, mask in masked_layers(model)}
+    return {
+        name: mask.weight_mask().expand(mod.weight.shape).reshape(mod.weight.shape[0], -1).numpy()
+        for name, mod, mask in masked_layers(model)
+    }
 
 
 def expected_counts(cols: int, k: int, n: int, block: int = 1) -> list[int]:
@@ -52,7 +54,7 @@ def test_grouped_conv_keeps_exactly_k_of_n_within_each_groups_fan_in(method: str
     mask = row_masks(model)["0"]
     assert mask.shape == (6, 18)
     for row in mask:
-        counts = [int(row[s:s + 8].sum()) for s in range(0, 18, 8)]
+        counts = [int(row[s : s + 8].sum()) for s in range(0, 18, 8)]
         assert counts == expected_counts(18, 3, 8) == [3, 3, 2]
 
 
@@ -90,20 +92,30 @@ def test_grouped_conv_at_filter_granularity_groups_filters_inside_a_conv_group()
     attach_magnitude(model, 1, 2, "filter", ["0"])
     kept = row_masks(model)["0"].any(axis=1)
     assert kept.reshape(4, 2).sum(axis=1).tolist() == [1, 1, 1, 1]
-    with pytest.raises(DPPError, match=r"^conv: filter granularity needs n to divide the 2 output filters of "
-                                       r"each of its 4 groups \(got n=4\)$"):
+    with pytest.raises(
+        DPPError,
+        match=r"^conv: filter granularity needs n to divide the 2 output filters of "
+        r"each of its 4 groups \(got n=4\)$",
+    ):
         layout_for(nn.Conv2d(4, 8, 3, groups=4), 1, 4, "filter", "conv")
 
 
-@pytest.mark.parametrize("granularity, n, fan_in, unit", [
-    ("weight", 16, 9, r"weights \(kh\*kw\*in_channels/groups\)"),
-    ("kernel", 2, 1, r"kernels \(input channels per group\)"),
-])
-def test_n_larger_than_a_groups_fan_in_is_refused_naming_the_layer(granularity: str, n: int, fan_in: int,
-                                                                  unit: str) -> None:
+@pytest.mark.parametrize(
+    "granularity, n, fan_in, unit",
+    [
+        ("weight", 16, 9, r"weights \(kh\*kw\*in_channels/groups\)"),
+        ("kernel", 2, 1, r"kernels \(input channels per group\)"),
+    ],
+)
+def test_n_larger_than_a_groups_fan_in_is_refused_naming_the_layer(
+    granularity: str, n: int, fan_in: int, unit: str
+) -> None:
     model = nn.Sequential(nn.Conv2d(8, 8, 1), nn.Sequential(nn.Conv2d(8, 8, 3, groups=8)))
-    with pytest.raises(DPPError, match=rf"^1\.0: n={n} is larger than the fan-in of each of its 8 groups "
-                                       rf"\({fan_in} {unit}\); choose n <= {fan_in}"):
+    with pytest.raises(
+        DPPError,
+        match=rf"^1\.0: n={n} is larger than the fan-in of each of its 8 groups "
+        rf"\({fan_in} {unit}\); choose n <= {fan_in}",
+    ):
         sparsify(model, 1, n, granularity, ["0", "1.0"])
     assert not masked_layers(model)  # checked before any mask attached
 
@@ -125,9 +137,18 @@ def test_default_prune_layers_leave_small_fan_ins_dense_with_the_reason() -> Non
 
 def test_a_masked_depthwise_conv_exports_one_kofn_matrix_per_group_equal_to_torch() -> None:
     torch.manual_seed(5)
-    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(),
-                          nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.BatchNorm2d(6), nn.ReLU6(),
-                          nn.Conv2d(6, 6, 1, groups=3), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 5 * 5, 4))
+    model = nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 6, 3, padding=1, groups=6),
+        nn.BatchNorm2d(6),
+        nn.ReLU6(),
+        nn.Conv2d(6, 6, 1, groups=3),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(6 * 5 * 5, 4),
+    )
     sparsify(model, 1, 3, "weight", ["3"], seed=1)
     attach_magnitude(model, 1, 2, "weight", ["6"])
     x = torch.rand(64, 2, 5, 5)

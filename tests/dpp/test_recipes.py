@@ -64,8 +64,9 @@ def test_paper_temperature_anneal_matches_the_reference_formula():
 
 def test_paper_noise_scale_per_layer_type_and_logit_init():
     model = build_run_model(recipe_config("paper", model="lenet5", granularity="kernel", seed=7))
-    got = [(type(mod).__name__.removeprefix("Parametrized"), mask.noise_scale)
-           for _, mod, mask in masked_layers(model.net)]
+    got = [
+        (type(mod).__name__.removeprefix("Parametrized"), mask.noise_scale) for _, mod, mask in masked_layers(model.net)
+    ]
     assert got == [("Conv2d", 0.01), ("Conv2d", 0.01), ("Linear", 0.1), ("Linear", 0.1)]
     quantised = build_run_model(recipe_config("paper", model="lenet5", granularity="kernel", bits=1))
     assert [m.noise_scale for _, _, m in masked_layers(quantised.net)] == [0.001] * 4
@@ -115,8 +116,28 @@ def test_paper_recipe_masks_from_the_first_step(digits):
 
 def test_train_cli_recipe_paper_records_it(tmp_path):
     out = tmp_path / "run"
-    r = runner.invoke(app, ["train", "--recipe", "paper", "--model", "digits", "--k", "1", "--n", "4",
-                            "--granularity", "kernel", "--epochs", "1", "--weight-bits", "1", "--out", str(out)])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--recipe",
+            "paper",
+            "--model",
+            "digits",
+            "--k",
+            "1",
+            "--n",
+            "4",
+            "--granularity",
+            "kernel",
+            "--epochs",
+            "1",
+            "--weight-bits",
+            "1",
+            "--out",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     result = json.loads((out / "result.json").read_text())
     assert (result["recipe"], result["bits"], result["epochs"]) == ("paper", 1, 1)

@@ -46,8 +46,10 @@ def test_kofn_csr_dense_agree_exactly(layer) -> None:
     # and they equal an independent Python-integer evaluation of the contract
     acc = [[sum(int(a) * int(b) for a, b in zip(row, xv)) + int(bb) for row, bb in zip(dense, bias)] for xv in x]
     lo, hi = -(1 << (out_bits - 1)), (1 << (out_bits - 1)) - 1
-    want = [[min(hi, max(lo, max(0, v) if relu else v)) for v in
-             [(a * mult + (1 << (shift - 1))) >> shift for a in r]] for r in acc]
+    want = [
+        [min(hi, max(lo, max(0, v) if relu else v)) for v in [(a * mult + (1 << (shift - 1))) >> shift for a in r]]
+        for r in acc
+    ]
     assert ys[0].tolist() == want
 
 
@@ -114,8 +116,15 @@ def test_accumulator_bits_never_overflows() -> None:
     ],
 )
 def test_bad_input_raises(kwargs, exc, msg) -> None:
-    args = dict(x=np.array([[1, 2]]), W=np.eye(2, dtype=int), bias=np.zeros(2, dtype=int), multiplier=1,
-                shift=1, out_bits=8, relu=False)
+    args = dict(
+        x=np.array([[1, 2]]),
+        W=np.eye(2, dtype=int),
+        bias=np.zeros(2, dtype=int),
+        multiplier=1,
+        shift=1,
+        out_bits=8,
+        relu=False,
+    )
     args.update(kwargs)
     with pytest.raises(exc, match=msg):
         linear_int(**args)

@@ -42,8 +42,9 @@ def test_avgpool_is_an_exact_window_sum_then_requantised() -> None:
     assert np.array_equal(y, torch.floor(ref + 0.5).numpy().astype(np.int64))
     # a 3x3 mean: the sum 45 times 7282 / 2**16 (~1/9) = 5.00003 -> 5; -6/4 = -1.5 -> -1 (half up)
     assert avgpool_int(NINE, 3, 3, 0, 7282, 16, 8).tolist() == [[[[5]]]]
-    assert avgpool_int(-np.ones((1, 1, 2, 3), dtype=np.int64) * np.array([1, 2, 3]), (2, 2), 2, 0, 1, 2, 8
-                       ).tolist() == [[[[-1]]]]
+    assert avgpool_int(
+        -np.ones((1, 1, 2, 3), dtype=np.int64) * np.array([1, 2, 3]), (2, 2), 2, 0, 1, 2, 8
+    ).tolist() == [[[[-1]]]]
 
 
 def test_global_avgpool_sums_every_position() -> None:
@@ -104,34 +105,53 @@ def test_grouped_conv_equals_torch_then_requantize(groups, stride, padding) -> N
     w = rng.integers(-7, 8, size=(12, 6 // groups, 3, 2))
     bias = rng.integers(-300, 300, size=12)
     per = 12 // groups
-    mats = [w[g * per:(g + 1) * per].reshape(per, -1) for g in range(groups)]
+    mats = [w[g * per : (g + 1) * per].reshape(per, -1) for g in range(groups)]
     if groups == 1:  # a k-of-n matrix runs the same as its dense form
         mats = [KofNMatrix.prune_magnitude(mats[0], 2, 4, block=6, weight_bits=4)]
         w = mats[0].to_dense().reshape(w.shape)
     y = conv2d_int(x, mats, bias, 300, 9, 8, True, kernel=(3, 2), stride=stride, padding=padding, groups=groups)
-    acc = F.conv2d(torch.from_numpy(x).double(), torch.from_numpy(w).double(), torch.from_numpy(bias).double(),
-                   stride, padding, groups=groups).numpy().astype(np.int64)
+    acc = (
+        F.conv2d(
+            torch.from_numpy(x).double(),
+            torch.from_numpy(w).double(),
+            torch.from_numpy(bias).double(),
+            stride,
+            padding,
+            groups=groups,
+        )
+        .numpy()
+        .astype(np.int64)
+    )
     assert np.array_equal(y, requantize(acc.transpose(0, 2, 3, 1), 300, 9, 8, True).transpose(0, 3, 1, 2))
 
 
-@pytest.mark.parametrize("call, msg", [
-    (lambda: add_int(np.zeros((1, 2)), np.zeros((1, 2)), (1, 1), 1, 8), "a must be an integer array"),
-    (lambda: add_int(np.zeros((1, 2), int), np.zeros((2, 1), int), (1, 1), 1, 8), r"one shape \(got \(1, 2\)"),
-    (lambda: add_int(np.zeros((1, 2), int), np.zeros((1, 2), int), (0, 1), 1, 8), r"multipliers\[0\] must be >= 1"),
-    (lambda: add_int(np.array([200]), np.array([1]), (1, 1), 1, 8), "a value 200 at"),
-    (lambda: clamp_int(np.zeros(3, int), 5, 4), r"lo <= hi \(got lo=5, hi=4\)"),
-    (lambda: maxpool_int(NINE, 2, 1, 2), r"padding \(2, 2\) must be at most half the 2x2 kernel"),
-    (lambda: maxpool_int(NINE[0], 2), r"x must be an NCHW array \(got shape \(1, 3, 3\)\)"),
-    (lambda: avgpool_int(NINE, 4, 1, 0, 1, 2, 8), "a 4x4 window does not fit the 3x3 input"),
-    (lambda: conv2d_int(NINE, [np.ones((1, 4), int)] * 2, np.zeros(2, int), 1, 1, 8, False, kernel=2),
-     r"one matrix per group \(1\) \(got 2\)"),
-    (lambda: conv2d_int(NINE, [np.ones((1, 4), int)] * 2, np.zeros(2, int), 1, 1, 8, False, kernel=2, groups=2),
-     "channels divisible by groups=2"),
-    (lambda: concat_int([np.zeros((1, 2, 3), int), np.zeros((1, 2, 4), int)], [1, 1], [1, 1], 8),
-     r"agree in every axis but 1 \(input 0 has shape \(1, 2, 3\), input 1 has \(1, 2, 4\)\)"),
-    (lambda: concat_int([np.zeros((1, 2), int)], [1, 1], [1], 8), "one multiplier and one shift per input"),
-    (lambda: maxpool_int(NINE, (2, 2, 2)), r"kernel must be an int or a pair of ints"),
-])
+@pytest.mark.parametrize(
+    "call, msg",
+    [
+        (lambda: add_int(np.zeros((1, 2)), np.zeros((1, 2)), (1, 1), 1, 8), "a must be an integer array"),
+        (lambda: add_int(np.zeros((1, 2), int), np.zeros((2, 1), int), (1, 1), 1, 8), r"one shape \(got \(1, 2\)"),
+        (lambda: add_int(np.zeros((1, 2), int), np.zeros((1, 2), int), (0, 1), 1, 8), r"multipliers\[0\] must be >= 1"),
+        (lambda: add_int(np.array([200]), np.array([1]), (1, 1), 1, 8), "a value 200 at"),
+        (lambda: clamp_int(np.zeros(3, int), 5, 4), r"lo <= hi \(got lo=5, hi=4\)"),
+        (lambda: maxpool_int(NINE, 2, 1, 2), r"padding \(2, 2\) must be at most half the 2x2 kernel"),
+        (lambda: maxpool_int(NINE[0], 2), r"x must be an NCHW array \(got shape \(1, 3, 3\)\)"),
+        (lambda: avgpool_int(NINE, 4, 1, 0, 1, 2, 8), "a 4x4 window does not fit the 3x3 input"),
+        (
+            lambda: conv2d_int(NINE, [np.ones((1, 4), int)] * 2, np.zeros(2, int), 1, 1, 8, False, kernel=2),
+            r"one matrix per group \(1\) \(got 2\)",
+        ),
+        (
+            lambda: conv2d_int(NINE, [np.ones((1, 4), int)] * 2, np.zeros(2, int), 1, 1, 8, False, kernel=2, groups=2),
+            "channels divisible by groups=2",
+        ),
+        (
+            lambda: concat_int([np.zeros((1, 2, 3), int), np.zeros((1, 2, 4), int)], [1, 1], [1, 1], 8),
+            r"agree in every axis but 1 \(input 0 has shape \(1, 2, 3\), input 1 has \(1, 2, 4\)\)",
+        ),
+        (lambda: concat_int([np.zeros((1, 2), int)], [1, 1], [1], 8), "one multiplier and one shift per input"),
+        (lambda: maxpool_int(NINE, (2, 2, 2)), r"kernel must be an int or a pair of ints"),
+    ],
+)
 def test_bad_input_raises_one_clear_error(call, msg) -> None:
     with pytest.raises(ValueError, match=msg):
         call()

@@ -30,8 +30,19 @@ def test_dataset_split_is_fixed_and_real():
 
 
 def test_short_dpp_run_beats_chance_and_is_deterministic(digits):
-    cfg = TrainConfig(model="digits", method="dpp", k=1, n=4, epochs=6, seed=3, logit_lr=0.05, noise_scale=0.1,
-                      entropy_weight=0.0, warmup_fraction=0.0, init="normal")  # DPP from the first step
+    cfg = TrainConfig(
+        model="digits",
+        method="dpp",
+        k=1,
+        n=4,
+        epochs=6,
+        seed=3,
+        logit_lr=0.05,
+        noise_scale=0.1,
+        entropy_weight=0.0,
+        warmup_fraction=0.0,
+        init="normal",
+    )  # DPP from the first step
     a = train(cfg, digits)
     b = train(cfg, digits)
     assert a.test_accuracy > 0.5  # chance is 0.1
@@ -55,9 +66,30 @@ def test_baselines_train_and_reload(tmp_path, digits, method):
 
 def test_train_export_cli_round_trip(tmp_path):
     run = tmp_path / "run"
-    r = runner.invoke(app, ["train", "--model", "digits", "--method", "dpp", "--k", "1", "--n", "4",
-                            "--granularity", "kernel", "--bits", "4", "--epochs", "2", "--seed", "1",
-                            "--out", str(run)])
+    r = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "digits",
+            "--method",
+            "dpp",
+            "--k",
+            "1",
+            "--n",
+            "4",
+            "--granularity",
+            "kernel",
+            "--bits",
+            "4",
+            "--epochs",
+            "2",
+            "--seed",
+            "1",
+            "--out",
+            str(run),
+        ],
+    )
     assert r.exit_code == 0, r.output
     result = json.loads((run / "result.json").read_text())
     assert result["method"] == "dpp" and result["bits"] == 4 and 0 < result["test_accuracy"] <= 1
@@ -72,8 +104,26 @@ def test_train_export_cli_round_trip(tmp_path):
 
 
 def test_compare_cli_writes_one_table(tmp_path):
-    r = runner.invoke(app, ["compare", "--model", "digits", "--methods", "dense,dpp,random", "--grid", "1/4",
-                            "--seeds", "0", "--epochs", "1", "--dpp-bits", "", "--out", str(tmp_path)])
+    r = runner.invoke(
+        app,
+        [
+            "compare",
+            "--model",
+            "digits",
+            "--methods",
+            "dense,dpp,random",
+            "--grid",
+            "1/4",
+            "--seeds",
+            "0",
+            "--epochs",
+            "1",
+            "--dpp-bits",
+            "",
+            "--out",
+            str(tmp_path),
+        ],
+    )
     assert r.exit_code == 0, r.output
     lines = (tmp_path / "compare.csv").read_text().splitlines()
     assert lines[0].startswith("method,k,n,bits,density") and len(lines) == 4
@@ -84,11 +134,13 @@ def test_bad_cli_arguments_fail_cleanly(tmp_path, capsys):
 
     from analysis.cli import run
 
-    for args, needle in ([["train", "--model", "vgg", "--out", str(tmp_path)], "model must be one of"],
-                         [["train", "--k", "8", "--n", "8", "--out", str(tmp_path)], "k must be < n"],
-                         [["train", "--bits", "12", "--out", str(tmp_path)], "bits must be <= 8"],
-                         [["export", str(tmp_path / "nothing"), "--out", str(tmp_path)], "nothing does not exist"],
-                         [["export", str(tmp_path), "--out", str(tmp_path / "net")], "not a run folder"]):
+    for args, needle in (
+        [["train", "--model", "vgg", "--out", str(tmp_path)], "model must be one of"],
+        [["train", "--k", "8", "--n", "8", "--out", str(tmp_path)], "k must be < n"],
+        [["train", "--bits", "12", "--out", str(tmp_path)], "bits must be <= 8"],
+        [["export", str(tmp_path / "nothing"), "--out", str(tmp_path)], "nothing does not exist"],
+        [["export", str(tmp_path), "--out", str(tmp_path / "net")], "not a run folder"],
+    ):
         old = sys.argv
         sys.argv = ["dpp", *args]
         try:
@@ -130,8 +182,9 @@ def test_bench_train_reports_both_step_times():
     for method in ("dense", "dpp"):  # the --breakdown phases: each a positive part of that method's step
         parts = [r[f"{method}_{p}_seconds"] for p in ("forward", "backward", "optimizer")]
         assert all(0 < x < 10 * r[f"{method}_step_seconds"] for x in parts)
-    quiet = bench_step_times("digits", 1, 4, "weight", None, batch_size=32, steps=3, warmup=2, noise_scale=0.0,
-                             flush_denormals=False)
+    quiet = bench_step_times(
+        "digits", 1, 4, "weight", None, batch_size=32, steps=3, warmup=2, noise_scale=0.0, flush_denormals=False
+    )
     assert quiet["dpp_step_seconds"] > 0 and quiet["ratio"] > 0
 
 

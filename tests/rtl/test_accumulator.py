@@ -18,8 +18,12 @@ from rtl.params import ArrayParams, bias_bits_for
 from rtl.program import AccumulatorOverflowError, check_layer_fits, program_layer, row_sum_bounds
 
 EDGE = dict(k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=32, max_rows=3, max_cols=8, max_batch=1)
-BUILDS = [ArrayParams(arch="kofn", **EDGE), ArrayParams(arch="dense", **EDGE), ArrayParams(arch="csr", **EDGE),
-          ArrayParams(arch="csr", act_banks=2, **EDGE)]
+BUILDS = [
+    ArrayParams(arch="kofn", **EDGE),
+    ArrayParams(arch="dense", **EDGE),
+    ArrayParams(arch="csr", **EDGE),
+    ArrayParams(arch="csr", act_banks=2, **EDGE),
+]
 IDS = ["kofn", "dense", "csr", "csr_banked"]
 
 
@@ -36,8 +40,11 @@ def test_bias_bits_sizes_the_accumulator() -> None:
     assert lo <= -(1 << 23) and (1 << 23) - 1 <= hi and not (lo <= -(1 << 24) and (1 << 24) - 1 <= hi)
     assert ArrayParams.from_json(wide.to_json()) == wide
     assert ArrayParams(**base, acc_bits=30).bias_bits == 29  # a wider accumulator admits wider biases
-    with pytest.raises(ValueError, match=r"acc_bits must be >= 25 for act_bits=8, weight_bits=4, fan-in 16, "
-                                         r"bias_bits=24 \(got acc_bits=20\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"acc_bits must be >= 25 for act_bits=8, weight_bits=4, fan-in 16, "
+        r"bias_bits=24 \(got acc_bits=20\)",
+    ):
         ArrayParams(**base, bias_bits=24, acc_bits=20)
     with pytest.raises(ValueError, match="bias_bits must be <= 63"):
         ArrayParams(**base, bias_bits=64)
@@ -82,21 +89,27 @@ def test_row_sum_bounds_and_the_build_range(params: ArrayParams) -> None:
 
 
 @pytest.mark.parametrize("params", BUILDS, ids=IDS)
-def test_largest_legal_bias_is_bit_exact_and_one_more_is_refused(params: ArrayParams,
-                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_largest_legal_bias_is_bit_exact_and_one_more_is_refused(
+    params: ArrayParams, monkeypatch: pytest.MonkeyPatch
+) -> None:
     W = _worst_layer(params)
     legal_lo, legal_hi = _legal(params, W)
     top = 1 << (params.acc_bits - 1)
-    cases = [(np.full((1, params.max_cols), -8), legal_hi, top - 1),  # products at their largest, bias at its max
-             (np.full((1, params.max_cols), 7), legal_lo, -top)]  # row 0 / 1 products at their smallest
+    cases = [
+        (np.full((1, params.max_cols), -8), legal_hi, top - 1),  # products at their largest, bias at its max
+        (np.full((1, params.max_cols), 7), legal_lo, -top),
+    ]  # row 0 / 1 products at their smallest
     for x, bias, acc0 in cases:
         prog = program_layer(params, W, x, bias, 1, 1, False)  # out = (acc + 1) >> 1
         run = run_program(prog)
         np.testing.assert_array_equal(run.outputs, prog.expected)
         assert run.outputs[0, 0] == (acc0 + 1) >> 1  # row 0's accumulator sits exactly at the edge
         beyond = bias + np.where(acc0 > 0, 1, -1) * (np.arange(3) == 0)
-        with pytest.raises(AccumulatorOverflowError, match=rf"^fc1: bias {beyond[0]} of row 0 could overflow the "
-                                                           rf"{params.acc_bits}-bit accumulator"):
+        with pytest.raises(
+            AccumulatorOverflowError,
+            match=rf"^fc1: bias {beyond[0]} of row 0 could overflow the "
+            rf"{params.acc_bits}-bit accumulator",
+        ):
             program_layer(params, W, x, beyond, 1, 1, False, name="fc1")
         monkeypatch.setattr(rtl.program, "check_layer_fits", lambda *args, **kwargs: None)
         forced = program_layer(params, W, x, beyond, 1, 1, False)
@@ -119,6 +132,7 @@ def test_check_layer_fits_names_the_layer_row_and_bound() -> None:
     assert str(err.value) == (
         f"fc2: bias {bias[2]} of row 2 could overflow the {params.acc_bits}-bit accumulator (the row's products sum "
         f"to {sums[0][2]} .. {sums[1][2]}): its bias must lie in [{lo[2]}, {hi[2]}]; biases in [{build_lo}, "
-        f"{build_hi}] fit every layer of this build, wider ones need a build with a larger bias_bits")
+        f"{build_hi}] fit every layer of this build, wider ones need a build with a larger bias_bits"
+    )
     with pytest.raises(ValueError, match=r"fc2: bias must have shape \(3,\)"):
         check_layer_fits(params, W, hi[:2], "fc2")

@@ -14,8 +14,17 @@ from rtl.layout import ARCH_REGISTERS, DRAIN_CYCLES, DRAIN_CYCLES_BANKED, SEL_AC
 from rtl.params import ARCHS, TOP_NAMES, ArrayParams
 from rtl.program import activation_words, memory_paths, program_layer
 
-COMMON = {"k": 2, "n": 4, "pes": 3, "weight_bits": 4, "act_bits": 6, "out_bits": 8, "max_rows": 12, "max_cols": 20,
-          "max_batch": 2}
+COMMON = {
+    "k": 2,
+    "n": 4,
+    "pes": 3,
+    "weight_bits": 4,
+    "act_bits": 6,
+    "out_bits": 8,
+    "max_rows": 12,
+    "max_cols": 20,
+    "max_batch": 2,
+}
 
 
 def params_of(entry: archs.ArrayArch, **over) -> ArrayParams:
@@ -28,8 +37,16 @@ def test_one_entry_per_array_and_the_derived_constants() -> None:
     assert TOP_NAMES == {"kofn": "kofn_array", "dense": "dense_array", "csr": "csr_array"}
     assert DRAIN_CYCLES == {"kofn": 5, "dense": 5, "csr": 6} and DRAIN_CYCLES_BANKED == 7
     assert ARCH_REGISTERS == {a.arch: a.registers for a in (KOFN, DENSE, CSR)}
-    assert ARCH_REGISTERS["dense"] == ("batch", "tiles", "last_pes", "steps", "tail_lanes", "multiplier", "shift",
-                                       "relu")
+    assert ARCH_REGISTERS["dense"] == (
+        "batch",
+        "tiles",
+        "last_pes",
+        "steps",
+        "tail_lanes",
+        "multiplier",
+        "shift",
+        "relu",
+    )
     assert CSR_BANKED.registers == CSR.registers and CSR_BANKED.top_name == "csr_array"
     assert archs.arch_choices() == "kofn, dense or csr"
 
@@ -42,8 +59,11 @@ def test_a_build_picks_its_entry_by_arch_and_banks() -> None:
         assert drain_cycles(p) == entry.drain_cycles and p.top_name == entry.top_name
     assert [banks_for(a, 8) for a in ARCHS] == [0, 0, 8]
     assert [archs.has_banked(a) for a in ARCHS] == [False, False, True]
-    with pytest.raises(ValueError, match=r"^act_banks applies to arch='csr' only \(got act_banks=4 for "
-                                         r"arch='dense', expected 0\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^act_banks applies to arch='csr' only \(got act_banks=4 for "
+        r"arch='dense', expected 0\)$",
+    ):
         arch_named("dense", 4)
     with pytest.raises(ValueError, match=r"^arch must be one of kofn, dense, csr \(got arch='systolic'\)$"):
         arch_named("systolic")
@@ -73,8 +93,11 @@ def test_make_array_builds_each_entrys_component_and_components_refuse_the_other
     assert [a.component() for a in ARRAYS] == [LockstepArray, LockstepArray, CsrArray, BankedCsrArray]
     for entry in ARRAYS:
         assert type(make_array(params_of(entry))) is entry.component()
-    with pytest.raises(ValueError, match=r"^CsrArray builds arch 'csr' with act_banks = 0 \(got arch='csr', "
-                                         r"act_banks=4\)$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^CsrArray builds arch 'csr' with act_banks = 0 \(got arch='csr', "
+        r"act_banks=4\)$",
+    ):
         CsrArray(params_of(CSR_BANKED))
     with pytest.raises(ValueError, match=r"^BankedCsrArray builds arch 'csr' with act_banks > 0 \(got arch='csr'\)$"):
         BankedCsrArray(params_of(CSR))

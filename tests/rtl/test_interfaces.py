@@ -28,8 +28,12 @@ from rtl.params import ArrayParams
 from rtl.verilog import verilog_source
 
 COMMON = dict(k=2, n=8, pes=3, weight_bits=4, act_bits=8, out_bits=6, max_rows=16, max_cols=32, max_batch=2)
-BUILDS = [ArrayParams(arch="kofn", **COMMON), ArrayParams(arch="dense", **COMMON),
-          ArrayParams(arch="csr", **COMMON), ArrayParams(arch="csr", act_banks=4, **COMMON)]
+BUILDS = [
+    ArrayParams(arch="kofn", **COMMON),
+    ArrayParams(arch="dense", **COMMON),
+    ArrayParams(arch="csr", **COMMON),
+    ArrayParams(arch="csr", act_banks=4, **COMMON),
+]
 
 
 def _top_ports(params: ArrayParams) -> dict[str, tuple[str, int]]:
@@ -47,10 +51,17 @@ def test_top_level_ports_are_the_documented_contract(params: ArrayParams) -> Non
     """rtl/README.md "Ports": exactly these names, directions and widths, whatever the inner wiring."""
     lay = Layout(params)
     want = {
-        "clk": ("input", 1), "rst": ("input", 1),
-        "load_en": ("input", 1), "load_sel": ("input", 3), "load_addr": ("input", lay.load_addr_bits),
-        "load_data": ("input", lay.load_data_bits), "start": ("input", 1), "busy": ("output", 1),
-        "done": ("output", 1), "error": ("output", 1), "out_addr": ("input", lay.out_addr_bits),
+        "clk": ("input", 1),
+        "rst": ("input", 1),
+        "load_en": ("input", 1),
+        "load_sel": ("input", 3),
+        "load_addr": ("input", lay.load_addr_bits),
+        "load_data": ("input", lay.load_data_bits),
+        "start": ("input", 1),
+        "busy": ("output", 1),
+        "done": ("output", 1),
+        "error": ("output", 1),
+        "out_addr": ("input", lay.out_addr_bits),
         "out_data": ("output", params.out_bits),
         **{name: ("output", 48) for name in COUNTERS},
     }
@@ -59,7 +70,11 @@ def test_top_level_ports_are_the_documented_contract(params: ArrayParams) -> Non
 
 def test_flat_members_keep_flows_widths_and_prefix() -> None:
     assert flat_members(LoadSignature(5, 7).flip(), "load_") == {
-        "load_en": In(1), "load_sel": In(3), "load_addr": In(5), "load_data": In(7)}
+        "load_en": In(1),
+        "load_sel": In(3),
+        "load_addr": In(5),
+        "load_data": In(7),
+    }
     assert flat_members(CountersSignature()) == {name: Out(48) for name in COUNTERS}
 
 
@@ -77,8 +92,12 @@ def test_array_load_is_the_top_level_load_ports_as_one_driving_interface() -> No
     array = LockstepArray(params)
     load = array_load(array, lay)
     assert load.signature == LoadSignature.of(lay)
-    assert [load.en, load.sel, load.addr, load.data] == [array.load_en, array.load_sel, array.load_addr,
-                                                        array.load_data]
+    assert [load.en, load.sel, load.addr, load.data] == [
+        array.load_en,
+        array.load_sel,
+        array.load_addr,
+        array.load_data,
+    ]
     assert load.signature.is_compliant(load)
 
 
@@ -127,12 +146,15 @@ def test_lane_request_flows_and_equality() -> None:
     assert flipped(sig.create()).signature == sig.flip()
 
 
-@pytest.mark.parametrize("make,message", [
-    (lambda: LoadSignature(0, 8), "addr_bits must be >= 1 \\(got addr_bits=0\\)"),
-    (lambda: OutputWriteSignature(4, 0), "data_bits must be >= 1 \\(got data_bits=0\\)"),
-    (lambda: LaneRequestSignature(3, 0), "act_bits must be >= 1 \\(got act_bits=0\\)"),
-    (lambda: CounterIncrementSignature({"mac_ops": 4}), "inc_bits must name exactly"),
-])
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda: LoadSignature(0, 8), "addr_bits must be >= 1 \\(got addr_bits=0\\)"),
+        (lambda: OutputWriteSignature(4, 0), "data_bits must be >= 1 \\(got data_bits=0\\)"),
+        (lambda: LaneRequestSignature(3, 0), "act_bits must be >= 1 \\(got act_bits=0\\)"),
+        (lambda: CounterIncrementSignature({"mac_ops": 4}), "inc_bits must name exactly"),
+    ],
+)
 def test_signatures_refuse_bad_widths(make, message: str) -> None:
     with pytest.raises(DPPError, match=message):
         make()

@@ -14,19 +14,22 @@ from rtl.program import memory_paths, program_layer, register_paths
 BASE = dict(arch="kofn", k=2, n=8, pes=4, weight_bits=4, act_bits=8, out_bits=8)
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(arch="systolic"), "arch must be one of kofn, dense, csr (got arch='systolic')"),
-    (dict(k=8), "k must be < n (got k=8, n=8)"),
-    (dict(k=0), "k must be >= 1"),
-    (dict(pes=0), "pes must be >= 1"),
-    (dict(weight_bits=1), "weight_bits must be >= 2"),
-    (dict(act_bits=17), "act_bits must be <= 16"),
-    (dict(out_bits=33), "out_bits must be <= 32"),
-    (dict(arch="dense", block=9), "block applies to arch='kofn' only"),
-    (dict(max_nnz=10), "max_nnz applies to arch='csr' only"),
-    (dict(acc_bits=5), "acc_bits must be >= 17"),
-    (dict(max_batch=0), "max_batch must be >= 1"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(arch="systolic"), "arch must be one of kofn, dense, csr (got arch='systolic')"),
+        (dict(k=8), "k must be < n (got k=8, n=8)"),
+        (dict(k=0), "k must be >= 1"),
+        (dict(pes=0), "pes must be >= 1"),
+        (dict(weight_bits=1), "weight_bits must be >= 2"),
+        (dict(act_bits=17), "act_bits must be <= 16"),
+        (dict(out_bits=33), "out_bits must be <= 32"),
+        (dict(arch="dense", block=9), "block applies to arch='kofn' only"),
+        (dict(max_nnz=10), "max_nnz applies to arch='csr' only"),
+        (dict(acc_bits=5), "acc_bits must be >= 17"),
+        (dict(max_batch=0), "max_batch must be >= 1"),
+    ],
+)
 def test_bad_params_are_refused(change: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         ArrayParams(**{**BASE, **change})
@@ -87,17 +90,24 @@ def test_program_registers_memories_and_writes() -> None:
     assert memory_paths(params)["weights3"] == "pe3.weights"
 
 
-@pytest.mark.parametrize("args,exc,message", [
-    (dict(W="dense"), TypeError, "arch 'kofn' needs W as a KofNMatrix"),
-    (dict(x=np.zeros((5, 20), int)), ValueError, "batch must be <= 4"),
-    (dict(x=np.zeros((1, 19), int)), ValueError, r"x must have shape \(batch, 20\)"),
-    (dict(x=np.full((1, 20), 200)), ValueError, "outside signed 8-bit range"),
-    (dict(bias=np.zeros(4, int)), ValueError, r"bias must have shape \(5,\)"),
-    (dict(bias=np.full(5, 1 << 20)), ValueError, "layer: bias 1048576 of row 0 could overflow the 17-bit accumulator"),
-    (dict(multiplier=0), ValueError, "multiplier must be >= 1"),
-    (dict(multiplier=1 << 15), ValueError, "multiplier must be <= 32767"),
-    (dict(shift=49), ValueError, "shift must be <= 48"),
-])
+@pytest.mark.parametrize(
+    "args,exc,message",
+    [
+        (dict(W="dense"), TypeError, "arch 'kofn' needs W as a KofNMatrix"),
+        (dict(x=np.zeros((5, 20), int)), ValueError, "batch must be <= 4"),
+        (dict(x=np.zeros((1, 19), int)), ValueError, r"x must have shape \(batch, 20\)"),
+        (dict(x=np.full((1, 20), 200)), ValueError, "outside signed 8-bit range"),
+        (dict(bias=np.zeros(4, int)), ValueError, r"bias must have shape \(5,\)"),
+        (
+            dict(bias=np.full(5, 1 << 20)),
+            ValueError,
+            "layer: bias 1048576 of row 0 could overflow the 17-bit accumulator",
+        ),
+        (dict(multiplier=0), ValueError, "multiplier must be >= 1"),
+        (dict(multiplier=1 << 15), ValueError, "multiplier must be <= 32767"),
+        (dict(shift=49), ValueError, "shift must be <= 48"),
+    ],
+)
 def test_program_refuses_bad_layers(args: dict, exc: type, message: str) -> None:
     params = ArrayParams(**BASE)
     W, x, bias = _kofn_layer()
@@ -117,8 +127,7 @@ def test_program_refuses_format_mismatch_and_oversize() -> None:
         program_layer(ArrayParams(**{**BASE, "max_cols": 16}), W, x, bias, 1, 1, False)
     csr = CSRMatrix.from_dense(W.to_dense(), weight_bits=4)
     with pytest.raises(ValueError, match=r"PE 0 needs \d+ CSR words but the build holds 3"):
-        program_layer(ArrayParams(**{**BASE, "arch": "csr", "max_rows": 5, "max_nnz": 2}), csr, x, bias, 1, 1,
-                      False)
+        program_layer(ArrayParams(**{**BASE, "arch": "csr", "max_rows": 5, "max_nnz": 2}), csr, x, bias, 1, 1, False)
     with pytest.raises(TypeError, match="arch 'dense' needs W as a dense integer array"):
         program_layer(ArrayParams(**{**BASE, "arch": "dense"}), W, x, bias, 1, 1, False)
 
@@ -126,17 +135,30 @@ def test_program_refuses_format_mismatch_and_oversize() -> None:
 CSR = dict(arch="csr", k=2, n=3, pes=3, weight_bits=4, act_bits=8, out_bits=8, max_rows=7, max_cols=10, max_batch=2)
 
 
-@pytest.mark.parametrize("change,exc,message", [
-    (dict(act_banks=3), ValueError, "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
-    (dict(act_banks=12), ValueError, "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=12)"),
-    (dict(act_banks=-2), ValueError, "act_banks must be >= 0 (got act_banks=-2)"),
-    (dict(act_banks=2048), ValueError, "act_banks must be <= 1024 (got act_banks=2048)"),
-    (dict(act_banks=4, arch="kofn", n=8), ValueError,
-     "act_banks applies to arch='csr' only (got act_banks=4 for arch='kofn', expected 0)"),
-    (dict(act_banks=4, arch="dense"), ValueError,
-     "act_banks applies to arch='csr' only (got act_banks=4 for arch='dense', expected 0)"),
-    (dict(act_banks=2.0), TypeError, "act_banks must be an integer"),
-])
+@pytest.mark.parametrize(
+    "change,exc,message",
+    [
+        (dict(act_banks=3), ValueError, "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
+        (
+            dict(act_banks=12),
+            ValueError,
+            "act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=12)",
+        ),
+        (dict(act_banks=-2), ValueError, "act_banks must be >= 0 (got act_banks=-2)"),
+        (dict(act_banks=2048), ValueError, "act_banks must be <= 1024 (got act_banks=2048)"),
+        (
+            dict(act_banks=4, arch="kofn", n=8),
+            ValueError,
+            "act_banks applies to arch='csr' only (got act_banks=4 for arch='kofn', expected 0)",
+        ),
+        (
+            dict(act_banks=4, arch="dense"),
+            ValueError,
+            "act_banks applies to arch='csr' only (got act_banks=4 for arch='dense', expected 0)",
+        ),
+        (dict(act_banks=2.0), TypeError, "act_banks must be an integer"),
+    ],
+)
 def test_bad_act_banks_are_refused(change: dict, exc: type, message: str) -> None:
     with pytest.raises(exc, match=message.replace("(", r"\(").replace(")", r"\)")):
         ArrayParams(**{**CSR, **change})

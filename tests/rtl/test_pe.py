@@ -14,8 +14,18 @@ from rtl.pe import LockstepPE
 
 def _drive_row(arch: str, block: int, seed: int) -> None:
     """Two rows of 3 words each through PE 1 of a 2-PE build; compare with numpy."""
-    params = ArrayParams(arch=arch, k=2, n=4, block=block, pes=2, weight_bits=5, act_bits=6, out_bits=8,
-                         max_rows=4, max_cols=3 * 4 * block)
+    params = ArrayParams(
+        arch=arch,
+        k=2,
+        n=4,
+        block=block,
+        pes=2,
+        weight_bits=5,
+        act_bits=6,
+        out_bits=8,
+        max_rows=4,
+        max_cols=3 * 4 * block,
+    )
     lay = Layout(params)
     rng = np.random.default_rng(seed)
     words, acts, totals = [], [], []

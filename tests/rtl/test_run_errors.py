@@ -21,18 +21,23 @@ from rtl.program import LayerProgram, program_layer
 from sim.model import predict_counters
 
 COMMON = dict(k=2, n=4, pes=2, weight_bits=4, act_bits=4, out_bits=8, max_rows=4, max_cols=8, max_batch=2)
-BUILDS = [ArrayParams(arch="kofn", **COMMON), ArrayParams(arch="dense", **COMMON), ArrayParams(arch="csr", **COMMON),
-          ArrayParams(arch="csr", act_banks=2, **COMMON)]
+BUILDS = [
+    ArrayParams(arch="kofn", **COMMON),
+    ArrayParams(arch="dense", **COMMON),
+    ArrayParams(arch="csr", **COMMON),
+    ArrayParams(arch="csr", act_banks=2, **COMMON),
+]
 IDS = ["kofn", "dense", "csr", "csr_banked"]
 
 
 def _program(params: ArrayParams) -> tuple[LayerProgram, object]:
     rng = np.random.default_rng(3)
     w = rng.integers(-8, 8, size=(3, 7))
-    W = {"kofn": lambda: KofNMatrix.prune_magnitude(w, 2, 4, weight_bits=4),
-         "csr": lambda: CSRMatrix.from_dense(w, rng.random(w.shape) < 0.5, 4)}.get(params.arch, lambda: w)()
-    return program_layer(params, W, rng.integers(-8, 8, size=(2, 7)), rng.integers(-30, 30, size=3), 5000, 9,
-                         False), W
+    W = {
+        "kofn": lambda: KofNMatrix.prune_magnitude(w, 2, 4, weight_bits=4),
+        "csr": lambda: CSRMatrix.from_dense(w, rng.random(w.shape) < 0.5, 4),
+    }.get(params.arch, lambda: w)()
+    return program_layer(params, W, rng.integers(-8, 8, size=(2, 7)), rng.integers(-30, 30, size=3), 5000, 9, False), W
 
 
 def _bad_values(lay: Layout, name: str) -> list[int]:
@@ -105,8 +110,9 @@ def test_out_of_range_registers_are_refused_at_once(params: ArrayParams) -> None
     assert seen["after_reset"] == (1, 1, 0) and seen["busy_after_reset"] == [0, 0, 0]
     assert seen["refused"] == [(name, value, (1, 1, 0), {0}) for name, value in cases]  # done+error, counters 0
     assert seen["error_then_start"] == (0, 0, 1)  # the next good start clears error and runs
-    model = predict_counters(params, prog.rows, prog.cols, prog.batch, prog.row_nnz,
-                             csr=W if params.arch == "csr" else None)
+    model = predict_counters(
+        params, prog.rows, prog.cols, prog.batch, prog.row_nnz, csr=W if params.arch == "csr" else None
+    )
     for outs, counters, *error in (seen["first"], seen["last"]):
         np.testing.assert_array_equal(outs, prog.expected)
         assert counters == model and error in ([], [0])
@@ -115,8 +121,14 @@ def test_out_of_range_registers_are_refused_at_once(params: ArrayParams) -> None
 def test_register_ranges_of_each_array() -> None:
     kofn, dense, csr, _ = (Layout(p) for p in BUILDS)
     assert {n: kofn.register_range(n) for n in kofn.registers} == {
-        "batch": (1, 2), "tiles": (1, 2), "last_pes": (1, 2), "steps": (1, 2), "multiplier": (1, 32767),
-        "shift": (1, 48), "relu": (0, 1)}
+        "batch": (1, 2),
+        "tiles": (1, 2),
+        "last_pes": (1, 2),
+        "steps": (1, 2),
+        "multiplier": (1, 32767),
+        "shift": (1, 48),
+        "relu": (0, 1),
+    }
     assert dense.register_range("steps") == (1, 4) and dense.register_range("tail_lanes") == (1, 2)
     assert csr.register_range("cols") == (1, 8) and "steps" not in csr.registers
 

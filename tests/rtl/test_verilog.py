@@ -48,8 +48,9 @@ def test_generate_is_deterministic_and_lints_clean(params: ArrayParams, tmp_path
     assert all(f"-Wno-{name}" in result.command for name in LINT_WAIVERS)
 
 
-@pytest.mark.parametrize("params", EDGE_CONFIGS,
-                         ids=lambda p: f"{p.arch}-k{p.k}-n{p.n}-pes{p.pes}-b{p.block}-banks{p.act_banks}")
+@pytest.mark.parametrize(
+    "params", EDGE_CONFIGS, ids=lambda p: f"{p.arch}-k{p.k}-n{p.n}-pes{p.pes}-b{p.block}-banks{p.act_banks}"
+)
 def test_edge_configs_lint_clean(params: ArrayParams, tmp_path: Path) -> None:
     result = lint_verilog(generate_verilog(params, tmp_path), params.top_name)
     assert result.ok, result.output
@@ -66,8 +67,23 @@ def _dpp(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_rtl_writes_verilog_and_params(tmp_path: Path) -> None:
-    r = _dpp("rtl", "--arch", "kofn", "--k", "2", "--n", "8", "--pes", "4", "--weight-bits", "4",
-             "--act-bits", "8", "--out", str(tmp_path))
+    r = _dpp(
+        "rtl",
+        "--arch",
+        "kofn",
+        "--k",
+        "2",
+        "--n",
+        "8",
+        "--pes",
+        "4",
+        "--weight-bits",
+        "4",
+        "--act-bits",
+        "8",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert "verilator lint: clean" in r.stdout
     params = json.loads((tmp_path / "params.json").read_text())
@@ -82,8 +98,25 @@ def test_cli_rtl_bad_parameter_is_one_line(tmp_path: Path) -> None:
 
 
 def test_cli_rtl_banked_csr(tmp_path: Path) -> None:
-    r = _dpp("rtl", "--arch", "csr", "--k", "2", "--n", "8", "--pes", "2", "--max-rows", "8", "--max-cols", "16",
-             "--act-banks", "4", "--out", str(tmp_path))
+    r = _dpp(
+        "rtl",
+        "--arch",
+        "csr",
+        "--k",
+        "2",
+        "--n",
+        "8",
+        "--pes",
+        "2",
+        "--max-rows",
+        "8",
+        "--max-cols",
+        "16",
+        "--act-banks",
+        "4",
+        "--out",
+        str(tmp_path),
+    )
     assert r.returncode == 0, r.stderr
     assert "verilator lint: clean" in r.stdout
     assert json.loads((tmp_path / "params.json").read_text())["act_banks"] == 4
@@ -91,12 +124,19 @@ def test_cli_rtl_banked_csr(tmp_path: Path) -> None:
     assert "//   act_banks = 4\n" in text and "module \\csr_array.acts" in text
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--arch", "csr", "--act-banks", "6"], "error: act_banks must be 0 (per-lane replicas) or a power of two "
-                                            "(got act_banks=6)"),
-    (["--arch", "kofn", "--act-banks", "4"], "error: act_banks applies to arch='csr' only (got act_banks=4 for "
-                                             "arch='kofn', expected 0)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--arch", "csr", "--act-banks", "6"],
+            "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=6)",
+        ),
+        (
+            ["--arch", "kofn", "--act-banks", "4"],
+            "error: act_banks applies to arch='csr' only (got act_banks=4 for arch='kofn', expected 0)",
+        ),
+    ],
+)
 def test_cli_rtl_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "out"
     r = _dpp("rtl", *args, "--k", "2", "--n", "8", "--pes", "2", "--out", str(out))

@@ -15,8 +15,7 @@ from sim.run import Layer
 def _weights(params: ArrayParams, w: np.ndarray, mask: np.ndarray | None = None):
     """``w`` in the format of ``params.arch``; ``mask`` picks the CSR entries (default: a random density)."""
     if params.arch == "kofn":
-        return KofNMatrix.prune_magnitude(w, params.k, params.n, block=params.block,
-                                          weight_bits=params.weight_bits)
+        return KofNMatrix.prune_magnitude(w, params.k, params.n, block=params.block, weight_bits=params.weight_bits)
     if params.arch == "dense":
         return w
     if mask is None:
@@ -70,26 +69,44 @@ def edge_layers(params: ArrayParams, rng: np.random.Generator) -> dict[str, Laye
     full = np.full((R, C), wlo, dtype=np.int64)
     cases = {
         # most negative weight times most negative activation everywhere: largest positive accumulator
-        "max_positive_acc_saturates": Layer(_weights(params, full), np.full((B, C), alo), np.full(R, bhi),
-                                            (1 << 15) - 1, 1, False),
+        "max_positive_acc_saturates": Layer(
+            _weights(params, full), np.full((B, C), alo), np.full(R, bhi), (1 << 15) - 1, 1, False
+        ),
         # most negative accumulator, no ReLU: saturates low
-        "max_negative_acc_saturates": Layer(_weights(params, full), np.full((B, C), ahi), np.full(R, blo),
-                                            (1 << 15) - 1, 1, False),
+        "max_negative_acc_saturates": Layer(
+            _weights(params, full), np.full((B, C), ahi), np.full(R, blo), (1 << 15) - 1, 1, False
+        ),
         # negative accumulators through ReLU: all zero
-        "negative_acc_relu": Layer(_weights(params, np.abs(full) - 1), np.full((B, C), alo),
-                                   np.full(R, -5), 3, 2, True),
+        "negative_acc_relu": Layer(
+            _weights(params, np.abs(full) - 1), np.full((B, C), alo), np.full(R, -5), 3, 2, True
+        ),
         # kept values all zero: outputs are the requantised bias
-        "all_zero_values": Layer(_weights(params, np.zeros((R, C), np.int64), np.ones((R, C), bool)),
-                                 rng.integers(alo, ahi + 1, size=(B, C)),
-                                 rng.integers(blo // 2, bhi // 2, size=R), 12345, 17, False),
+        "all_zero_values": Layer(
+            _weights(params, np.zeros((R, C), np.int64), np.ones((R, C), bool)),
+            rng.integers(alo, ahi + 1, size=(B, C)),
+            rng.integers(blo // 2, bhi // 2, size=R),
+            12345,
+            17,
+            False,
+        ),
         # largest shift and multiplier: rounding of tiny values
-        "shift_48": Layer(_weights(params, rng.integers(wlo, whi + 1, size=(R, C))),
-                          rng.integers(alo, ahi + 1, size=(B, C)), rng.integers(blo, bhi + 1, size=R),
-                          (1 << 15) - 1, 48, False),
+        "shift_48": Layer(
+            _weights(params, rng.integers(wlo, whi + 1, size=(R, C))),
+            rng.integers(alo, ahi + 1, size=(B, C)),
+            rng.integers(blo, bhi + 1, size=R),
+            (1 << 15) - 1,
+            48,
+            False,
+        ),
         # shapes that do not divide by pes, n*block or k
-        "uneven_shape": Layer(_weights(params, rng.integers(wlo, whi + 1, size=(odd_rows, odd_cols))),
-                              rng.integers(alo, ahi + 1, size=(B, odd_cols)), rng.integers(-999, 999, size=odd_rows),
-                              777, _shift_for(params, odd_cols, 777, rng), False),
+        "uneven_shape": Layer(
+            _weights(params, rng.integers(wlo, whi + 1, size=(odd_rows, odd_cols))),
+            rng.integers(alo, ahi + 1, size=(B, odd_cols)),
+            rng.integers(-999, 999, size=odd_rows),
+            777,
+            _shift_for(params, odd_cols, 777, rng),
+            False,
+        ),
         "one_by_one": Layer(_weights(params, np.array([[whi]])), np.array([[alo]]), np.array([3]), 1, 1, False),
     }
     if params.arch == "csr":  # empty rows and one full row: the worst imbalance
@@ -97,17 +114,28 @@ def edge_layers(params: ArrayParams, rng: np.random.Generator) -> dict[str, Laye
         mask = np.zeros((R, C), bool)
         mask[0] = True
         mask[R // 2, : C // 2] = True
-        cases["csr_empty_and_full_rows"] = Layer(_weights(params, w, mask), rng.integers(alo, ahi + 1, size=(B, C)),
-                                                 rng.integers(-99, 99, size=R), 4000,
-                                                 _shift_for(params, C, 4000, rng), True)
+        cases["csr_empty_and_full_rows"] = Layer(
+            _weights(params, w, mask),
+            rng.integers(alo, ahi + 1, size=(B, C)),
+            rng.integers(-99, 99, size=R),
+            4000,
+            _shift_for(params, C, 4000, rng),
+            True,
+        )
     if params.act_banks:  # banked activations: every row on the same columns (all reads merge), and every
         # kept column in bank 0 of vector 0 (every read of a slot conflicts)
         w = rng.integers(wlo, whi + 1, size=(R, C))
         same = np.zeros((R, C), bool)
         same[:, rng.choice(C, size=max(1, C // 3), replace=False)] = True
         one_bank = np.zeros((R, C), bool)
-        one_bank[:, ::params.act_banks] = True
+        one_bank[:, :: params.act_banks] = True
         for name, mask in (("banked_all_rows_same_columns", same), ("banked_one_bank_only", one_bank)):
-            cases[name] = Layer(_weights(params, w, mask), rng.integers(alo, ahi + 1, size=(B, C)),
-                                rng.integers(-99, 99, size=R), 5000, _shift_for(params, C, 5000, rng), False)
+            cases[name] = Layer(
+                _weights(params, w, mask),
+                rng.integers(alo, ahi + 1, size=(B, C)),
+                rng.integers(-99, 99, size=R),
+                5000,
+                _shift_for(params, C, 5000, rng),
+                False,
+            )
     return cases

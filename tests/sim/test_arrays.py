@@ -23,15 +23,33 @@ COMMON = dict(weight_bits=8, act_bits=8, out_bits=8, max_rows=20, max_cols=40, m
 CONFIGS = {
     "kofn_k2_n4": (ArrayParams(arch="kofn", k=2, n=4, pes=3, **COMMON), 70),
     "kofn_k1_n8_block2": (ArrayParams(arch="kofn", k=1, n=8, pes=2, block=2, **COMMON), 30),
-    "kofn_k3_n4_narrow": (ArrayParams(arch="kofn", k=3, n=4, pes=4, weight_bits=4, act_bits=6, out_bits=12,
-                                      max_rows=17, max_cols=30, max_batch=2), 30),
+    "kofn_k3_n4_narrow": (
+        ArrayParams(
+            arch="kofn", k=3, n=4, pes=4, weight_bits=4, act_bits=6, out_bits=12, max_rows=17, max_cols=30, max_batch=2
+        ),
+        30,
+    ),
     # n = k + 1: the canonical n of the baselines (sim.workloads.array_params), so `dpp sim --compare` reuses them
     "dense_k2": (ArrayParams(arch="dense", k=2, n=3, pes=3, **COMMON), 65),
     "csr_k2": (ArrayParams(arch="csr", k=2, n=3, pes=3, **COMMON), 65),
     # `dpp sim --compare --act-banks 4` and `bench-sim arch --act-banks 4` on the CLI layer reuse this build
     "csr_k2_banks4": (ArrayParams(arch="csr", k=2, n=3, pes=3, act_banks=4, **COMMON), 30),
-    "csr_k3_banks8_narrow": (ArrayParams(arch="csr", k=3, n=4, pes=2, act_banks=8, weight_bits=4, act_bits=6,
-                                         out_bits=12, max_rows=17, max_cols=30, max_batch=2), 15),
+    "csr_k3_banks8_narrow": (
+        ArrayParams(
+            arch="csr",
+            k=3,
+            n=4,
+            pes=2,
+            act_banks=8,
+            weight_bits=4,
+            act_bits=6,
+            out_bits=12,
+            max_rows=17,
+            max_cols=30,
+            max_batch=2,
+        ),
+        15,
+    ),
     "csr_k1_banks1": (ArrayParams(arch="csr", k=1, n=2, pes=4, act_banks=1, **COMMON), 10),  # every read conflicts
 }
 
@@ -72,8 +90,16 @@ def test_edge_cases_and_random_layers(name: str, designs: dict) -> None:
 def test_mismatch_names_row_batch_expected_and_got(designs: dict) -> None:
     params = CONFIGS["dense_k2"][0]
     layer = random_layer(params, np.random.default_rng(5))
-    res = simulate_layer(params, layer.W, layer.x, layer.bias, layer.multiplier, layer.shift, layer.relu,
-                         design=_design(designs, "dense_k2"))
+    res = simulate_layer(
+        params,
+        layer.W,
+        layer.x,
+        layer.bias,
+        layer.multiplier,
+        layer.shift,
+        layer.relu,
+        design=_design(designs, "dense_k2"),
+    )
     assert res.bit_exact and res.counters_match
     b, r = res.outputs.shape[0] - 1, res.outputs.shape[1] - 1
     res.expected = res.expected.copy()
@@ -96,8 +122,19 @@ def test_cycle_limit_from_model_bounds_the_run(designs: dict) -> None:
 def test_larger_layer(arch: str, banks: int) -> None:
     from sim.workloads import layer_for, realistic_weights
 
-    params = ArrayParams(arch=arch, k=2, n=8, pes=8, weight_bits=8, act_bits=8, out_bits=8, max_rows=128,
-                         max_cols=256, max_batch=4, act_banks=banks)
+    params = ArrayParams(
+        arch=arch,
+        k=2,
+        n=8,
+        pes=8,
+        weight_bits=8,
+        act_bits=8,
+        out_bits=8,
+        max_rows=128,
+        max_cols=256,
+        max_batch=4,
+        act_banks=banks,
+    )
     rng = np.random.default_rng(7)
     layer = layer_for(params, realistic_weights(rng, 128, 256, 8), rng, 4)
     res = simulate_layers(params, [layer])[0]

@@ -32,10 +32,16 @@ def test_ports_header_gives_field_widths_counters_and_tied_inputs():
     assert sorted(counter_names(ports)) == sorted(COUNTERS)
     ports["mode"] = Port("mode", "input", 3)  # an input outside the contract: tied to 0
     assert ports_header(ports, 1).splitlines() == [
-        "// Written by sim/ceiling.py for ceiling_main.cpp; do not edit.", "#pragma once",
-        "#define DPP_SEL_BITS 2", "#define DPP_ADDR_BITS 6", "#define DPP_DATA_BITS 16", "#define DPP_OUT_LATENCY 1",
+        "// Written by sim/ceiling.py for ceiling_main.cpp; do not edit.",
+        "#pragma once",
+        "#define DPP_SEL_BITS 2",
+        "#define DPP_ADDR_BITS 6",
+        "#define DPP_DATA_BITS 16",
+        "#define DPP_OUT_LATENCY 1",
         "#define DPP_COUNTERS(X) " + " ".join(f"X({c})" for c in counter_names(ports)),
-        "#define DPP_TIED_INPUTS(X) X(mode)", "#define DPP_CYCLES cycles"]
+        "#define DPP_TIED_INPUTS(X) X(mode)",
+        "#define DPP_CYCLES cycles",
+    ]
     del ports["cycles"]  # no cycles counter: nothing for the main to check
     assert "DPP_CYCLES" not in ports_header(ports, 1)
     with pytest.raises(SimulationError, match=r"out_latency must be >= 0 \(got -1\)"):
@@ -48,8 +54,9 @@ def test_harness_clock_is_an_input_or_its_own():
     own = wrapper_verilog("toy_array", ports, 4, 4, 1)
     assert "module dpp_tb(input clk);" in driven and "always #5" not in driven and "reg clk" not in driven
     assert "module dpp_tb;" in own and "  reg clk = 1'b0;\n  always #5 clk = ~clk;" in own
-    assert driven.replace("module dpp_tb(input clk);", "module dpp_tb;\n  reg clk = 1'b0;\n  always #5 clk = ~clk;") \
-        == own
+    assert (
+        driven.replace("module dpp_tb(input clk);", "module dpp_tb;\n  reg clk = 1'b0;\n  always #5 clk = ~clk;") == own
+    )
 
 
 def test_read_hex_words(tmp_path):
@@ -89,12 +96,23 @@ def test_ceiling_replays_our_harness_program_exactly(toy_builds, tmp_path):
     values, scale = [3, -7, 1000, -32768, 5, 0, 12], -9
     (ours,), _ = run_jobs(design, [_toy_job(values, scale)], workdir=tmp_path)
     n = len(values)
-    bare = run_ceiling(ceiling, tmp_path / PROG_FILE, n, 1000, min_seconds=0.0, min_runs=3, workdir=tmp_path,
-                       expect_cycles=n)
+    bare = run_ceiling(
+        ceiling, tmp_path / PROG_FILE, n, 1000, min_seconds=0.0, min_runs=3, workdir=tmp_path, expect_cycles=n
+    )
     assert bare.runs == 3
-    assert bare.counters == ours.counters == {"cycles": n, "mac_ops": n, "lane_idle_cycles": 0,
-                                              "weight_bits_read": 16 * n, "index_bits_read": 0,
-                                              "act_bits_read": 0, "out_bits_written": 16 * n}
+    assert (
+        bare.counters
+        == ours.counters
+        == {
+            "cycles": n,
+            "mac_ops": n,
+            "lane_idle_cycles": 0,
+            "weight_bits_read": 16 * n,
+            "index_bits_read": 0,
+            "act_bits_read": 0,
+            "out_bits_written": 16 * n,
+        }
+    )
     assert bare.out_words == ours.out_words
     y = (np.asarray(values) * scale) & 0xFFFF
     np.testing.assert_array_equal(to_signed(bare.out_words, 16), np.where(y >= 1 << 15, y - (1 << 16), y))
@@ -119,8 +137,11 @@ def test_ceiling_timeout_wrong_cycles_and_bad_arguments_are_one_line(toy_builds,
         run_ceiling(ceiling, tmp_path / PROG_FILE, 20, 5, min_seconds=0.0, workdir=tmp_path)
     with pytest.raises(SimulationError, match=r"expected min_seconds >= 0 and min_runs >= 1 \(got 1.0, 0\)"):
         run_ceiling(ceiling, tmp_path / PROG_FILE, 20, 100, min_runs=0, workdir=tmp_path)
-    with pytest.raises(SimulationError, match=r"ceiling run of toy_array failed \(exit 3\): ceiling: cycles counter "
-                                              r"20, expected 21 \(run 0\)$"):
+    with pytest.raises(
+        SimulationError,
+        match=r"ceiling run of toy_array failed \(exit 3\): ceiling: cycles counter "
+        r"20, expected 21 \(run 0\)$",
+    ):
         run_ceiling(ceiling, tmp_path / PROG_FILE, 20, 100, min_seconds=0.0, workdir=tmp_path, expect_cycles=21)
     with pytest.raises(SimulationError, match=r"ceiling run of toy_array failed \(exit 2\): ceiling: cannot read"):
         run_ceiling(ceiling, tmp_path / "missing.hex", 20, 100, min_seconds=0.0, workdir=tmp_path)
@@ -140,8 +161,9 @@ def test_ceiling_of_an_array_equals_our_harness_and_the_model(arch, n, act_banks
     assert r["harness"]["repeat"] == 2 and r["harness"]["counters_match"] and r["harness"]["bit_exact"]
     assert r["ceiling"]["runs"] == 1
     assert r["ceiling"]["compute_cycles_per_run"] == r["harness"]["run_sim_cycles"] // 2 - 1
-    assert r["ratio_run_cpu"] == pytest.approx(r["harness"]["run_cycles_per_cpu_second"]
-                                               / r["ceiling"]["run_cycles_per_cpu_second"])
+    assert r["ratio_run_cpu"] == pytest.approx(
+        r["harness"]["run_cycles_per_cpu_second"] / r["ceiling"]["run_cycles_per_cpu_second"]
+    )
 
 
 @needs_verilator
@@ -156,8 +178,11 @@ def test_ceiling_disagreeing_with_our_harness_is_refused(monkeypatch):
         return dataclasses.replace(run, counters={**run.counters, "cycles": run.counters["cycles"] + 1})
 
     monkeypatch.setattr(ceiling_module, "run_ceiling", off_by_one)
-    with pytest.raises(SimulationError, match=r"kofn 20x40 batch 3: the ceiling's counters .* differ from our "
-                                              r"harness's"):
+    with pytest.raises(
+        SimulationError,
+        match=r"kofn 20x40 batch 3: the ceiling's counters .* differ from our "
+        r"harness's",
+    ):
         measure_ceiling("kofn", 2, 4, 3, 20, 40, 3, seed=5, repeat=1, min_seconds=0.0)
 
 
@@ -176,8 +201,10 @@ def test_speed_min_seconds_fills_the_time(monkeypatch):
     def fake_simulate(params, layers, *, design, workdir):
         calls.append(len(layers))
         from sim.jobs import RunStats
-        stats = RunStats(1.0, 0.02 * len(layers), 300 * len(layers), 102 * len(layers), 0.005 * len(layers),
-                         0.01 * len(layers))
+
+        stats = RunStats(
+            1.0, 0.02 * len(layers), 300 * len(layers), 102 * len(layers), 0.005 * len(layers), 0.01 * len(layers)
+        )
         return [FakeResult(stats) for _ in layers]
 
     monkeypatch.setattr("sim.run.simulate_layers", fake_simulate)
@@ -194,11 +221,14 @@ def test_speed_min_seconds_fills_the_time(monkeypatch):
     assert [c for c in calls if isinstance(c, int)] == [3] and r["repeat"] == 3
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--arrays", "kofn,nope"], "array must be one of kofn, dense, csr, csr_banked (got 'nope')"),
-    (["--arrays", "csr_banked", "--act-banks", "0"], "csr_banked needs activation banks (got --act-banks '0'"),
-    (["--min-seconds", "-1"], "--min-seconds must be >= 0 (got -1.0)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--arrays", "kofn,nope"], "array must be one of kofn, dense, csr, csr_banked (got 'nope')"),
+        (["--arrays", "csr_banked", "--act-banks", "0"], "csr_banked needs activation banks (got --act-banks '0'"),
+        (["--min-seconds", "-1"], "--min-seconds must be >= 0 (got -1.0)"),
+    ],
+)
 def test_ceiling_command_refuses_bad_values_before_any_build(args, message, monkeypatch):
     from typer.testing import CliRunner
 
@@ -217,9 +247,33 @@ def test_ceiling_command_prints_the_ratio_and_writes_json(tmp_path):
     from analysis.cli import app
 
     out = tmp_path / "c.json"
-    r = CliRunner().invoke(app, ["bench-sim", "ceiling", "--arrays", "kofn", "--k", "2", "--n", "4", "--pes", "3",
-                                 "--rows", "20", "--cols", "40", "--batch", "3", "--min-seconds", "0", "--repeat",
-                                 "1", "--json", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench-sim",
+            "ceiling",
+            "--arrays",
+            "kofn",
+            "--k",
+            "2",
+            "--n",
+            "4",
+            "--pes",
+            "3",
+            "--rows",
+            "20",
+            "--cols",
+            "40",
+            "--batch",
+            "3",
+            "--min-seconds",
+            "0",
+            "--repeat",
+            "1",
+            "--json",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(out.read_text())
     assert list(data) == ["kofn"] and data["kofn"]["harness"]["repeat"] == 1

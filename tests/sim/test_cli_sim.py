@@ -30,20 +30,38 @@ def test_sim_compare_json(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     r = _dpp("sim", "--arch", "kofn", *LAYER, "--seed", "1", "--compare", "--json", str(out))
     assert r.returncode == 0, r.stderr
-    for word in ("bit-exact", "cycles (RTL)", "cycles (model)", "MAC utilisation", "weight_bits_read",
-                 "index_bits_read", "act_bits_read", "out_bits_written", "kofn", "dense", "csr"):
+    for word in (
+        "bit-exact",
+        "cycles (RTL)",
+        "cycles (model)",
+        "MAC utilisation",
+        "weight_bits_read",
+        "index_bits_read",
+        "act_bits_read",
+        "out_bits_written",
+        "kofn",
+        "dense",
+        "csr",
+    ):
         assert word in r.stdout
     res = json.loads(out.read_text())
-    for key in ("bit_exact", "cycles", "model_cycles", "mac_ops", "weight_bits_read", "index_bits_read",
-                "act_bits_read", "out_bits_written"):
+    for key in (
+        "bit_exact",
+        "cycles",
+        "model_cycles",
+        "mac_ops",
+        "weight_bits_read",
+        "index_bits_read",
+        "act_bits_read",
+        "out_bits_written",
+    ):
         assert key in res
     assert res["bit_exact"] is True
     model = predict_counters(ArrayParams.from_dict(res["params"]), 20, 40, 3)
     assert res["cycles"] == res["model_cycles"] == model["cycles"]
-    assert {k: res[k] for k in ("mac_ops", "weight_bits_read", "index_bits_read", "act_bits_read",
-                                "out_bits_written")} == {k: model[k] for k in ("mac_ops", "weight_bits_read",
-                                                                               "index_bits_read", "act_bits_read",
-                                                                               "out_bits_written")}
+    assert {
+        k: res[k] for k in ("mac_ops", "weight_bits_read", "index_bits_read", "act_bits_read", "out_bits_written")
+    } == {k: model[k] for k in ("mac_ops", "weight_bits_read", "index_bits_read", "act_bits_read", "out_bits_written")}
     assert set(res["compare"]) == {"dense", "csr"}
     for arch, other in res["compare"].items():
         assert other["bit_exact"] and other["counters"] == other["model_counters"]
@@ -81,15 +99,42 @@ def test_sim_waves_and_json_with_relative_paths(tmp_path: Path) -> None:
 
 
 def test_bench_sim_speed_and_arch_small(tmp_path: Path) -> None:
-    r = _dpp("bench-sim", "speed", "--arch", "kofn", *LAYER, "--repeat", "2", "--min-seconds", "0", "--json",
-             str(tmp_path / "s.json"))
+    r = _dpp(
+        "bench-sim",
+        "speed",
+        "--arch",
+        "kofn",
+        *LAYER,
+        "--repeat",
+        "2",
+        "--min-seconds",
+        "0",
+        "--json",
+        str(tmp_path / "s.json"),
+    )
     assert r.returncode == 0, r.stderr
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["bit_exact"] and s["counters_match"] and s["run_cycles_per_second"] > 0
     # per run: the cycles counter + the harness's registered start + the cycle in which it sees done
     assert s["run_sim_cycles"] == 2 * (s["array_cycles"] + 2)
-    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--batch", "3", "--pes", "3",
-             "--ratios", "2/4", "--act-banks", "0", "--json", str(tmp_path / "a.json"))
+    r = _dpp(
+        "bench-sim",
+        "arch",
+        "--rows",
+        "20",
+        "--cols",
+        "40",
+        "--batch",
+        "3",
+        "--pes",
+        "3",
+        "--ratios",
+        "2/4",
+        "--act-banks",
+        "0",
+        "--json",
+        str(tmp_path / "a.json"),
+    )
     assert r.returncode == 0, r.stderr
     (row,) = json.loads((tmp_path / "a.json").read_text())
     assert "csr_banked" not in row and "act_banks" not in row and "csr banked" not in r.stdout
@@ -119,15 +164,25 @@ def test_sim_compare_with_banked_csr(tmp_path: Path) -> None:
     assert banked["mac_ops"] == csr["mac_ops"] and banked["act_bits_read"] <= csr["act_bits_read"]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--arch", "csr", "--act-banks", "3"], "error: act_banks must be 0 (per-lane replicas) or a power of two "
-                                            "(got act_banks=3)"),
-    (["--arch", "kofn", "--act-banks", "4"], "error: act_banks applies to the CSR array: use --arch csr, or "
-                                             "--compare to run the banked CSR next to kofn (got act_banks=4 for "
-                                             "arch='kofn')"),
-    (["--arch", "kofn", "--compare", "--act-banks", "-4"], "error: act_banks must be 0 (per-lane replicas) or a "
-                                                               "power of two (got act_banks=-4)"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--arch", "csr", "--act-banks", "3"],
+            "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)",
+        ),
+        (
+            ["--arch", "kofn", "--act-banks", "4"],
+            "error: act_banks applies to the CSR array: use --arch csr, or "
+            "--compare to run the banked CSR next to kofn (got act_banks=4 for "
+            "arch='kofn')",
+        ),
+        (
+            ["--arch", "kofn", "--compare", "--act-banks", "-4"],
+            "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=-4)",
+        ),
+    ],
+)
 def test_sim_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
     out = tmp_path / "res.json"
     r = _dpp("sim", *args, *LAYER, "--json", str(out))
@@ -137,8 +192,24 @@ def test_sim_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: 
 
 
 def test_bench_sim_arch_banked_columns(tmp_path: Path) -> None:
-    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--batch", "3", "--pes", "3",
-             "--ratios", "2/4", "--act-banks", "4", "--json", str(tmp_path / "a.json"))
+    r = _dpp(
+        "bench-sim",
+        "arch",
+        "--rows",
+        "20",
+        "--cols",
+        "40",
+        "--batch",
+        "3",
+        "--pes",
+        "3",
+        "--ratios",
+        "2/4",
+        "--act-banks",
+        "4",
+        "--json",
+        str(tmp_path / "a.json"),
+    )
     assert r.returncode == 0, r.stderr
     assert "csr banked cycles" in r.stdout and "csr_banked/kofn" in r.stdout
     (row,) = json.loads((tmp_path / "a.json").read_text())
@@ -148,14 +219,19 @@ def test_bench_sim_arch_banked_columns(tmp_path: Path) -> None:
         assert key in row
 
 
-@pytest.mark.parametrize("spec,message", [
-    ("3", "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
-    ("lots", "error: act_banks must be 0, a power of two or a multiple of the lanes such as 2x (got act_banks='lots')"),
-])
+@pytest.mark.parametrize(
+    "spec,message",
+    [
+        ("3", "error: act_banks must be 0 (per-lane replicas) or a power of two (got act_banks=3)"),
+        (
+            "lots",
+            "error: act_banks must be 0, a power of two or a multiple of the lanes such as 2x (got act_banks='lots')",
+        ),
+    ],
+)
 def test_bench_sim_bad_act_banks_is_one_line(tmp_path: Path, spec: str, message: str) -> None:
     out = tmp_path / "a.json"
-    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--pes", "3", "--act-banks", spec,
-             "--json", str(out))
+    r = _dpp("bench-sim", "arch", "--rows", "20", "--cols", "40", "--pes", "3", "--act-banks", spec, "--json", str(out))
     assert r.returncode == 2
     assert r.stderr.strip() == message
     assert not out.exists()

@@ -15,8 +15,9 @@ pytestmark = pytest.mark.skipif(not simulator_available("icarus"), reason="iveri
 
 @pytest.mark.parametrize("arch,n", [("kofn", 4), ("dense", 3), ("csr", 3)])
 def test_arrays_on_icarus(arch: str, n: int) -> None:
-    params = ArrayParams(arch=arch, k=2, n=n, pes=3, weight_bits=8, act_bits=8, out_bits=8, max_rows=20,
-                         max_cols=40, max_batch=3)
+    params = ArrayParams(
+        arch=arch, k=2, n=n, pes=3, weight_bits=8, act_bits=8, out_bits=8, max_rows=20, max_cols=40, max_batch=3
+    )
     rng = np.random.default_rng(11)
     layers = list(edge_layers(params, rng).values()) + [random_layer(params, rng) for _ in range(6)]
     results = simulate_layers(params, layers, simulator="icarus")

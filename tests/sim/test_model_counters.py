@@ -104,9 +104,9 @@ def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[list[int], li
         items = []
         for b in range(batch):
             for r in range(p, W.rows, pes):
-                cols = [int(c) for c in W.col_indices[W.row_ptr[r]:W.row_ptr[r + 1]]]
+                cols = [int(c) for c in W.col_indices[W.row_ptr[r] : W.row_ptr[r + 1]]]
                 for w in range(max(1, -(-len(cols) // k))):
-                    items.append([b * W.cols + c for c in cols[w * k:(w + 1) * k]])
+                    items.append([b * W.cols + c for c in cols[w * k : (w + 1) * k]])
         streams.append(items)
     cycles, reads = [], []
     for s in range(max(len(items) for items in streams)):
@@ -129,8 +129,19 @@ def test_banked_model_equals_a_slot_by_slot_reference() -> None:
         rows, cols, batch = int(rng.integers(1, 20)), int(rng.integers(1, 30)), int(rng.integers(1, 4))
         mask = rng.random((rows, cols)) < rng.random((rows, 1)) * (rng.random((rows, 1)) > 0.2)
         W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
-        p = ArrayParams(arch="csr", k=k, n=k + 1, pes=pes, weight_bits=4, act_bits=8, out_bits=8, max_rows=rows,
-                        max_cols=cols, max_batch=batch, act_banks=banks)
+        p = ArrayParams(
+            arch="csr",
+            k=k,
+            n=k + 1,
+            pes=pes,
+            weight_bits=4,
+            act_bits=8,
+            out_bits=8,
+            max_rows=rows,
+            max_cols=cols,
+            max_batch=batch,
+            act_banks=banks,
+        )
         cycles, reads = (sum(v) for v in _banked_reference(p, W, batch))
         c = predict_counters(p, rows, cols, batch, csr=W)
         assert c["cycles"] == cycles + DRAIN_CYCLES_BANKED and c["act_bits_read"] == reads * 8
@@ -154,10 +165,20 @@ def test_banked_slots_equal_the_reference_slot_by_slot(seed: int) -> None:
         rows, cols, batch = int(rng.integers(1, 60)), int(rng.integers(1, 400)), int(rng.integers(1, 4))
         mask = rng.random((rows, cols)) < rng.random((rows, 1)) * 0.3 * (rng.random((rows, 1)) > 0.1)
         W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
-        p = ArrayParams(arch="csr", k=k, n=k + 1, pes=pes, weight_bits=4, act_bits=8, out_bits=8, max_rows=rows,
-                        max_cols=cols, max_batch=batch, act_banks=banks)
-        cycles, reads = banked_slots(p, W.row_ptr.astype(np.int64), W.col_indices.astype(np.int64), rows, cols,
-                                     batch)
+        p = ArrayParams(
+            arch="csr",
+            k=k,
+            n=k + 1,
+            pes=pes,
+            weight_bits=4,
+            act_bits=8,
+            out_bits=8,
+            max_rows=rows,
+            max_cols=cols,
+            max_batch=batch,
+            act_banks=banks,
+        )
+        cycles, reads = banked_slots(p, W.row_ptr.astype(np.int64), W.col_indices.astype(np.int64), rows, cols, batch)
         want_cycles, want_reads = _banked_reference(p, W, batch)
         assert cycles.tolist() == want_cycles and reads.tolist() == want_reads
 

@@ -24,12 +24,20 @@ MAX_ROWS, MAX_COLS, MAX_BATCH = 24, 40, 4
 def designs(draw) -> ArrayParams:
     arch = draw(st.sampled_from(["kofn", "dense", "csr", "csr_banked"]))
     n = draw(st.integers(2, 12))
-    return ArrayParams(arch="csr" if arch == "csr_banked" else arch, k=draw(st.integers(1, n - 1)), n=n,
-                       pes=draw(st.integers(1, 6)), block=draw(st.integers(1, 3)) if arch == "kofn" else 1,
-                       weight_bits=draw(st.integers(2, 16)), act_bits=draw(st.integers(2, 16)),
-                       out_bits=draw(st.integers(2, 32)), max_rows=draw(st.integers(MAX_ROWS, 40)),
-                       max_cols=draw(st.integers(MAX_COLS, 64)), max_batch=draw(st.integers(MAX_BATCH, 6)),
-                       act_banks=draw(st.sampled_from([1, 2, 4, 8, 64, 1024])) if arch == "csr_banked" else 0)
+    return ArrayParams(
+        arch="csr" if arch == "csr_banked" else arch,
+        k=draw(st.integers(1, n - 1)),
+        n=n,
+        pes=draw(st.integers(1, 6)),
+        block=draw(st.integers(1, 3)) if arch == "kofn" else 1,
+        weight_bits=draw(st.integers(2, 16)),
+        act_bits=draw(st.integers(2, 16)),
+        out_bits=draw(st.integers(2, 32)),
+        max_rows=draw(st.integers(MAX_ROWS, 40)),
+        max_cols=draw(st.integers(MAX_COLS, 64)),
+        max_batch=draw(st.integers(MAX_BATCH, 6)),
+        act_banks=draw(st.sampled_from([1, 2, 4, 8, 64, 1024])) if arch == "csr_banked" else 0,
+    )
 
 
 @st.composite
@@ -67,8 +75,12 @@ def tables(draw) -> tuple[list[ArrayParams], dict[str, list]]:
 
 
 def _expected(params: list[ArrayParams], layers: dict[str, list]) -> list[dict[str, int]]:
-    return [predict_counters(p, layers["rows"][i], layers["cols"][i], layers["batch"][i], layers["row_nnz"][i],
-                             csr=layers["csr"][i]) for i, p in enumerate(params)]
+    return [
+        predict_counters(
+            p, layers["rows"][i], layers["cols"][i], layers["batch"][i], layers["row_nnz"][i], csr=layers["csr"][i]
+        )
+        for i, p in enumerate(params)
+    ]
 
 
 def _rows(df: pd.DataFrame) -> list[dict[str, int]]:
@@ -92,11 +104,20 @@ def test_many_equals_predict_counters_pair_by_pair(case, form: str) -> None:
 
 def test_required_columns_only_and_defaults() -> None:
     """Optional design columns take ArrayParams' defaults (block 1, max_rows 64, ..., act_banks 0)."""
-    table = {"arch": ["kofn", "dense"], "k": [2, 2], "n": [8, 3], "pes": [4, 4], "weight_bits": [8, 8],
-             "act_bits": [8, 8], "out_bits": [8, 8]}
+    table = {
+        "arch": ["kofn", "dense"],
+        "k": [2, 2],
+        "n": [8, 3],
+        "pes": [4, 4],
+        "weight_bits": [8, 8],
+        "act_bits": [8, 8],
+        "out_bits": [8, 8],
+    }
     got = predict_counters_many(table, {"rows": [64, 10], "cols": [64, 51], "batch": [4, 2]})
-    want = [predict_counters(ArrayParams(arch=a, k=2, n=n, pes=4, weight_bits=8, act_bits=8, out_bits=8), r, c, b)
-            for a, n, r, c, b in (("kofn", 8, 64, 64, 4), ("dense", 3, 10, 51, 2))]
+    want = [
+        predict_counters(ArrayParams(arch=a, k=2, n=n, pes=4, weight_bits=8, act_bits=8, out_bits=8), r, c, b)
+        for a, n, r, c, b in (("kofn", 8, 64, 64, 4), ("dense", 3, 10, 51, 2))
+    ]
     assert _rows(got) == want
 
 
@@ -113,20 +134,46 @@ def test_one_row_tables_broadcast() -> None:
 def test_banked_rows_of_one_layer_share_one_slot_table_for_every_bank_count(monkeypatch) -> None:
     rng = np.random.default_rng(7)
     W = CSRMatrix.prune_magnitude(rng.integers(-8, 8, size=(30, 50)), 0.3, weight_bits=4)
-    designs = [ArrayParams(arch="csr", k=k, n=k + 1, pes=4, weight_bits=4, act_bits=8, out_bits=8, max_rows=30,
-                           max_cols=50, max_batch=2, act_banks=b) for k in (1, 2) for b in (1, 4, 16)]
+    designs = [
+        ArrayParams(
+            arch="csr",
+            k=k,
+            n=k + 1,
+            pes=4,
+            weight_bits=4,
+            act_bits=8,
+            out_bits=8,
+            max_rows=30,
+            max_cols=50,
+            max_batch=2,
+            act_banks=b,
+        )
+        for k in (1, 2)
+        for b in (1, 4, 16)
+    ]
     calls = []
     monkeypatch.setattr(model, "bank_requests", lambda *a: calls.append(a[2:]) or bank_requests(*a))
-    got = predict_counters_many(designs * 2, {"rows": [30] * 12, "cols": [50] * 12, "batch": [1] * 6 + [2] * 6,
-                                              "csr": [W] * 12})
+    got = predict_counters_many(
+        designs * 2, {"rows": [30] * 12, "cols": [50] * 12, "batch": [1] * 6 + [2] * 6, "csr": [W] * 12}
+    )
     assert sorted(calls) == [(30, 50, 1, 1, 4), (30, 50, 1, 2, 4), (30, 50, 2, 1, 4), (30, 50, 2, 2, 4)]
     monkeypatch.undo()
     assert _rows(got) == [predict_counters(d, 30, 50, 1 + i // 6, csr=W) for i, d in enumerate(designs * 2)]
 
 
 def test_counters_that_could_pass_int64_come_back_as_python_ints() -> None:
-    huge = ArrayParams(arch="kofn", k=63, n=64, pes=64, weight_bits=16, act_bits=16, out_bits=32, max_rows=1 << 20,
-                       max_cols=1 << 20, max_batch=1 << 16)
+    huge = ArrayParams(
+        arch="kofn",
+        k=63,
+        n=64,
+        pes=64,
+        weight_bits=16,
+        act_bits=16,
+        out_bits=32,
+        max_rows=1 << 20,
+        max_cols=1 << 20,
+        max_batch=1 << 16,
+    )
     assert not model._int64_safe(huge)
     layers = {"rows": [1 << 20, 3], "cols": [1 << 20, 5], "batch": [1 << 16, 1]}
     got = predict_counters_many([huge], layers)
@@ -143,8 +190,21 @@ def test_bank_slot_paths_agree(monkeypatch, banks: int) -> None:
     rng = np.random.default_rng(11)
     W = CSRMatrix.prune_magnitude(rng.integers(-8, 8, size=(40, 300)), 0.2, weight_bits=4)
     args = (W.row_ptr.astype(np.int64), W.col_indices.astype(np.int64), 40, 300, 3, 3, 5)
-    lay = model.Layout(ArrayParams(arch="csr", k=3, n=4, pes=5, weight_bits=4, act_bits=8, out_bits=8, max_rows=40,
-                                   max_cols=300, max_batch=3, act_banks=banks))
+    lay = model.Layout(
+        ArrayParams(
+            arch="csr",
+            k=3,
+            n=4,
+            pes=5,
+            weight_bits=4,
+            act_bits=8,
+            out_bits=8,
+            max_rows=40,
+            max_cols=300,
+            max_batch=3,
+            act_banks=banks,
+        )
+    )
     want = bank_requests(*args).per_slot(lay)
     assert want[0].size == bank_requests(*args).slots and want[0].min() >= 1 and want[1].sum() > 0
     for limit in ("_INT32_KEYS", "_INT64_KEYS"):  # first int64 keys, then (both lowered) the lexsort
@@ -154,46 +214,123 @@ def test_bank_slot_paths_agree(monkeypatch, banks: int) -> None:
 
 
 P = ArrayParams(arch="csr", k=2, n=3, pes=2, weight_bits=4, act_bits=8, out_bits=8, max_rows=8, max_cols=9)
-B = ArrayParams(arch="csr", k=2, n=3, pes=2, weight_bits=4, act_bits=8, out_bits=8, max_rows=8, max_cols=9,
-                act_banks=4)
+B = ArrayParams(arch="csr", k=2, n=3, pes=2, weight_bits=4, act_bits=8, out_bits=8, max_rows=8, max_cols=9, act_banks=4)
 W6 = CSRMatrix.prune_magnitude(np.arange(1, 55).reshape(6, 9) % 7 - 3, 0.5, weight_bits=4)
 
 
-@pytest.mark.parametrize("params,layers,error,match", [
-    ([P, P], {"rows": [6, 9], "cols": [9, 9], "batch": [1, 1], "row_nnz": [W6.row_lengths()] * 2}, ValueError,
-     r"layers_table row 1: rows must be <= 8 \(got rows=9\)"),
-    ([P], {"rows": [6], "cols": [9], "batch": [0], "row_nnz": [W6.row_lengths()]}, ValueError,
-     r"layers_table row 0: batch must be >= 1 \(got batch=0\)"),
-    ([P], {"rows": [6], "cols": [9], "batch": [1]}, ValueError,
-     r"layers_table row 0: arch 'csr' needs row_nnz"),
-    ([B], {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths()]}, ValueError,
-     r"layers_table row 0: act_banks=4 needs csr"),
-    ([P], {"rows": [5], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths()]}, ValueError,
-     r"layers_table row 0: row_nnz / csr must cover rows=5 rows \(got 6\)"),
-    ([P], {"rows": [6], "cols": [4], "batch": [1], "row_nnz": [W6.row_lengths()]}, ValueError,
-     r"layers_table row 0: row_nnz must lie in \[0, 4\]"),
-    ([B, B], {"rows": [6, 6], "cols": [9, 8], "batch": [1, 1], "csr": [W6, W6]}, ValueError,
-     r"layers_table row 1: csr column indices must lie in \[0, 8\)"),
-    ([P], {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths() + 1], "csr": [W6]}, ValueError,
-     r"layers_table row 0: row_nnz disagrees with the row lengths of csr"),
-    ([P], {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [np.ones(6)]}, TypeError,
-     r"layers_table row 0: row_nnz must be a 1-d integer array \(got dtype float64"),
-    ([P], {"rows": [6], "cols": [9], "batch": [1], "csr": [5]}, TypeError,
-     r"layers_table row 0: csr must be a CSRMatrix or \(row_ptr, col_indices\)"),
-    ([P], {"rows": [6.0], "cols": [9], "batch": [1]}, TypeError, r"layers_table column rows must hold integers"),
-    ([P], {"rows": [6], "cols": [9], "batch": [1], "bank": [1]}, ValueError,
-     r"layers_table has unknown column\(s\) \['bank'\]"),
-    ([P, P, P], {"rows": [6, 6], "cols": [9, 9], "batch": [1, 1]}, ValueError,
-     r"params_table and layers_table must have equal lengths or one row \(got 3 and 2\)"),
-    ({"arch": ["csr"], "k": [2], "n": [3], "pes": [2], "weight_bits": [4], "act_bits": [8]}, {}, ValueError,
-     r"params_table lacks column\(s\) \['out_bits'\]"),
-    ({"arch": ["kofn", "knof"], "k": [2, 2], "n": [3, 3], "pes": [2, 2], "weight_bits": [4, 4], "act_bits": [8, 8],
-      "out_bits": [8, 8]}, {}, ValueError, r"params_table column arch must be one of kofn, dense, csr \(got 'knof'\)"),
-    ({"arch": ["kofn", "kofn"], "k": [2, 3], "n": [3, 3], "pes": [2, 2], "weight_bits": [4, 4], "act_bits": [8, 8],
-      "out_bits": [8, 8]}, {}, ValueError, r"params_table row 1: k must be < n \(got k=3, n=3\)"),
-    (["kofn"], {"rows": [6], "cols": [9], "batch": [1]}, TypeError,
-     r"params_table row 0 must be an ArrayParams \(got str\)"),
-])
+@pytest.mark.parametrize(
+    "params,layers,error,match",
+    [
+        (
+            [P, P],
+            {"rows": [6, 9], "cols": [9, 9], "batch": [1, 1], "row_nnz": [W6.row_lengths()] * 2},
+            ValueError,
+            r"layers_table row 1: rows must be <= 8 \(got rows=9\)",
+        ),
+        (
+            [P],
+            {"rows": [6], "cols": [9], "batch": [0], "row_nnz": [W6.row_lengths()]},
+            ValueError,
+            r"layers_table row 0: batch must be >= 1 \(got batch=0\)",
+        ),
+        ([P], {"rows": [6], "cols": [9], "batch": [1]}, ValueError, r"layers_table row 0: arch 'csr' needs row_nnz"),
+        (
+            [B],
+            {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths()]},
+            ValueError,
+            r"layers_table row 0: act_banks=4 needs csr",
+        ),
+        (
+            [P],
+            {"rows": [5], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths()]},
+            ValueError,
+            r"layers_table row 0: row_nnz / csr must cover rows=5 rows \(got 6\)",
+        ),
+        (
+            [P],
+            {"rows": [6], "cols": [4], "batch": [1], "row_nnz": [W6.row_lengths()]},
+            ValueError,
+            r"layers_table row 0: row_nnz must lie in \[0, 4\]",
+        ),
+        (
+            [B, B],
+            {"rows": [6, 6], "cols": [9, 8], "batch": [1, 1], "csr": [W6, W6]},
+            ValueError,
+            r"layers_table row 1: csr column indices must lie in \[0, 8\)",
+        ),
+        (
+            [P],
+            {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [W6.row_lengths() + 1], "csr": [W6]},
+            ValueError,
+            r"layers_table row 0: row_nnz disagrees with the row lengths of csr",
+        ),
+        (
+            [P],
+            {"rows": [6], "cols": [9], "batch": [1], "row_nnz": [np.ones(6)]},
+            TypeError,
+            r"layers_table row 0: row_nnz must be a 1-d integer array \(got dtype float64",
+        ),
+        (
+            [P],
+            {"rows": [6], "cols": [9], "batch": [1], "csr": [5]},
+            TypeError,
+            r"layers_table row 0: csr must be a CSRMatrix or \(row_ptr, col_indices\)",
+        ),
+        ([P], {"rows": [6.0], "cols": [9], "batch": [1]}, TypeError, r"layers_table column rows must hold integers"),
+        (
+            [P],
+            {"rows": [6], "cols": [9], "batch": [1], "bank": [1]},
+            ValueError,
+            r"layers_table has unknown column\(s\) \['bank'\]",
+        ),
+        (
+            [P, P, P],
+            {"rows": [6, 6], "cols": [9, 9], "batch": [1, 1]},
+            ValueError,
+            r"params_table and layers_table must have equal lengths or one row \(got 3 and 2\)",
+        ),
+        (
+            {"arch": ["csr"], "k": [2], "n": [3], "pes": [2], "weight_bits": [4], "act_bits": [8]},
+            {},
+            ValueError,
+            r"params_table lacks column\(s\) \['out_bits'\]",
+        ),
+        (
+            {
+                "arch": ["kofn", "knof"],
+                "k": [2, 2],
+                "n": [3, 3],
+                "pes": [2, 2],
+                "weight_bits": [4, 4],
+                "act_bits": [8, 8],
+                "out_bits": [8, 8],
+            },
+            {},
+            ValueError,
+            r"params_table column arch must be one of kofn, dense, csr \(got 'knof'\)",
+        ),
+        (
+            {
+                "arch": ["kofn", "kofn"],
+                "k": [2, 3],
+                "n": [3, 3],
+                "pes": [2, 2],
+                "weight_bits": [4, 4],
+                "act_bits": [8, 8],
+                "out_bits": [8, 8],
+            },
+            {},
+            ValueError,
+            r"params_table row 1: k must be < n \(got k=3, n=3\)",
+        ),
+        (
+            ["kofn"],
+            {"rows": [6], "cols": [9], "batch": [1]},
+            TypeError,
+            r"params_table row 0 must be an ArrayParams \(got str\)",
+        ),
+    ],
+)
 def test_bad_tables_are_refused_naming_the_row(params, layers, error, match) -> None:
     with pytest.raises(error, match=match):
         predict_counters_many(params, layers)
@@ -215,8 +352,25 @@ def test_bench_sim_model_prints_ratios_and_writes_json(tmp_path) -> None:
     from analysis.cli import app
 
     out = tmp_path / "model.json"
-    r = CliRunner().invoke(app, ["bench-sim", "model", "--configs", "300", "--banked-configs", "2", "--many-configs",
-                                 "2000", "--many-banked-configs", "40", "--repeat", "2", "--json", str(out)])
+    r = CliRunner().invoke(
+        app,
+        [
+            "bench-sim",
+            "model",
+            "--configs",
+            "300",
+            "--banked-configs",
+            "2",
+            "--many-configs",
+            "2000",
+            "--many-banked-configs",
+            "40",
+            "--repeat",
+            "2",
+            "--json",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "predict_counters_many" in r.output and "/ target" in r.output and "one predict_counters call" in r.output
     d = json.loads(out.read_text())
@@ -227,8 +381,13 @@ def test_bench_sim_model_prints_ratios_and_writes_json(tmp_path) -> None:
         assert m["ratio_to_target"] == pytest.approx(m["configs_per_second"] / 1_000_000)
     assert d["many"]["csr"]["distinct_layers"] == 256
     b = d["many_banked"]
-    assert (b["configs"], b["distinct_layers"], b["target"], b["checked_rows"], b["unshared_configs"]) == \
-        (40, 3, 10_000, 20, 30)
+    assert (b["configs"], b["distinct_layers"], b["target"], b["checked_rows"], b["unshared_configs"]) == (
+        40,
+        3,
+        10_000,
+        20,
+        30,
+    )
     assert b["ratio_to_target"] == pytest.approx(b["configs_per_second"] / 10_000)
 
 

@@ -48,23 +48,33 @@ def test_build_then_cache_hit(toy, toy_cache, monkeypatch):
     assert not toy.cached and toy.build_seconds > 0
     assert sorted(toy.counters) == sorted(COUNTERS)
     monkeypatch.setenv("DPP_SIM_CACHE", str(toy_cache))
-    again = build_design(lambda: pytest.fail("cache hit must not regenerate Verilog"), "toy_array",
-                         {"toy": toy_verilog()}, **TOY_DEPTHS)
+    again = build_design(
+        lambda: pytest.fail("cache hit must not regenerate Verilog"), "toy_array", {"toy": toy_verilog()}, **TOY_DEPTHS
+    )
     assert again.cached and again.build_dir == toy.build_dir
 
 
 def test_many_jobs_in_one_process_are_exact(toy):
     rng = np.random.default_rng(0)
-    cases = [(rng.integers(-(1 << 15), 1 << 15, size=int(rng.integers(1, DEPTH + 1))).tolist(),
-              int(rng.integers(-300, 300))) for _ in range(25)]
+    cases = [
+        (rng.integers(-(1 << 15), 1 << 15, size=int(rng.integers(1, DEPTH + 1))).tolist(), int(rng.integers(-300, 300)))
+        for _ in range(25)
+    ]
     cases.append(([0], 0))
     results, stats = run_jobs(toy, [_toy_job(v, s) for v, s in cases])
     assert len(results) == len(cases)
     for (values, scale), res in zip(cases, results):
         np.testing.assert_array_equal(to_signed(res.out_words, 16), _toy_expected(values, scale))
         n = len(values)
-        assert res.counters == {"cycles": n, "mac_ops": n, "lane_idle_cycles": 0, "weight_bits_read": 16 * n,
-                                "index_bits_read": 0, "act_bits_read": 0, "out_bits_written": 16 * n}
+        assert res.counters == {
+            "cycles": n,
+            "mac_ops": n,
+            "lane_idle_cycles": 0,
+            "weight_bits_read": 16 * n,
+            "index_bits_read": 0,
+            "act_bits_read": 0,
+            "out_bits_written": 16 * n,
+        }
         assert res.run_cycles == n + 2  # start registered, n busy cycles, done registered
     assert stats.sim_cycles == sum(r.sim_cycles for r in results) > 0
 

@@ -14,8 +14,15 @@ from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-COUNTERS = ("cycles", "mac_ops", "lane_idle_cycles", "weight_bits_read", "index_bits_read",
-            "act_bits_read", "out_bits_written")
+COUNTERS = (
+    "cycles",
+    "mac_ops",
+    "lane_idle_cycles",
+    "weight_bits_read",
+    "index_bits_read",
+    "act_bits_read",
+    "out_bits_written",
+)
 DEPTH = 64
 WIDTH = 16
 
@@ -25,9 +32,15 @@ class ToyArray(wiring.Component):
 
     def __init__(self) -> None:
         ports = {
-            "load_en": In(1), "load_sel": In(2), "load_addr": In(6), "load_data": In(WIDTH),
-            "start": In(1), "busy": Out(1), "done": Out(1),
-            "out_addr": In(6), "out_data": Out(WIDTH),
+            "load_en": In(1),
+            "load_sel": In(2),
+            "load_addr": In(6),
+            "load_data": In(WIDTH),
+            "start": In(1),
+            "busy": Out(1),
+            "done": Out(1),
+            "out_addr": In(6),
+            "out_data": Out(WIDTH),
         }
         ports.update({name: Out(48) for name in COUNTERS})
         super().__init__(ports)
@@ -45,11 +58,14 @@ class ToyArray(wiring.Component):
         i = Signal(unsigned(7))
 
         m.d.comb += [
-            wr.addr.eq(self.load_addr), wr.data.eq(self.load_data),
+            wr.addr.eq(self.load_addr),
+            wr.data.eq(self.load_data),
             wr.en.eq(self.load_en & (self.load_sel == 0)),
             rd.addr.eq(i),
-            owr.addr.eq(i), owr.data.eq(rd.data * scale),
-            ord_.addr.eq(self.out_addr), self.out_data.eq(ord_.data),
+            owr.addr.eq(i),
+            owr.data.eq(rd.data * scale),
+            ord_.addr.eq(self.out_addr),
+            self.out_data.eq(ord_.data),
         ]
         with m.If(self.load_en & (self.load_sel == 1)):
             with m.Switch(self.load_addr):
@@ -67,7 +83,9 @@ class ToyArray(wiring.Component):
             with m.Else():
                 m.d.comb += owr.en.eq(1)
                 m.d.sync += [
-                    i.eq(i + 1), self.cycles.eq(self.cycles + 1), self.mac_ops.eq(self.mac_ops + 1),
+                    i.eq(i + 1),
+                    self.cycles.eq(self.cycles + 1),
+                    self.mac_ops.eq(self.mac_ops + 1),
                     self.weight_bits_read.eq(self.weight_bits_read + WIDTH),
                     self.out_bits_written.eq(self.out_bits_written + WIDTH),
                 ]

@@ -13,8 +13,9 @@ class SmallNet(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             nn.Sequential(nn.Conv2d(1, 8, kernel_size=3, padding=1), nn.BatchNorm2d(8), nn.ReLU(inplace=True)),
-            nn.Sequential(nn.Conv2d(8, 16, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(16),
-                          nn.ReLU(inplace=True)),
+            nn.Sequential(
+                nn.Conv2d(8, 16, kernel_size=3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(inplace=True)
+            ),
             nn.MaxPool2d(kernel_size=3, stride=1, padding=1),
         )
         side = (image_size + 1) // 2
