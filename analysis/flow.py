@@ -70,6 +70,8 @@ class FlowConfig:
     csr_net: str = "unstructured"  #: see :data:`CSR_NETS`
     act_banks: int = 0  #: CSR design: 0 = a private activation replica per lane; B = one memory in B banks
     timing: bool = False  #: place and route every build on ECP5: Fmax, time per image (see :func:`timing_of_designs`)
+    data: str | None = None  #: ``--data SPEC`` the model trains and runs on; None: the model's own (DATASET_OF)
+    normalize: str | None = None  #: ``--normalize MEAN,STD[;...]``; None: pixels scaled to [0, 1]
 
     def __post_init__(self) -> None:
         from rtl.params import check_act_banks  # the hardware packages are imported lazily, as in design_for
@@ -85,6 +87,14 @@ class FlowConfig:
         check_act_banks(self.act_banks)
         if self.csr_net not in CSR_NETS:
             raise DPPError(f"csr_net must be one of {CSR_NETS} (got {self.csr_net!r})")
+        if self.data is not None:
+            from dpp.data import absolute_spec
+
+            self.data = absolute_spec(self.data)
+        if self.normalize is not None:
+            from dpp.data import parse_normalize
+
+            self.normalize = parse_normalize(self.normalize).text
 
     def network_config(self, arch: str) -> FlowConfig:
         """The config whose trained network ``arch`` runs: the CSR baseline runs a network pruned unstructured
@@ -144,11 +154,11 @@ def _progress() -> Any:
 
 
 # ------------------------------------------------------------------------------------------ train + export
-def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -> Path:
-    """Train the flow's run into ``results/runs/<run>/`` unless an identical finished run is there."""
-    from dpp.train import TrainConfig, save_run, train
+def train_config(cfg: FlowConfig) -> Any:
+    """The ``dpp.train.TrainConfig`` of the flow's run."""
+    from dpp.train import TrainConfig
 
-    tcfg = TrainConfig(
+    return TrainConfig(
         model=cfg.model,
         method=cfg.method,
         k=cfg.k,
@@ -157,7 +167,16 @@ def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -
         bits=cfg.bits,
         epochs=cfg.epochs,
         seed=cfg.seed,
+        data=cfg.data,
+        normalize=cfg.normalize,
     )
+
+
+def train_or_reuse(cfg: FlowConfig, results: Path, log: Callable[[str], None]) -> Path:
+    """Train the flow's run into ``results/runs/<run>/`` unless an identical finished run is there."""
+    from dpp.train import save_run, train
+
+    tcfg = train_config(cfg)
     run_dir = results / "runs" / cfg.run_name
     cfg_file, result_file = run_dir / "config.json", run_dir / "result.json"
     if cfg_file.is_file() and result_file.is_file() and (run_dir / "checkpoint.pt").is_file():
@@ -487,14 +506,16 @@ def run_flow(
 ) -> dict[str, Any]:
     """Run the whole flow into ``results``; returns (and writes) the ``flow.json`` summary."""
     from analysis.flow_model import check_flow_model_target
-    from dpp.data import load_dataset
+    from dpp.data import load_data
     from dpp.models import DATASET_OF
+    from dpp.train import check_data_fits
 
     t_start = time.perf_counter()
     results = Path(results).resolve()
     check_flow_model_target(results)  # before any training: the flow's model table must not replace a sweep's
+    data = load_data(cfg.data or DATASET_OF[cfg.model], normalize=cfg.normalize)  # a bad --data stops here
+    check_data_fits(train_config(cfg), data)
     results.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(DATASET_OF[cfg.model])
     images = min(cfg.images, len(data.x_test))
     labels = data.y_test[:images].numpy()
     prepared: dict[str, PreparedNetwork] = {}  # by run name: the DPP net, and the CSR baseline's own

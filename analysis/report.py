@@ -225,9 +225,9 @@ def flow_conclusion(head: pd.DataFrame, flow: dict[str, Any]) -> list[str]:
 
 def section_answer(data: rd.ResultsData) -> Section:
     s = Section("The answer: k-of-n against dense and CSR", "answer", lead=True)
-    head = rd.headline_table(data.flow, data.runs)
-    if head is not None and "cycles_vs_kofn" in head.columns:
-        f = data.flow
+    f = data.flow
+    head = rd.headline_table(f, data.runs)
+    if f is not None and head is not None and "cycles_vs_kofn" in head.columns:  # (a headline implies a flow)
         cfg = f.get("config", {})
         s.tables.append(
             (
@@ -283,11 +283,11 @@ def section_answer(data: rd.ResultsData) -> Section:
 # ------------------------------------------------------------------------------------------- sections
 def section_flow(data: rd.ResultsData) -> Section:
     s = Section("Trained network through the RTL (dpp flow)", "flow")
-    summary, layers = rd.flow_summary(data.flow), rd.flow_layers(data.flow)
-    if summary is None or layers is None:
+    f = data.flow
+    summary, layers = rd.flow_summary(f), rd.flow_layers(f)
+    if f is None or summary is None or layers is None:  # (a summary implies a flow)
         s.no_data = "no data yet: `flow.json` (written by `dpp flow`) fills it."
         return s
-    f = data.flow
     cfg = f.get("config", {})
     s.text.append(
         f"{cfg.get('model')} trained with {cfg.get('method')} at k/n = {cfg.get('k')}/{cfg.get('n')} "
@@ -457,7 +457,7 @@ def section_accuracy(data: rd.ResultsData) -> Section:
         for (method, gran), g in df.groupby(["method", "granularity"]):
             g = g.sort_values("sparsity")
             ax.plot(g["sparsity"], g["accuracy"] * 100, "o-", label=f"{method} / {gran}")
-        ticks = {}  # one tick per design sparsity, named by its k/n (dense: no pruning)
+        ticks: dict[float, set[str]] = {}  # one tick per design sparsity, named by its k/n (dense: no pruning)
         for r in df.itertuples():
             ticks.setdefault(r.sparsity, set()).add("dense" if r.sparsity == 0 else f"k/n {r.k}/{r.n}")
         ax.set_xticks(list(ticks), [f"{fmt(x)}\n{' = '.join(sorted(v))}" for x, v in ticks.items()], fontsize=8)
@@ -473,6 +473,11 @@ def section_accuracy(data: rd.ResultsData) -> Section:
     s.tables.append(("accuracy_vs_sparsity", "Trained runs", df))
     s.provenance = _runs_provenance(data, list(df["run"]))
     return s
+
+
+def _whole_network(nets: pd.DataFrame | None) -> pd.DataFrame | None:
+    """``nets`` (whole-network designs) when they sum more than one layer, else None (plot the layer points)."""
+    return nets if nets is not None and nets["layers"].max() > 1 else None
 
 
 def _categorical(ax: plt.Axes, table: pd.DataFrame, labels: list[str], columns: list[tuple[str, str]]) -> None:
@@ -495,9 +500,9 @@ def section_speedup(data: rd.ResultsData) -> Section:
             "model table `dpp flow` writes) fills it."
         )
         return s
-    nets = rd.network_speedups(rd.network_table(data.sweep))
-    whole = nets is not None and nets["layers"].max() > 1
-    plot = nets if whole else df
+    nets = _whole_network(rd.network_speedups(rd.network_table(data.sweep)))
+    whole = nets is not None
+    plot = nets if nets is not None else df
     baselines = [
         a
         for a in rd.baseline_archs(df.columns.str.removeprefix("speedup_vs_"))
@@ -528,7 +533,7 @@ def section_speedup(data: rd.ResultsData) -> Section:
         )
     )
     ratio_cols = [c for c in df.columns if c.startswith(("speedup_vs_", "energy_saving_vs_"))]
-    if whole:
+    if nets is not None:
         keys = [
             c
             for c in ["granularity", "k", "n", "pes", "weight_bits", "act_bits", "out_bits", "batch", "layers"]
@@ -661,9 +666,9 @@ def section_energy(data: rd.ResultsData) -> Section:
             "no data yet: a sweep table with energy columns (`dpp sweep` with `sim.model`, or `dpp flow`) fills it."
         )
         return s
-    nets = rd.network_table(data.sweep)
-    whole = nets is not None and nets["layers"].max() > 1
-    table = nets if whole else df
+    nets = _whole_network(rd.network_table(data.sweep))
+    whole = nets is not None
+    table = nets if nets is not None else df
     comps = [
         c
         for c in table.columns
@@ -717,7 +722,7 @@ def section_energy(data: rd.ResultsData) -> Section:
         )
     else:
         s.text.append("Area: not measured (a sweep with `area: {enabled: true}`, or `dpp flow --area`, adds it).")
-    if whole:
+    if nets is not None:
         keys = [
             c
             for c in ["arch", "granularity", "k", "n", "pes", "weight_bits", "act_bits", "out_bits", "batch", "layers"]
@@ -751,7 +756,7 @@ def pareto_inputs(data: rd.ResultsData) -> tuple[pd.DataFrame | None, str]:
     nets = rd.join_runs(rd.network_table(data.sweep), data.runs)
     if nets is not None:
         return nets, "whole-network designs (per-inference energy and cycles summed over the swept layers)"
-    if rd.has_columns(data.sweep, ["accuracy"]):
+    if data.sweep is not None and rd.has_columns(data.sweep, ["accuracy"]):
         return data.sweep.dropna(subset=["accuracy"]), "sweep rows (one layer each)"
     return None, ""
 

@@ -225,7 +225,7 @@ def display_table(df: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     view, note = df.head(MAX_TABLE_ROWS), ""
     if len(df) > MAX_TABLE_ROWS:
         note = f"first {MAX_TABLE_ROWS} of {len(df)} rows; all in tables/"
-    same = []
+    same: list[str] = []
     if len(df) > 1:
         for c in df.columns:
             if c in PARAM_COLUMNS and df[c].nunique(dropna=False) == 1 and len(df.columns) - len(same) > 2:

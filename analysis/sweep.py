@@ -57,6 +57,7 @@ __all__ = [
 ]
 
 Evaluate = Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]
+Job = tuple[str, dict[str, Any], dict[str, Any]]  #: ``(point id, point, options)``, as :func:`plan_jobs` lists them
 
 
 #: Which evaluations a sweep runs (``caps`` of :func:`plan_jobs` / :func:`run_sweep`): the analytic model, the
@@ -302,9 +303,7 @@ class ResultStore:
 
 
 # ------------------------------------------------------------------------------------------- planning
-def plan_jobs(
-    cfg: SweepConfig, caps: dict[str, bool] | None = None
-) -> tuple[list[tuple[str, dict[str, Any], dict[str, Any]]], int]:
+def plan_jobs(cfg: SweepConfig, caps: dict[str, bool] | None = None) -> tuple[list[Job], int]:
     """``[(id, point, options)]`` for every valid point, and the count of invalid combinations skipped.
 
     The RTL sample is the ``rtl_sample`` points with the smallest plain-point ids: deterministic and stable.
@@ -376,7 +375,7 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
-def _run_serial(todo, evaluate, store, progress):
+def _run_serial(todo: list[Job], evaluate: Evaluate, store: ResultStore, progress: bool) -> None:
     with _progress(progress) as bar:
         task = bar.add_task("points", total=len(todo))
         for pid, point, opts in todo:
@@ -404,7 +403,15 @@ def _ignore_sigint() -> None:
         pass
 
 
-def _run_dask(todo, evaluate, store, progress, scheduler, n_workers, processes):
+def _run_dask(
+    todo: list[Job],
+    evaluate: Evaluate,
+    store: ResultStore,
+    progress: bool,
+    scheduler: str | None,
+    n_workers: int | None,
+    processes: bool,
+) -> None:
     from dask.distributed import Client, LocalCluster, as_completed
 
     cluster = None
@@ -470,7 +477,7 @@ def read_run_result(run: Path) -> dict[str, Any]:
     d = json.loads(f.read_text("utf-8"))
     acc = next((d[k] for k in ACCURACY_KEYS if k in d), None)
     missing = [k for k in ("k", "n") if k not in d] + ([] if acc is not None else ["test_accuracy"])
-    if missing:
+    if missing or acc is None:  # (acc is None implies missing; said again for the type checker)
         raise DPPError(f"{f} lacks key(s) {missing}")
     method = str(d.get("method", Path(run).name))
     return {

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 import torch
 from torch import nn
@@ -29,6 +30,8 @@ SRSTE_DECAY = 2e-4
 
 class FixedKofNMask(MaskBase):
     """A k-of-n mask that does not change (stored as a persistent buffer)."""
+
+    slots: torch.Tensor  #: buffer, the slot mask
 
     def __init__(self, layout: GroupLayout, slot_mask: torch.Tensor) -> None:
         super().__init__()
@@ -58,6 +61,8 @@ class _SRSTEFunction(torch.autograd.Function):
 class SRSTEMask(MaskBase):
     """SR-STE: magnitude top-k of n recomputed from the current weights every forward pass."""
 
+    slots: torch.Tensor  #: buffer, the last slot mask used
+
     def __init__(self, layout: GroupLayout, decay: float = SRSTE_DECAY) -> None:
         super().__init__()
         if decay < 0:
@@ -79,6 +84,7 @@ class UnstructuredMask(MaskBase):
     """A fixed element-wise mask (no k-of-n structure)."""
 
     layout = None  # type: ignore[assignment]
+    mask: torch.Tensor  #: buffer, weight-shaped
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
@@ -91,6 +97,11 @@ class UnstructuredMask(MaskBase):
         return weight * self.mask
 
 
+def _weight(mod: nn.Module) -> torch.Tensor:
+    """The weight of a layer :func:`dpp.parametrize.attach_masks` accepted (an nn.Linear / nn.Conv2d)."""
+    return cast(torch.Tensor, mod.weight)
+
+
 def attach_magnitude(
     model: nn.Module, k: int, n: int, granularity: str = "weight", layers: Iterable[str] | None = None
 ) -> nn.Module:
@@ -101,7 +112,9 @@ def attach_magnitude(
         n,
         granularity,
         layers,
-        lambda layout, mod: FixedKofNMask(layout, topk_mask(slot_scores(mod.weight.detach().abs(), layout), layout.k)),
+        lambda layout, mod: FixedKofNMask(
+            layout, topk_mask(slot_scores(_weight(mod).detach().abs(), layout), layout.k)
+        ),
     )
 
 
@@ -137,10 +150,11 @@ def attach_unstructured(model: nn.Module, density: float, layers: Iterable[str] 
         raise DPPError(f"density must be in (0, 1] (got {density})")
 
     def make(layout: GroupLayout, mod: nn.Module) -> MaskBase:
-        w = mod.weight.detach().abs().reshape(-1)
+        weight = _weight(mod)
+        w = weight.detach().abs().reshape(-1)
         keep = max(1, round(density * w.numel()))
         order = torch.sort(w, descending=True, stable=True).indices[:keep]
-        mask = torch.zeros_like(w).index_fill_(0, order, 1.0).reshape(mod.weight.shape)
+        mask = torch.zeros_like(w).index_fill_(0, order, 1.0).reshape(weight.shape)
         return UnstructuredMask(mask)
 
     # the k-of-n layout is only used for layer checks here; k=1, n=2 accept every Linear / Conv2d

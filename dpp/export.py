@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -32,13 +33,13 @@ from dpp.errors import DPPError
 from dpp.graph_quant import NodeIntegers, QuantGraph
 from dpp.kofn import KofNMatrix
 from dpp.network import IntLayer, IntNetwork
-from dpp.parametrize import masked_layers
+from dpp.parametrize import GroupLayout, masked_layers
 from dpp.qnet import QuantNet
 from dpp.quant import ACT_BITS, INPUT_SCALE, check_weight_bits, storage_weight_bits
 from dpp.serialize import atomic_write_text
 
 
-def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, object] | None:
+def _kofn_mask(module: nn.Module, model: nn.Module) -> tuple[np.ndarray, GroupLayout] | None:
     for _, mod, mask in masked_layers(model):
         if mod is module and getattr(mask, "layout", None) is not None and mask.layout.granularity != "filter":
             rows = mask.layout.rows
@@ -72,11 +73,11 @@ def _matmul_layers(
         w = w_int[g * rows : (g + 1) * rows].reshape(rows, -1).numpy()
         weights: KofNMatrix | np.ndarray = w
         if found is not None:
-            mask, layout = found
+            kept, layout = found
             granularity = layout.granularity
             weights = KofNMatrix.from_dense(
                 w,
-                mask[g * rows : (g + 1) * rows],
+                kept[g * rows : (g + 1) * rows],
                 layout.n,
                 block=layout.block if layout.granularity == "kernel" else 1,
                 weight_bits=bits,
@@ -180,15 +181,15 @@ def export_graph(qgraph: QuantGraph, sample: torch.Tensor, meta: dict | None = N
         if rec.op == "dropout":
             alias[rec.name] = inputs[0]
             continue
-        entry = dict(name=rec.name, op=rec.op, inputs=inputs)
+        entry: dict[str, Any] = dict(name=rec.name, op=rec.op, inputs=inputs)
         if rec.op == "matmul":
             p = rec.params
             first = len(layers)
-            layers += _matmul_layers(
-                node.module,
+            layers += _matmul_layers(  # a matmul node and record: its module, weight and bias are set
+                cast(nn.Module, node.module),
                 qgraph.model,
-                rec.weight,
-                rec.bias,
+                cast(torch.Tensor, rec.weight),
+                cast(torch.Tensor, rec.bias),
                 p["multiplier"],
                 p["shift"],
                 p["relu"],

@@ -547,7 +547,7 @@ def _fold_batchnorms(spec: GraphSpec) -> None:
             and prod.module is not None
             and isinstance(mod, nn.BatchNorm2d) == isinstance(prod.module, nn.Conv2d)
         )
-        if not ok:
+        if prod is None or not ok:  # (ok implies prod is not None; said again for the type checker)
             raise GraphError(
                 f"unsupported node {bn.name!r} (call_module {type(mod).__name__}) in module "
                 f"{bn.path!r}: BatchNorm is folded into a directly preceding "

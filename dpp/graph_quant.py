@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +72,11 @@ class NodeIntegers:
     out_scale: float = 1.0
 
 
+def _layer(n: GraphNode) -> nn.Linear | nn.Conv2d:
+    """A matmul node's module (:mod:`dpp.graph` sets a Linear / Conv2d on every matmul node)."""
+    return cast("nn.Linear | nn.Conv2d", n.module)
+
+
 def _act(y: torch.Tensor, bounds: tuple[float | None, float | None] | None) -> torch.Tensor:
     return y if bounds is None else torch.clamp(y, bounds[0], bounds[1])
 
@@ -82,6 +87,8 @@ class QuantGraph(nn.Module):
     ``example``: an input batch (for tracing and shapes). ``model`` stays an ordinary module (its masks,
     BatchNorm and parameters are used as they are); its state is this module's ``model.*`` entries.
     """
+
+    act_max: torch.Tensor  #: buffer, the activation peak of each calibrated node
 
     def __init__(
         self, model: nn.Module, example: torch.Tensor, bits: int | None = None, *, input_scale: float = INPUT_SCALE
@@ -137,7 +144,7 @@ class QuantGraph(nn.Module):
         for n in self.spec.nodes:
             ins = [vals[i] for i in n.inputs]
             if n.op == "matmul":
-                y = n.module(ins[0])
+                y = _layer(n)(ins[0])
                 if n.bn is not None:
                     y = n.bn(y)
             elif n.op == "add":
@@ -186,10 +193,15 @@ class QuantGraph(nn.Module):
         self, n: GraphNode, x_real: torch.Tensor, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The matmul's weight and bias with its BatchNorm folded in (batch statistics in training)."""
-        mod, bn = n.module, n.bn
+        mod = _layer(n)
+        bn = cast("nn.BatchNorm1d | nn.BatchNorm2d | None", n.bn)  # dpp.graph folds only these
         w, b = mod.weight, mod.bias
         if bn is None:
             return w, b
+        # dpp.graph folds a BatchNorm only when it tracks running statistics: these buffers exist
+        running_mean = cast(torch.Tensor, bn.running_mean)
+        running_var = cast(torch.Tensor, bn.running_var)
+        batches = cast(torch.Tensor, bn.num_batches_tracked)
         w = w.to(dtype)
         b = torch.zeros(w.shape[0], dtype=dtype) if b is None else b.to(dtype)
         if self.training and bn.training:
@@ -197,14 +209,14 @@ class QuantGraph(nn.Module):
             dims = [0] + list(range(2, y.dim()))
             mean, var = y.mean(dims), y.var(dims, unbiased=False)
             with torch.no_grad():
-                bn.num_batches_tracked += 1
-                m = bn.momentum if bn.momentum is not None else 1.0 / float(bn.num_batches_tracked)
+                batches.add_(1)
+                m = bn.momentum if bn.momentum is not None else 1.0 / float(batches)
                 count = y.numel() // y.shape[1]
-                bn.running_mean.mul_(1 - m).add_(m * mean.detach().to(bn.running_mean.dtype))
+                running_mean.mul_(1 - m).add_(m * mean.detach().to(running_mean.dtype))
                 unbiased = var.detach() * count / max(count - 1, 1)
-                bn.running_var.mul_(1 - m).add_(m * unbiased.to(bn.running_var.dtype))
+                running_var.mul_(1 - m).add_(m * unbiased.to(running_var.dtype))
         else:
-            mean, var = bn.running_mean.to(dtype), bn.running_var.to(dtype)
+            mean, var = running_mean.to(dtype), running_var.to(dtype)
         gamma = bn.weight.to(dtype) if bn.affine else torch.ones_like(mean)
         beta = bn.bias.to(dtype) if bn.affine else torch.zeros_like(mean)
         scale = gamma / torch.sqrt(var + bn.eps)
@@ -220,7 +232,7 @@ class QuantGraph(nn.Module):
     def _q_matmul(self, n: GraphNode, ins: list[Value], dtype: torch.dtype) -> tuple[torch.Tensor, Any, NodeIntegers]:
         x, s_x = ins[0]
         w, b = self._folded(n, x * s_x, dtype)
-        w_int, s_w = fake_quant_weight(w, self.bits)
+        w_int, s_w = fake_quant_weight(w, cast(int, self.bits))  # the quantised path: bits is set
         s_acc = s_x * s_w.to(dtype)
         b_int = round_ste(b.to(dtype) / s_acc) if b is not None else None
         acc = self._matmul(n, x, w_int.to(dtype), b_int)
@@ -351,6 +363,6 @@ class QuantGraph(nn.Module):
         """The wrapped model, under the name :class:`~dpp.qnet.QuantNet` uses (so helpers take either)."""
         return self.model
 
-    def matmul_modules(self) -> list[nn.Module]:
+    def matmul_modules(self) -> list[nn.Linear | nn.Conv2d]:
         """The Conv2d / Linear modules in execution order."""
-        return [n.module for n in self.spec.matmuls()]
+        return [_layer(n) for n in self.spec.matmuls()]

@@ -18,6 +18,7 @@ group has fewer than k real positions, which is the padding rule of :class:`dpp.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch.autograd.function import once_differentiable
@@ -191,7 +192,7 @@ class _GumbelTopK(torch.autograd.Function):
             total = part if total is None else total.add_(part)
         # back to the logits' layout in one transposing copy (faster on CPU than strided writes above)
         out = torch.empty(ctx.shape, dtype=perturbed.dtype, device=perturbed.device)
-        out.view(-1, n).copy_(total.t())
+        out.view(-1, n).copy_(cast(torch.Tensor, total).t())  # set: maxes holds k >= 1 draws
         return out, None, None, None, None
 
 

@@ -27,6 +27,7 @@ import torch
 
 from dpp.checks import check_k_n
 from dpp.errors import DPPError
+from dpp.parametrize import KofNMask, MaskBase
 
 
 def log_elementary_symmetric(logits: torch.Tensor, k: int) -> torch.Tensor:
@@ -81,7 +82,7 @@ def mask_diversity(slot_mask: torch.Tensor, k: int, full_groups: torch.Tensor | 
     return float(div.mean())
 
 
-def layer_metrics(mask: torch.nn.Module) -> dict[str, float]:
+def layer_metrics(mask: MaskBase) -> dict[str, float]:
     """``{"confidence", "diversity"}`` of a :class:`dpp.parametrize.KofNMask` (logits) or any k-of-n mask."""
     layout = mask.layout
     k = layout.k
@@ -93,8 +94,7 @@ def layer_metrics(mask: torch.nn.Module) -> dict[str, float]:
     else:
         slots3, full3 = slots, full[0]
     out = {"diversity": mask_diversity(slots3, k, full3)}
-    logits = getattr(mask, "logits", None)
-    if logits is not None:
+    if isinstance(mask, KofNMask):  # the one mask with logits
         out["confidence"] = layer_confidence(mask.padded_logits().detach(), k, full)
     else:  # a fixed mask has no distribution to measure
         out["confidence"] = float("nan")

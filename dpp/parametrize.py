@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -144,6 +145,8 @@ class MaskBase(nn.Module):
 
 class KofNMask(MaskBase):
     """Learnable DPP mask: Gumbel top-k sample per forward in training, top-k of the logits in eval."""
+
+    pad: torch.Tensor  #: buffer, True at padded slots
 
     def __init__(
         self,
@@ -324,7 +327,12 @@ def sparsify(
         granularity,
         layers,
         lambda layout, mod: KofNMask(
-            layout, noise_scale=noise_scale, generator=gen, init=init, init_std=init_std, weight=mod.weight
+            layout,
+            noise_scale=noise_scale,
+            generator=gen,
+            init=init,
+            init_std=init_std,
+            weight=cast(torch.Tensor, mod.weight),  # a Linear / Conv2d (layout_for checks)
         ),
     )
 

@@ -14,7 +14,7 @@ training, in float mode too, so a float-trained model can be quantised after tra
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -110,6 +110,8 @@ def build_plan(net: nn.Sequential) -> list[Step]:
 class QuantNet(nn.Module):
     """A classifier: float (``bits=None``) or jointly fake-quantised with ``bits``-bit weights."""
 
+    act_max: torch.Tensor  #: buffer, each hidden layer's running activation peak
+
     def __init__(self, net: nn.Sequential, bits: int | None = None) -> None:
         super().__init__()
         self.plan = build_plan(net)
@@ -118,9 +120,13 @@ class QuantNet(nn.Module):
         self.layers = sum(1 for s in self.plan if s.kind == "matmul")
         self.register_buffer("act_max", torch.zeros(self.layers))
 
-    def matmul_modules(self) -> list[nn.Module]:
+    def matmul_modules(self) -> list[nn.Linear | nn.Conv2d]:
         """The Linear / Conv2d modules in order."""
-        return [self.net[s.index] for s in self.plan if s.kind == "matmul"]
+        return [self._layer(s) for s in self.plan if s.kind == "matmul"]
+
+    def _layer(self, step: Step) -> nn.Linear | nn.Conv2d:
+        """The module of a matmul step (:func:`build_plan` admits only Linear / Conv2d there)."""
+        return cast("nn.Linear | nn.Conv2d", self.net[step.index])
 
     def _observe(self, layer: int, y: torch.Tensor) -> None:
         peak = y.detach().abs().max().to(self.act_max.dtype)
@@ -150,8 +156,8 @@ class QuantNet(nn.Module):
     def _layer_integers(
         self, step: Step, s_x: torch.Tensor, dtype: torch.dtype
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        mod = self.net[step.index]
-        w_int, s_w = fake_quant_weight(mod.weight, self.bits)
+        mod = self._layer(step)
+        w_int, s_w = fake_quant_weight(mod.weight, cast(int, self.bits))  # the quantised path: bits is set
         s_acc = s_x * s_w.to(dtype)
         b_int = round_ste(mod.bias.to(dtype) / s_acc) if mod.bias is not None else None
         return w_int.to(dtype), b_int, s_acc

@@ -103,7 +103,7 @@ def matmul_int(W: WeightMatrix, x: np.ndarray) -> np.ndarray:
         prod = x[:, W.col_indices] * W.values[None, :]  # (batch, nnz)
         out = np.zeros((x.shape[0], W.rows), dtype=np.int64)
         rows_of = np.repeat(np.arange(W.rows), W.row_lengths())
-        np.add.at(out, (slice(None), rows_of), prod)
+        np.add.at(out, (slice(None), rows_of), prod)  # type: ignore[arg-type]  # numpy stubs: at() takes any index
         return out
     W = np.asarray(W)
     bound = int(np.abs(x).max(initial=0)) * int(np.abs(W).max(initial=0)) * max(1, W.shape[1])

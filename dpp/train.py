@@ -43,7 +43,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -194,7 +194,7 @@ class TrainResult:
     """A finished run: the trained model and what was measured."""
 
     config: TrainConfig
-    model: QuantNet
+    model: QuantNet | QuantGraph
     history: list[dict[str, float]] = field(default_factory=list)
     test_accuracy: float = 0.0
     density: float = 1.0
@@ -271,7 +271,7 @@ def build_run_model(cfg: TrainConfig, *, pruned: bool = False, weights: bool = T
         attach_method_masks(net, cfg, pruning=True)
     bits = None if cfg.method in QUANTISE_AFTER_PRUNING and not pruned else cfg.bits  # float until pruned
     if not runs_as_graph(cfg):
-        return QuantNet(net, bits)
+        return QuantNet(cast(nn.Sequential, net), bits)  # a built-in chain (QuantNet checks it)
     if cfg.input_shape is None:
         raise DPPError(
             f"model {cfg.model!r} runs as a traced graph and needs input_shape (the per-image shape "
@@ -283,7 +283,7 @@ def build_run_model(cfg: TrainConfig, *, pruned: bool = False, weights: bool = T
 
 
 @torch.no_grad()
-def evaluate(model: QuantNet, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
+def evaluate(model: QuantNet | QuantGraph, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
     """Test accuracy with the deterministic masks (evaluation mode)."""
     model.eval()
     correct = sum(int((model(x[i : i + batch]).argmax(1) == y[i : i + batch]).sum()) for i in range(0, len(x), batch))
@@ -291,7 +291,7 @@ def evaluate(model: QuantNet, x: torch.Tensor, y: torch.Tensor, batch: int = 100
 
 
 @torch.no_grad()
-def weight_density(model: QuantNet) -> float:
+def weight_density(model: QuantNet | QuantGraph) -> float:
     """Kept fraction of all Linear/Conv2d weights under the deterministic masks (1.0 for dense)."""
     model.eval()
     masks = {id(mod): mask for _, mod, mask in masked_layers(model.net)}
@@ -304,7 +304,7 @@ def weight_density(model: QuantNet) -> float:
     return kept / total
 
 
-def layer_mask_metrics(model: QuantNet) -> dict[str, float]:
+def layer_mask_metrics(model: QuantNet | QuantGraph) -> dict[str, float]:
     """``conf_layer<i>`` / ``div_layer<i>`` for every k-of-n masked matmul layer i."""
     index = {id(mod): i for i, mod in enumerate(model.matmul_modules())}
     out: dict[str, float] = {}
@@ -343,6 +343,7 @@ def train(
     ``cfg.epochs == 0`` (``dpp prune``, ``prune_at_start``): the pruned model is evaluated as it is.
     """
     data = data or run_data(cfg)
+    check_data_fits(cfg, data)
     cfg = with_input_shape(cfg, data)
     start = time.perf_counter()
     model = build_run_model(cfg)
@@ -403,6 +404,21 @@ def run_data(cfg: TrainConfig) -> Dataset:
     return load_data(cfg.data or DATASET_OF[cfg.model], normalize=cfg.normalize)
 
 
+def check_data_fits(cfg: TrainConfig, data: Dataset) -> None:
+    """Refuse (one line) data whose images ``cfg``'s model cannot take, before any training: one forward pass of
+    the plain model on a zero image of the data's shape (``lenet300`` on 8x8 ``digits``, say)."""
+    shape = [int(v) for v in data.x_train.shape[1:]]
+    net = build_net(cfg, weights=False).eval()
+    try:
+        with torch.no_grad():
+            net(torch.zeros((1, *shape)))
+    except RuntimeError as exc:
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DPPError(
+            f"--data {cfg.data or data.name!r}: images of shape {shape} do not fit model {cfg.model!r} ({why})"
+        ) from None
+
+
 def with_input_shape(cfg: TrainConfig, data: Dataset) -> TrainConfig:
     """``cfg`` with ``input_shape`` recorded from ``data`` when its model runs as a graph (checked if set)."""
     shape = [int(v) for v in data.x_train.shape[1:]]
@@ -456,7 +472,7 @@ def save_run(result: TrainResult, out: str | Path) -> Path:
     return out / "result.json"
 
 
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, QuantNet]:
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, QuantNet | QuantGraph]:
     """Rebuild the trained model of a run folder written by :func:`save_run` (evaluation mode)."""
     run_dir = Path(run_dir)
     for name in ("config.json", "checkpoint.pt"):

@@ -97,7 +97,8 @@ class ActivationBanks(wiring.Component):
         nb, bb = self.layout.act_banks, self.layout.act_bank_bits
         fresh = Signal(init=1)  # S1 holds a slot that has not been served at all yet
         seen = Signal(nb, name="seen0")
-        keys, wins, grants, banks, left = [], [], [], [], []
+        keys: list[Signal] = []  # each lane's compare key
+        wins, grants, banks, left = [], [], [], []
         for i in range(self.lanes):
             req, addr = self.requests[i].req, self.requests[i].addr
             pending = Signal(name=f"pending{i}", reset_less=True)  # read only when not fresh

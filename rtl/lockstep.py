@@ -16,6 +16,8 @@ cycles (block per word), not multipliers. dense: step = k consecutive columns, t
 
 from __future__ import annotations
 
+from typing import Any
+
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
@@ -24,7 +26,6 @@ from amaranth.lib.wiring import In, Out, connect
 from rtl.archs import check_component
 from rtl.blocks import popcount_tree
 from rtl.control import array_load, array_members, attach_requantisers, build_shell
-from rtl.interfaces import FlatPorts
 from rtl.layout import SEL_ACT, Layout, addr_bits
 from rtl.params import ArrayParams
 from rtl.pe import LockstepPE
@@ -163,8 +164,11 @@ class LockstepArray(wiring.Component):
         self._count(m, seq, regs, ctrl, counters, writes)
         return m
 
-    def _activation_memory(self, m: Module, seq: LockstepSequencer, load: FlatPorts) -> Signal:
-        """The shared activation memory: written through the load port, read at ``a_addr`` every step."""
+    def _activation_memory(self, m: Module, seq: LockstepSequencer, load: Any) -> Signal:
+        """The shared activation memory: written through the load port, read at ``a_addr`` every step.
+
+        ``load``: the array's load interface (:func:`rtl.control.array_load`), typed ``Any`` as in
+        :func:`rtl.pe.per_pe_write`: a :class:`~rtl.interfaces.FlatPorts` sets its ports at run time."""
         lay = self.layout
         mem = m.submodules.acts = Memory(shape=lay.act_word_bits, depth=lay.act_depth, init=[])
         wr, rd = mem.write_port(), mem.read_port()

@@ -148,7 +148,7 @@ def design_table(table: Any) -> DesignTable:
     codes, rep = group_rows(list(arrays.values()))
     designs = []
     for i in rep:
-        values = {name: int(a[i]) for name, a in arrays.items()}
+        values: dict[str, Any] = {name: int(a[i]) for name, a in arrays.items()}  # ArrayParams' fields
         values["arch"] = ARCHS[values["arch"]]
         try:
             designs.append(ArrayParams(**values))
@@ -213,8 +213,11 @@ def layer_table(table: Any) -> LayerTable:
     _check_names(cols, LAYER_COLUMNS, LAYER_REQUIRED, what)
     n = _length(cols, what)
     none = ObjectColumn(np.full(n, -1, dtype=np.int64), [])
+    rows, n_cols, batch = (int_column(cols[c], c, what) for c in LAYER_REQUIRED)
     return LayerTable(
-        *(int_column(cols[c], c, what) for c in LAYER_REQUIRED),
+        rows,
+        n_cols,
+        batch,
         object_column(cols["row_nnz"], n) if "row_nnz" in cols else none,
         object_column(cols["csr"], n) if "csr" in cols else none,
     )

@@ -70,7 +70,7 @@ def flow(
     k: int = typer.Option(1, "--k", help="Kept slots per group."),
     n: int = typer.Option(8, "--n", help="Slots per group."),
     granularity: str = typer.Option("weight", "--granularity", help="weight | kernel."),
-    bits: int = typer.Option(4, "--bits", help="Weight bits (2..8)."),
+    bits: int = typer.Option(4, "--bits", help="Weight bits (1..8; 1 = binary, stored as 2-bit words)."),
     epochs: int | None = typer.Option(None, "--epochs", help="Training epochs (quick: 10, full: 20)."),
     seed: int = typer.Option(0, "--seed"),
     pes: int = typer.Option(4, "--pes", help="PEs (output rows in parallel); each has k multipliers."),
@@ -108,17 +108,22 @@ def flow(
         "graph) on the arrays, layer by layer, instead of training one; with --data.",
     ),
     data: str | None = typer.Option(
-        None, "--data", help="--net: SPEC of the test images (mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR)."
+        None,
+        "--data",
+        help="SPEC of the images (mnist5k | digits | idx:DIR | npz:FILE | cifar10:DIR): with --net the test "
+        "images; with --model the data it trains and runs on (default: the model's own, mnist5k or digits).",
     ),
-    normalize: str | None = typer.Option(None, "--normalize", help="--net: MEAN,STD[;...] (default: the network's)."),
-    archs: str | None = typer.Option(None, "--archs", help="--net: comma-separated arrays (default kofn,dense,csr)."),
+    normalize: str | None = typer.Option(
+        None, "--normalize", help="MEAN,STD[;...] per channel (default: --net the network's; --model pixels in [0, 1])."
+    ),
+    archs: str | None = typer.Option(None, "--archs", help="Comma-separated arrays (default kofn,dense,csr)."),
 ) -> None:
     """The end-to-end flow; writes RESULTS/flow.json, flow_layers.csv and RESULTS/report/. Exits 1 on a mismatch.
 
     Full mode (no --quick) also runs LeNet-5 through the hardware at weight and at kernel granularity.
     With --net NET/ it runs that exported network instead (analysis.flow_net).
     """
-    if net is not None or data is not None or normalize is not None or archs is not None:
+    if net is not None:
         from analysis.cli.flow_net import flow_net
 
         return flow_net(
@@ -150,7 +155,13 @@ def flow(
         epochs=epochs if epochs is not None else (10 if quick else 20),
         area=area if area is not None else not quick,
         timing=timing if timing is not None else not quick,
+        data=data,
+        normalize=normalize,
     )
+    if archs is not None:
+        from analysis.flow_net import parse_archs
+
+        base["archs"] = parse_archs(archs)
 
     def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
         return images if images is not None else (100 if quick or name == "lenet5" else 1000)

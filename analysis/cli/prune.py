@@ -34,7 +34,7 @@ def prune(
     bits: int | None = typer.Option(
         None,
         "--bits",
-        help="Weight bits (2..8) for quantisation-aware fine-tuning; "
+        help="Weight bits (1..8; 1 = binary) for quantisation-aware fine-tuning; "
         "omit for full precision (export quantises to 8 bits).",
     ),
     epochs: int = typer.Option(5, "--epochs", help="Fine-tuning epochs; 0 = one-shot pruning, no fine-tuning."),

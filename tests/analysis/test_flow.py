@@ -207,3 +207,46 @@ def test_cli_flow_bad_csr_options_fail_in_one_line_and_write_nothing(tmp_path, a
     assert r.returncode == 2
     assert r.stderr.strip() == message
     assert not out.exists()
+
+
+def test_model_flow_trains_and_runs_on_the_data_given(tmp_path) -> None:
+    """``dpp flow --model digits --data npz:FILE``: the run trains on that file's images and runs its test part in
+    RTL (relative path, from another folder), and the run records the data as an absolute spec."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    keep = np.arange(600)
+    np.savez(tmp_path / "mydigits.npz", x=(d.images[keep] * 16).clip(0, 255).astype(np.uint8), y=d.target[keep])
+    args = ["flow", "--quick", "--model", "digits", "--data", "npz:mydigits.npz", "--k", "1", "--n", "4",
+            "--epochs", "1", "--images", "8", "--archs", "kofn", "--threads", "2", "--out", "R"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis.cli", *args], cwd=tmp_path, capture_output=True, text=True, timeout=1200
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads((tmp_path / "R" / "flow.json").read_text())
+    assert result["config"]["data"] == f"npz:{tmp_path / 'mydigits.npz'}"
+    assert list(result["archs"]) == ["kofn"]
+    assert flow_ok(result)
+    (run,) = (tmp_path / "R" / "runs").iterdir()
+    assert json.loads((run / "config.json").read_text())["data"] == f"npz:{tmp_path / 'mydigits.npz'}"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["--model", "lenet300", "--data", "digits"],
+            "error: --data 'digits': images of shape [1, 8, 8] do not fit model 'lenet300' (mat1 and mat2 shapes "
+            "cannot be multiplied (1x64 and 784x300))",
+        ),
+        (["--data", "idx:nowhere"], "error: IDX folder {cwd}/nowhere does not exist, expected a folder"),
+    ],
+)
+def test_model_flow_refuses_data_it_cannot_use_before_training(tmp_path, args, message) -> None:
+    exe = str(Path(sys.executable).with_name("dpp"))
+    r = subprocess.run(
+        [exe, "flow", "--quick", "--out", "R", *args], cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 2
+    assert r.stderr.strip() == message.format(cwd=tmp_path)
+    assert not (tmp_path / "R").exists()

@@ -244,7 +244,7 @@ def test_export_refuses_another_normalisation_than_the_runs(npz_run) -> None:
         ),
         (["compare", "--model", "digits", "--data", "npz:missing.npz", "--out", "c"], "missing.npz does not exist"),
         (["flow", "--net", "r", "--out", "f"], "dpp flow --net needs --data SPEC"),
-        (["flow", "--data", "digits", "--out", "f"], "apply to dpp flow --net NET/"),
+        (["flow", "--data", "digits", "--out", "f"], "do not fit model 'lenet300'"),
     ],
 )
 def test_bad_specs_are_one_line_before_any_training(tmp_path: Path, args: list[str], needle: str) -> None:
