@@ -144,7 +144,19 @@ def flow(
 
     out = check_out_dir(out)
     torch.set_num_threads(check_threads(threads))
-    base = dict(
+    from dataclasses import replace
+
+    from analysis.flow_net import parse_archs
+    from rtl.archs import ARCHS
+
+    def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
+        return images if images is not None else (100 if quick or name == "lenet5" else 1000)
+
+    first = model or "lenet300"
+    main = FlowConfig(
+        model=first,
+        granularity=granularity,
+        images=n_images(first),
         k=k,
         n=n,
         bits=bits,
@@ -157,20 +169,12 @@ def flow(
         timing=timing if timing is not None else not quick,
         data=data,
         normalize=normalize,
+        archs=parse_archs(archs) if archs is not None else ARCHS,
     )
-    if archs is not None:
-        from analysis.flow_net import parse_archs
-
-        base["archs"] = parse_archs(archs)
-
-    def n_images(name: str) -> int:  # LeNet-5's convolutions cost ~25x more cycles per image than LeNet-300
-        return images if images is not None else (100 if quick or name == "lenet5" else 1000)
-
-    first = model or "lenet300"
-    configs = [FlowConfig(model=first, granularity=granularity, images=n_images(first), **base)]
+    configs = [main]
     if not quick and model is None:
         configs += [
-            FlowConfig(model="lenet5", granularity=g, images=n_images("lenet5"), **base) for g in ("weight", "kernel")
+            replace(main, model="lenet5", granularity=g, images=n_images("lenet5")) for g in ("weight", "kernel")
         ]
     ok = True
     for cfg in configs:
