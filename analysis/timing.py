@@ -284,6 +284,8 @@ def stage(message: str, progress: Progress | None = None) -> Iterator[None]:
 
 def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: float, counters: bool) -> str:
     """SHA-256 over everything a result depends on, tool versions included."""
+    from analysis.timing_asic import ASIC_FLOW_VERSION
+
     h = hashlib.sha256()
     device = DEVICES.get(flow)
     parts = [
@@ -295,7 +297,7 @@ def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: flo
         str(counters),
         str(CACHE_VERSION),
         json.dumps(tool_versions(flow), sort_keys=True),
-        repr(device),
+        repr(device) if device is not None else f"asic flow {ASIC_FLOW_VERSION}",
     ]
     for part in parts:
         h.update(part.encode("utf-8"))

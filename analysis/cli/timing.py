@@ -34,7 +34,7 @@ def format_report(r: Any) -> list[str]:
     lines.append(f"Fmax: {r.fmax_mhz:.2f} MHz{delay}")
     if r.flow == "osu018":
         lines.append(
-            f"cells: {r.cell_area_um2:.0f} um^2 without the harness, {r.ffs} flip-flops "
+            f"cells: {r.cell_area_um2 or 0:.0f} um^2 without the harness, {r.ffs} flip-flops "
             f"({r.harness_ffs} in the harness)"
         )
     else:

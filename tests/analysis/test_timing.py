@@ -433,6 +433,10 @@ def test_tiny_array_osu018(tmp_path):
     r = timing.timing_of_params(ArrayParams(**TINY), flow="osu018", cache_dir=tmp_path)
     assert r.fits and r.fmax_mhz > 0 and r.cell_area_um2 > 0 and r.ffs > r.harness_ffs
     assert r.critical_path.parts and r.tool_versions["opensta"]
+    # without counters the seven 48-bit counters are gone (as in the FPGA flows), area and flip-flops with them
+    c = timing.timing_of_params(ArrayParams(**TINY), flow="osu018", cache_dir=tmp_path, counters=True)
+    assert c.ffs - c.harness_ffs >= r.ffs - r.harness_ffs + 300  # of 7 x 48 counter bits (a few are constant)
+    assert c.cell_area_um2 > r.cell_area_um2 and "counters" not in r.critical_path.parts
 
 
 # ------------------------------------------------------------------------------------------ dpp timing
