@@ -261,6 +261,72 @@ def _memory_bits(matrix: Any, layer: Any, batch: int) -> dict[str, int]:
     }
 
 
+def checked_layer_record(
+    arch: str,
+    index: int,
+    layer: Any,
+    mat: tuple[str, Any],
+    params: Any,
+    x: np.ndarray,
+    runs: list[Any],
+    ref: Any,
+    *,
+    chunk: int,
+    sim_seconds: float,
+    input_ok: bool = True,
+    input_note: str = "the layer's input differs from the reference chain",
+) -> tuple[LayerRecord, np.ndarray]:
+    """The record and RTL output of layer ``index`` of ``arch``'s design, run as ``runs`` (chunks of ``x``) on
+    ``mat`` = (array, weights in its format) of :func:`layer_matrix`.
+
+    Raises :class:`SimulationError` unless the output equals the reference's (``ref.y``, on its input ``ref.x``
+    = ``x``, and ``input_ok``; else ``input_note`` says why) and the summed counters equal the summed model's.
+    ``chunk``: input vectors per hardware run (sizes the memories the energy counts); ``sim_seconds``: the
+    time the runs took.
+    """
+    array, matrix = mat
+    outputs = np.concatenate([r.outputs for r in runs])
+    counters = {name: sum(int(r.counters[name]) for r in runs) for name in COUNTERS}
+    model = {name: sum(int(r.model_counters[name]) for r in runs) for name in COUNTERS}
+    exact = input_ok and all(r.bit_exact for r in runs) and np.array_equal(x, ref.x) and np.array_equal(outputs, ref.y)
+    if not exact:
+        where = next((r.first_mismatch() for r in runs if not r.bit_exact), None) or input_note
+        raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
+    if counters != model:
+        bad = [f"{k}: model {model[k]}, RTL {counters[k]}" for k in COUNTERS if counters[k] != model[k]]
+        raise SimulationError(
+            f"{arch} design, layer {index}: counters differ from the analytic model: {'; '.join(bad)}"
+        )
+    lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
+    energy = layer_energy(
+        counters,
+        weight_bits=layer.weight_bits,
+        act_bits=layer.act_bits,
+        acc_bits=int(params.acc_bits),
+        memory_bits=_memory_bits(matrix, layer, min(len(x), chunk)),
+        batch=x.shape[0],
+    )
+    record = LayerRecord(
+        arch=arch,
+        array=array,
+        layer=index,
+        kind=layer.kind,
+        rows=layer.rows,
+        cols=layer.cols,
+        batch=int(x.shape[0]),
+        bit_exact=True,
+        counters_match=True,
+        model_cycles=model["cycles"],
+        utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0,
+        energy_pj=energy.total_pj,
+        storage_bits=storage_bits_of(matrix, layer),
+        sim_seconds=sim_seconds,
+        design=params.to_dict(),
+        **counters,
+    )
+    return record, outputs
+
+
 def simulate_network(
     cfg: FlowConfig, network: Any, x_int: np.ndarray, arch: str, reference_io: list[Any], work: Path, bar: Any
 ) -> tuple[list[LayerRecord], np.ndarray, dict[str, Any]]:
@@ -298,56 +364,11 @@ def simulate_network(
         runs = simulate_layers(
             params, chunks, design=builds[key], simulator=cfg.simulator, workdir=work / f"{arch}_layer{index}"
         )
-        outputs = np.concatenate([r.outputs for r in runs])
-        counters = {name: sum(int(r.counters[name]) for r in runs) for name in COUNTERS}
-        model = {name: sum(int(r.model_counters[name]) for r in runs) for name in COUNTERS}
-        ref = reference_io[index]
-        exact = (
-            all(r.bit_exact for r in runs)
-            and x.shape == ref.x.shape
-            and np.array_equal(x, ref.x)
-            and np.array_equal(outputs, ref.y)
+        seconds = time.perf_counter() - t0
+        record, outputs = checked_layer_record(
+            arch, index, layer, mats[index], params, x, runs, reference_io[index], chunk=step, sim_seconds=seconds
         )
-        if not exact:
-            where = (
-                next((r.first_mismatch() for r in runs if not r.bit_exact), None)
-                or "the layer's input differs from the reference chain"
-            )
-            raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
-        if counters != model:
-            bad = [f"{k}: model {model[k]}, RTL {counters[k]}" for k in COUNTERS if counters[k] != model[k]]
-            raise SimulationError(
-                f"{arch} design, layer {index}: counters differ from the analytic model: {'; '.join(bad)}"
-            )
-        lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
-        energy = layer_energy(
-            counters,
-            weight_bits=layer.weight_bits,
-            act_bits=layer.act_bits,
-            acc_bits=int(params.acc_bits),
-            memory_bits=_memory_bits(matrix, layer, min(len(x), step)),
-            batch=x.shape[0],
-        )
-        records.append(
-            LayerRecord(
-                arch=arch,
-                array=array,
-                layer=index,
-                kind=layer.kind,
-                rows=layer.rows,
-                cols=layer.cols,
-                batch=int(x.shape[0]),
-                bit_exact=True,
-                counters_match=True,
-                model_cycles=model["cycles"],
-                utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0,
-                energy_pj=energy.total_pj,
-                storage_bits=storage_bits_of(matrix, layer),
-                sim_seconds=time.perf_counter() - t0,
-                design=params.to_dict(),
-                **counters,
-            )
-        )
+        records.append(record)
         bar.advance(task)
         return outputs
 

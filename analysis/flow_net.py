@@ -46,25 +46,22 @@ from typing import Any
 
 import numpy as np
 
-from analysis.energy import layer_energy
 from analysis.flow import (
     LayerRecord,
     _json_default,
-    _memory_bits,
     _pow2,
     _write_layers_csv,
     batch_chunk,
+    checked_layer_record,
     layer_matrix,
-    storage_bits_of,
 )
 from dpp.checks import check_int
-from dpp.errors import DPPError, SimulationError
+from dpp.errors import DPPError
 from dpp.kofn import KofNMatrix
 from dpp.progress import step
 from dpp.reference import pair
 from dpp.serialize import atomic_write_text
 from rtl.archs import ARCHS
-from rtl.layout import COUNTERS
 
 FLOW_NET_FILE = "flow_net.json"
 FLOW_NET_SCHEMA = "dpp.flow_net"
@@ -291,52 +288,23 @@ def simulate_network(
         if index not in pending:
             run_groups(index, x)
         x_run, runs, seconds = pending.pop(index)
-        (array, matrix), key = mats[index], keys[index]
+        key = keys[index]
         params, chunk = params_of(key, layer), sizes[key]["batch"]
-        outputs = np.concatenate([r.outputs for r in runs])
-        counters = {name: sum(int(r.counters[name]) for r in runs) for name in COUNTERS}
-        model = {name: sum(int(r.model_counters[name]) for r in runs) for name in COUNTERS}
-        ref = reference_io[index]
-        chained = np.array_equal(x, x_run) and np.array_equal(x, ref.x)
-        if not (chained and all(r.bit_exact for r in runs) and np.array_equal(outputs, ref.y)):
-            where = (
-                next((r.first_mismatch() for r in runs if not r.bit_exact), None)
-                or "its input differs from the integer reference chain"
-            )
-            raise SimulationError(f"{arch} design, layer {index}: RTL output is not bit-exact: {where}")
-        if counters != model:
-            bad = [f"{c}: model {model[c]}, RTL {counters[c]}" for c in COUNTERS if counters[c] != model[c]]
-            raise SimulationError(f"{arch} design, layer {index}: counters differ from the model: {'; '.join(bad)}")
-        lane_cycles = counters["mac_ops"] + counters["lane_idle_cycles"]
-        memory = _memory_bits(matrix, layer, min(len(x), chunk))
-        energy = layer_energy(
-            counters,
-            weight_bits=layer.weight_bits,
-            act_bits=layer.act_bits,
-            acc_bits=int(params.acc_bits),
-            memory_bits=memory,
-            batch=x.shape[0],
+        record, outputs = checked_layer_record(
+            arch,
+            index,
+            layer,
+            mats[index],
+            params,
+            x,
+            runs,
+            reference_io[index],
+            chunk=chunk,
+            sim_seconds=seconds,
+            input_ok=np.array_equal(x, x_run),
+            input_note="its input differs from the integer reference chain",
         )
-        records.append(
-            LayerRecord(
-                arch=arch,
-                array=array,
-                layer=index,
-                kind=layer.kind,
-                rows=layer.rows,
-                cols=layer.cols,
-                batch=int(x.shape[0]),
-                bit_exact=True,
-                counters_match=True,
-                model_cycles=model["cycles"],
-                utilisation=counters["mac_ops"] / lane_cycles if lane_cycles else 0.0,
-                energy_pj=energy.total_pj,
-                storage_bits=storage_bits_of(matrix, layer),
-                sim_seconds=seconds,
-                design=params.to_dict(),
-                **counters,
-            )
-        )
+        records.append(record)
         return outputs
 
     ex = network.execute(x_int, hook)

@@ -94,7 +94,7 @@ def cache_root() -> Path:
 def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
     """Stable hash naming a build."""
     main = hashlib.sha256(HARNESS_MAIN.read_bytes()).hexdigest() if simulator == "verilator" else ""
-    blob = json.dumps(
+    return hash_key(
         {
             "design": key_material,
             "harness": WRAPPER_VERSION,
@@ -104,10 +104,13 @@ def build_key(key_material: dict[str, Any], simulator: str, waves: bool) -> str:
             "waves": waves,
             "args": VERILATOR_ARGS,
             "make": MAKE_ARGS,
-        },
-        sort_keys=True,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def hash_key(material: dict[str, Any]) -> str:
+    """20 hex digits of the SHA-256 of ``material`` as JSON with sorted keys: a stable name for a cache entry."""
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
 
 
 def _load_stamp(path: Path, cached: bool) -> BuiltDesign:
@@ -139,16 +142,49 @@ def build_design(
 ) -> BuiltDesign:
     """Build (or reuse) ``design_top`` from ``make_verilog()`` inside the harness; return how to run it."""
     prepare_simulator(simulator)
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
     key = build_key(
         {**key_material, "prog_depth": prog_depth, "out_depth": out_depth, "out_latency": out_latency}, simulator, waves
     )
+
+    def build(stage: Path) -> dict[str, Any]:
+        verilog = make_verilog()
+        ports = parse_ports(verilog, design_top)
+        (stage / f"{design_top}.v").write_text(verilog)
+        (stage / "dpp_tb.v").write_text(
+            wrapper_verilog(design_top, ports, prog_depth, out_depth, out_latency, clock_input=simulator == "verilator")
+        )
+        with step(f"building {design_top} ({simulator}; cached for later runs)"):
+            _run_build(stage, design_top, simulator, waves)
+        return {
+            "simulator": simulator,
+            "design_top": design_top,
+            "ports": {k: asdict(v) for k, v in ports.items()},
+            "counters": counter_names(ports),
+            "prog_width": prog_word_width(ports),
+            "prog_depth": prog_depth,
+            "out_depth": out_depth,
+            "out_latency": out_latency,
+            "waves": waves,
+        }
+
+    final, cached = cached_build(cache_root(), key, STAMP, build)
+    return _load_stamp(final, cached=cached)
+
+
+def cached_build(root: Path, key: str, stamp: str, build: Callable[[Path], dict[str, Any]]) -> tuple[Path, bool]:
+    """``root/key``, a finished build, and whether it was there already; else ``build(folder)`` fills a fresh
+    folder and returns its stamp, written (with ``build_seconds``) to the file ``stamp`` in it.
+
+    Under a file lock per key, in a temporary folder renamed into place when complete, so an interrupted or
+    concurrent build never leaves a half-built entry; a failed build's ``build.log`` is kept as
+    ``root/key.failed.log``.
+    """
+    root.mkdir(parents=True, exist_ok=True)
     final = root / key
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / STAMP).is_file():
-            return _load_stamp(final, cached=True)
+        if (final / stamp).is_file():
+            return final, True
         t0 = time.perf_counter()
         for stale in root.glob(f"{key}.tmp*"):  # left by a killed build of this key (we hold its lock)
             shutil.rmtree(stale, ignore_errors=True)
@@ -156,32 +192,12 @@ def build_design(
         tmp.mkdir(parents=True)
         stage = _staging_dir(root, tmp)
         try:
-            verilog = make_verilog()
-            ports = parse_ports(verilog, design_top)
-            (stage / f"{design_top}.v").write_text(verilog)
-            (stage / "dpp_tb.v").write_text(
-                wrapper_verilog(
-                    design_top, ports, prog_depth, out_depth, out_latency, clock_input=simulator == "verilator"
-                )
-            )
-            with step(f"building {design_top} ({simulator}; cached for later runs)"):
-                _run_build(stage, design_top, simulator, waves)
+            data = build(stage)
             if stage != tmp:  # built outside the cache (its path has a space): bring it in
                 shutil.rmtree(tmp)
                 shutil.move(stage, tmp)
-            stamp = {
-                "simulator": simulator,
-                "design_top": design_top,
-                "ports": {k: asdict(v) for k, v in ports.items()},
-                "counters": counter_names(ports),
-                "prog_width": prog_word_width(ports),
-                "prog_depth": prog_depth,
-                "out_depth": out_depth,
-                "out_latency": out_latency,
-                "waves": waves,
-                "build_seconds": time.perf_counter() - t0,
-            }
-            (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
+            data["build_seconds"] = time.perf_counter() - t0
+            (tmp / stamp).write_text(json.dumps(data, indent=1))
             shutil.rmtree(final, ignore_errors=True)
             os.rename(tmp, final)
         except SimulationError:
@@ -192,7 +208,7 @@ def build_design(
             shutil.rmtree(tmp, ignore_errors=True)
             if stage != tmp:
                 shutil.rmtree(stage, ignore_errors=True)
-        return _load_stamp(final, cached=False)
+        return final, False
 
 
 def _staging_dir(root: Path, tmp: Path) -> Path:

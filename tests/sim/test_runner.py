@@ -15,19 +15,7 @@ from rtl import toolchain
 from sim.build import build_design
 from sim.jobs import Job, run_jobs, to_signed
 from sim.wrapper import parse_ports
-from tests.sim.toy_array import COUNTERS, DEPTH, toy_verilog
-
-TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
-
-
-def _toy_job(values: list[int], scale: int, max_cycles: int = 1000) -> Job:
-    writes = [(0, i, v) for i, v in enumerate(values)] + [(1, 0, len(values)), (1, 1, scale)]
-    return Job(writes, len(values), max_cycles)
-
-
-def _toy_expected(values: list[int], scale: int) -> np.ndarray:
-    y = (np.asarray(values, dtype=np.int64) * scale) & 0xFFFF
-    return np.where(y >= 1 << 15, y - (1 << 16), y)
+from tests.sim.toy_array import COUNTERS, DEPTH, TOY_DEPTHS, toy_counters, toy_expected, toy_job, toy_verilog
 
 
 @pytest.fixture(scope="module")
@@ -61,27 +49,19 @@ def test_many_jobs_in_one_process_are_exact(toy):
         for _ in range(25)
     ]
     cases.append(([0], 0))
-    results, stats = run_jobs(toy, [_toy_job(v, s) for v, s in cases])
+    results, stats = run_jobs(toy, [toy_job(v, s) for v, s in cases])
     assert len(results) == len(cases)
     for (values, scale), res in zip(cases, results):
-        np.testing.assert_array_equal(to_signed(res.out_words, 16), _toy_expected(values, scale))
+        np.testing.assert_array_equal(to_signed(res.out_words, 16), toy_expected(values, scale))
         n = len(values)
-        assert res.counters == {
-            "cycles": n,
-            "mac_ops": n,
-            "lane_idle_cycles": 0,
-            "weight_bits_read": 16 * n,
-            "index_bits_read": 0,
-            "act_bits_read": 0,
-            "out_bits_written": 16 * n,
-        }
+        assert res.counters == toy_counters(n)
         assert res.run_cycles == n + 2  # start registered, n busy cycles, done registered
     assert stats.sim_cycles == sum(r.sim_cycles for r in results) > 0
 
 
 def test_cycle_limit_gives_timeout_error(toy):
     with pytest.raises(SimulationError, match=r"timed out: job 1 did not raise done within 5 cycles"):
-        run_jobs(toy, [_toy_job([1, 2], 3), _toy_job(list(range(20)), 3, max_cycles=5)])
+        run_jobs(toy, [toy_job([1, 2], 3), toy_job(list(range(20)), 3, max_cycles=5)])
 
 
 def test_program_too_long_or_too_wide_is_refused(toy):
@@ -94,7 +74,7 @@ def test_program_too_long_or_too_wide_is_refused(toy):
 def test_waves_written_on_request(tmp_path, toy_cache, monkeypatch):
     monkeypatch.setenv("DPP_SIM_CACHE", str(toy_cache))
     design = build_design(toy_verilog, "toy_array", {"toy": toy_verilog()}, waves=True, **TOY_DEPTHS)
-    results, _ = run_jobs(design, [_toy_job([5, -6], 7)], workdir=tmp_path, waves=True)
+    results, _ = run_jobs(design, [toy_job([5, -6], 7)], workdir=tmp_path, waves=True)
     np.testing.assert_array_equal(to_signed(results[0].out_words, 16), [35, -42])
     assert (tmp_path / "dump.vcd").stat().st_size > 0
 
@@ -142,4 +122,4 @@ def test_verilator_bin_dir_goes_first_on_path(monkeypatch):
 def test_simulator_failure_is_one_clear_error(toy, tmp_path):
     broken = dataclasses.replace(toy, build_dir=tmp_path / "no-such-build")
     with pytest.raises(SimulationError, match=r"simulation of toy_array (failed|ended without results)"):
-        run_jobs(broken, [_toy_job([1], 1)])
+        run_jobs(broken, [toy_job([1], 1)])

@@ -10,9 +10,7 @@ import pytest
 from dpp.errors import SimulationError
 from sim.build import _staging_dir, build_design
 from sim.jobs import Job, run_jobs, to_signed
-from tests.sim.toy_array import DEPTH, toy_verilog
-
-TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
+from tests.sim.toy_array import TOY_DEPTHS, toy_verilog
 
 
 def test_no_space_builds_in_place(tmp_path: Path) -> None:

@@ -9,22 +9,19 @@ length, ``weight_bits_read`` = 16 * length, ``out_bits_written`` = 16 * length, 
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-COUNTERS = (
-    "cycles",
-    "mac_ops",
-    "lane_idle_cycles",
-    "weight_bits_read",
-    "index_bits_read",
-    "act_bits_read",
-    "out_bits_written",
-)
+from rtl.layout import COUNTERS
+from sim.jobs import Job
+
 DEPTH = 64
 WIDTH = 16
+#: the depths the harness is built with for the toy (a program of DEPTH values and two registers)
+TOY_DEPTHS = dict(prog_depth=DEPTH + 2, out_depth=DEPTH, out_latency=1)
 
 
 class ToyArray(wiring.Component):
@@ -97,3 +94,28 @@ def toy_verilog() -> str:
     from amaranth.back import verilog
 
     return verilog.convert(ToyArray(), name="toy_array")
+
+
+def toy_job(values: list[int], scale: int, max_cycles: int = 1000) -> Job:
+    """The job that loads ``values`` and ``scale`` into the toy and scales the values."""
+    writes = [(0, i, v) for i, v in enumerate(values)] + [(1, 0, len(values)), (1, 1, scale)]
+    return Job(writes, len(values), max_cycles)
+
+
+def toy_expected(values: list[int], scale: int) -> np.ndarray:
+    """The toy's outputs for :func:`toy_job`: ``values * scale`` wrapped to signed 16 bits."""
+    y = (np.asarray(values, dtype=np.int64) * scale) & 0xFFFF
+    return np.where(y >= 1 << 15, y - (1 << 16), y)
+
+
+def toy_counters(n: int) -> dict[str, int]:
+    """The toy's counters after scaling ``n`` values (see the module docstring)."""
+    return {
+        "cycles": n,
+        "mac_ops": n,
+        "lane_idle_cycles": 0,
+        "weight_bits_read": WIDTH * n,
+        "index_bits_read": 0,
+        "act_bits_read": 0,
+        "out_bits_written": WIDTH * n,
+    }
