@@ -61,10 +61,12 @@ def run_compare(
     recipe: str = DEFAULT_RECIPE,
     data_spec: str | None = None,
     normalize: str | None = None,
+    layers: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Train every (method, k/n, bits, seed) and aggregate over seeds; returns one row per configuration.
 
-    ``data_spec`` / ``normalize``: ``--data`` / ``--normalize`` (default: the model's built-in data set).
+    ``data_spec`` / ``normalize``: ``--data`` / ``--normalize`` (default: the model's built-in data set);
+    ``layers``: the modules every sparse method prunes (default: every Conv2d / Linear with fan-in >= n).
 
     DPP runs follow ``recipe`` with ``overrides`` on top; ``magnitude_qat`` runs once per ``dpp_bits`` width.
     """
@@ -73,7 +75,7 @@ def run_compare(
     from dpp.recipes import recipe_config
     from dpp.train import TrainConfig, train
 
-    sources: dict[str, Any] = dict(data=data_spec, normalize=normalize)
+    sources: dict[str, Any] = dict(data=data_spec, normalize=normalize, layers=layers)
     data = (
         load_data(data_spec or DATASET_OF[model], normalize=normalize)
         if data_spec or normalize

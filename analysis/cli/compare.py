@@ -25,7 +25,9 @@ from dpp.serialize import atomic_write_text
 
 
 def compare(
-    model: str = typer.Option("lenet300", "--model", help="lenet300 | lenet5 | digits (without --preset)."),
+    model: str = typer.Option(
+        "lenet300", "--model", help="lenet300 | lenet5 | digits | resnet8 | mobilenet (without --preset)."
+    ),
     methods: str | None = typer.Option(
         None,
         "--methods",
@@ -96,12 +98,22 @@ def compare(
     normalize: str | None = typer.Option(
         None, "--normalize", help="MEAN,STD[;MEAN,STD...] per channel (without --preset)."
     ),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Comma-separated module names every sparse method prunes (without --preset; default: every "
+        "Conv2d / Linear with fan-in >= n).",
+    ),
 ) -> None:
     """Run DPP and the baselines on the same data and epoch budget; print and write the tables."""
     out = check_out_dir(out)
     threads = check_threads(threads)
     if preset is not None and (data is not None or normalize is not None):
         raise DPPError("--data and --normalize apply without --preset (a study uses its models' own data)")
+    from dpp.prune import parse_layers
+
+    if preset is not None and layers is not None:
+        raise DPPError(f"--layers applies without --preset (got --layers {layers} with --preset {preset})")
     if preset is not None:
         _study(
             preset,
@@ -149,7 +161,7 @@ def compare(
         ),
         threads,
         out,
-        dict(data_spec=data, normalize=normalize),
+        dict(data_spec=data, normalize=normalize, layers=parse_layers(layers)),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -88,15 +89,22 @@ def train(
         "--normalize",
         help="MEAN,STD[;MEAN,STD...] per channel, applied to pixels in [0, 1] (default: none); recorded in the run.",
     ),
+    layers: str | None = typer.Option(
+        None,
+        "--layers",
+        help="Comma-separated module names to prune (default: every Conv2d / Linear with fan-in >= n; "
+        "the rest stay dense), e.g. to keep depthwise convolutions dense.",
+    ),
 ) -> None:
     """Train a model; write RUN/checkpoint.pt, config.json, metrics.csv (per epoch) and result.json."""
     import torch  # imported here so that `dpp --help` stays fast
 
+    from dpp.prune import parse_layers
     from dpp.recipes import recipe_config
     from dpp.train import run_data, save_run
     from dpp.train import train as run_train
 
-    extra = dict(
+    extra: dict[str, Any] = dict(
         logit_lr=logit_lr,
         noise_scale=noise_scale,
         noise_scale_conv=noise_scale_conv,
@@ -110,7 +118,7 @@ def train(
         t_start=t_start,
         t_end=t_end,
     )  # None: the recipe's
-    extra.update(model_file=model_file, data=data, normalize=normalize)
+    extra.update(model_file=model_file, data=data, normalize=normalize, layers=parse_layers(layers))
     out = check_new_run_dir(out, force)
     threads = check_threads(threads)
     cfg = recipe_config(
