@@ -57,7 +57,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def flow_net(
-    net: Path | None,
+    net: Path,
     data: str | None,
     normalize: str | None,
     archs: str | None,
@@ -77,11 +77,6 @@ def flow_net(
     from analysis.flow_net import NetFlowConfig, flow_net_ok, parse_archs, run_flow_net
     from rtl.archs import ARCHS
 
-    if net is None:
-        raise DPPError(
-            "--data, --normalize and --archs apply to dpp flow --net NET/ (the --model flow trains on "
-            "the model's own data); give --net"
-        )
     given = [f"--{name}" for name, value in other.items() if value not in (None, False)]
     if given:
         raise DPPError(f"{', '.join(given)} cannot be combined with --net (the network is already trained)")
