@@ -318,6 +318,11 @@ def section_metrics(rows: list[dict[str, Any]]) -> Section:
             )
         )
     last = mean.sort_values("epoch").groupby(["model", "data", "granularity", "k", "n", "method", "layer"]).tail(1)
+    method_rank = {m: i for i, m in enumerate(_ordered(last["method"]))}
+    last = last.sort_values(
+        ["model", "data", "granularity", "k", "n", "method", "layer"],
+        key=lambda col: col.map(method_rank) if col.name == "method" else col,
+    )
     dpp = last[last["method"].isin(DPP_METHODS)]
     if not dpp.empty:
         s.text.append(

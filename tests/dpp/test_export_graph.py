@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +19,7 @@ from dpp.models import DATASET_OF, GRAPH_MODELS, MODELS, MobileNetTiny, ResNet8,
 from dpp.network import IntNetwork
 from dpp.parametrize import sparsify
 from dpp.qnet import QuantNet
+from tests.load_file import load_module
 
 torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data"
@@ -31,10 +31,7 @@ def digits():
 
 
 def outside_model(image_size: int) -> nn.Module:
-    spec = importlib.util.spec_from_file_location("outside_model", DATA / "outside_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_model(image_size)
+    return load_module(DATA / "outside_model.py").make_model(image_size)
 
 
 def fit(model: nn.Module, data, steps: int, lr: float = 1e-2, seed: int = 0) -> nn.Module:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -14,16 +13,14 @@ from dpp.errors import DPPError, GraphError
 from dpp.graph import INPUT, describe, trace_graph
 from dpp.graph_quant import QuantGraph
 from dpp.models import build_model
+from tests.load_file import load_module
 
 torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data"
 
 
 def outside_model(image_size: int = 8) -> nn.Module:
-    spec = importlib.util.spec_from_file_location("outside_model", DATA / "outside_model.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_model(image_size)
+    return load_module(DATA / "outside_model.py").make_model(image_size)
 
 
 class Block(nn.Module):

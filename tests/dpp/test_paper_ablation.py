@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
+
+from tests.load_file import load_module
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "paper_ablation.py"
 
 
 def load():
-    spec = importlib.util.spec_from_file_location("paper_ablation", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_module(SCRIPT)
 
 
 def test_variants_change_one_option_and_runs_are_recorded(tmp_path, capsys) -> None:
