@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from typing import Any
 from dpp.errors import SimulationError
 from dpp.progress import step
 from rtl.toolchain import prepare_simulator
+from sim.elf_runpath import missing_runpath_dirs
 from sim.wrapper import (
     HARNESS_MAIN,
     TB_TOP,
@@ -177,14 +179,22 @@ def cached_build(root: Path, key: str, stamp: str, build: Callable[[Path], dict[
 
     Under a file lock per key, in a temporary folder renamed into place when complete, so an interrupted or
     concurrent build never leaves a half-built entry; a failed build's ``build.log`` is kept as
-    ``root/key.failed.log``.
+    ``root/key.failed.log``. An entry whose binaries link a library folder that is gone (built from a virtual
+    environment since removed: the cache outlives it) is rebuilt, not handed out to fail at run time.
     """
     root.mkdir(parents=True, exist_ok=True)
     final = root / key
     with open(root / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (final / stamp).is_file():
-            return final, True
+            gone = missing_runpath_dirs(final)
+            if not gone:
+                return final, True
+            print(
+                f"note: the cached build {final} links libraries from {gone[0]}, which no longer exists "
+                "(a removed virtual environment?): rebuilding it",
+                file=sys.stderr,
+            )
         t0 = time.perf_counter()
         for stale in root.glob(f"{key}.tmp*"):  # left by a killed build of this key (we hold its lock)
             shutil.rmtree(stale, ignore_errors=True)
