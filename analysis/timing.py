@@ -63,6 +63,10 @@ FLOWS = ("ecp5", "ice40", "osu018")
 CACHE_VERSION = 2
 DEFAULT_SEED = 1
 DEFAULT_TIMEOUT_S = 3600.0
+#: nextpnr's routers; router1 is nextpnr-ecp5's and -ice40's default. router2 (negotiated congestion) routes
+#: crowded designs that router1 does not finish (the banked CSR crossbar at 4/8).
+ROUTERS = ("router1", "router2")
+DEFAULT_ROUTER = "router1"
 SHELL_TOP = "dpp_timing_shell"
 #: The seven 48-bit performance counter ports, left unconnected by ``counters=False``.
 COUNTER_PORTS: tuple[str, ...] = tuple(COUNTERS)
@@ -160,6 +164,7 @@ class TimingReport:
     cell_area_um2: float | None = None
     tool_seconds: float = 0.0
     path_steps: list[dict[str, Any]] = field(default_factory=list, repr=False)
+    router: str = DEFAULT_ROUTER  #: nextpnr's router (results cached before it was recorded used router1)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -282,8 +287,17 @@ def stage(message: str, progress: Progress | None = None) -> Iterator[None]:
         yield
 
 
-def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: float, counters: bool) -> str:
-    """SHA-256 over everything a result depends on, tool versions included."""
+def cache_key(
+    verilog_text: str,
+    top: str,
+    flow: str,
+    seed: int,
+    target_mhz: float,
+    counters: bool,
+    router: str = DEFAULT_ROUTER,
+) -> str:
+    """SHA-256 over everything a result depends on, tool versions included (the router only when it is not
+    the default, so results cached before the choice existed keep their keys)."""
     from analysis.timing_asic import ASIC_FLOW_VERSION
 
     h = hashlib.sha256()
@@ -299,6 +313,8 @@ def cache_key(verilog_text: str, top: str, flow: str, seed: int, target_mhz: flo
         json.dumps(tool_versions(flow), sort_keys=True),
         repr(device) if device is not None else f"asic flow {ASIC_FLOW_VERSION}",
     ]
+    if router != DEFAULT_ROUTER:
+        parts.append(f"router {router}")
     for part in parts:
         h.update(part.encode("utf-8"))
         h.update(b"\0")
@@ -331,6 +347,7 @@ def _fpga_now(
     timeout_s: float,
     progress: Progress | None,
     keep: Path | None = None,
+    router: str = DEFAULT_ROUTER,
 ) -> TimingReport:
     """Synthesise and place-and-route in a private temporary folder (no cache); ``keep``: copy the logs,
     harness and nextpnr report there."""
@@ -350,7 +367,9 @@ def _fpga_now(
                 timeout_s,
             )
         stats = design_stats(work / "stat.json")
-        with stage(f"nextpnr-{device.nextpnr} on {device.part} (seed {seed}, target {target_mhz:g} MHz)", progress):
+        with stage(
+            f"nextpnr-{device.nextpnr} on {device.part} (seed {seed}, target {target_mhz:g} MHz, {router})", progress
+        ):
             status, log = run_nextpnr(
                 device,
                 [
@@ -362,6 +381,8 @@ def _fpga_now(
                     "--freq",
                     f"{target_mhz:g}",
                     "--timing-allow-fail",
+                    "--router",
+                    router,
                     "--report",
                     "report.json",
                 ],
@@ -378,6 +399,7 @@ def _fpga_now(
             harness_ffs=harness_ffs,
             tool_versions=tool_versions(flow),
             verilog_sha256=sha,
+            router=router,
         )
         if status != 0:
             keep_files(work, keep, ("design.v", "shell.v", "yosys.log", "pnr.log"))
@@ -449,6 +471,7 @@ def timing_of_text(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     progress: Progress | None = None,
     keep_dir: str | os.PathLike | None = None,
+    router: str = DEFAULT_ROUTER,
 ) -> TimingReport:
     """Fmax, utilisation and critical path of Verilog ``verilog_text`` with ``flow``; cached.
 
@@ -456,12 +479,17 @@ def timing_of_text(
     :func:`dpp.progress.step` (a line on stderr when it lasts over a second); ``progress``, if given, is also
     called with its description before it starts (nothing when the result comes from the cache).
     ``keep_dir``: also save the harness, tool logs and report there when the tools run.
+    ``router``: nextpnr's router (:data:`ROUTERS`; the FPGA flows only).
     Raises :class:`FlowUnavailableError` when ``osu018``'s tools are missing, :class:`ToolError` on a tool
     failure or timeout; a design too large for the part is a result with ``fits=False``.
     """
     check_flow(flow)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DPPError(f"seed must be a non-negative integer (got seed={seed!r})")
+    if router not in ROUTERS:
+        raise DPPError(f"router must be one of {', '.join(ROUTERS)} (got {router!r})")
+    if flow == "osu018" and router != DEFAULT_ROUTER:
+        raise DPPError(f"router {router} is a nextpnr option; the osu018 flow has no place-and-route")
     if flow == "osu018":
         from analysis.timing_asic import ASIC_TARGET_MHZ, asic_now, require_osu018
 
@@ -472,14 +500,14 @@ def timing_of_text(
     if not target > 0:
         raise DPPError(f"target_mhz must be > 0 (got target_mhz={target_mhz!r})")
     top = top or find_top(verilog_text)
-    key = cache_key(verilog_text, top, flow, seed, target, counters)
+    key = cache_key(verilog_text, top, flow, seed, target, counters, router)
     cache_file = Path(cache_dir or default_cache_dir()) / f"{key}.json"
 
     def compute() -> TimingReport:
         keep = Path(keep_dir) if keep_dir is not None else None
         if flow == "osu018":
             return asic_now(verilog_text, top, target, counters, timeout_s, progress, keep)
-        return _fpga_now(verilog_text, flow, top, seed, target, counters, timeout_s, progress, keep)
+        return _fpga_now(verilog_text, flow, top, seed, target, counters, timeout_s, progress, keep, router)
 
     report = cached_json(cache_file, compute, TimingReport.from_dict, TimingReport.to_dict, use_cache=use_cache)
     return classified(report, verilog_text)

@@ -16,13 +16,13 @@ memories are sized to the most non-zeros one PE stores (``max_nnz``); with full-
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from analysis.timing import DEFAULT_SEED, DEFAULT_TIMEOUT_S, timing_or_reason
+from analysis.timing import DEFAULT_ROUTER, DEFAULT_SEED, DEFAULT_TIMEOUT_S, ROUTERS, timing_or_reason
 from analysis.timing_metrics import per_inference
 from dpp.errors import DPPError
 from rtl.archs import arch_named
@@ -33,6 +33,10 @@ TABLE_ARRAYS = ("kofn", "dense", "csr", "csr_banked")
 TABLE_PES = 8
 WEIGHT_BITS, ACT_BITS, OUT_BITS = 4, 8, 8
 WEIGHTS_SEED = 0
+#: Designs routed with another nextpnr router than its default (router1), and why: the banked CSR at 4/8 (32
+#: lanes, 64 activation banks, 71 % of the LFE5U-85F's LUTs) was still ripping up most of its 234k arcs after
+#: 70,000 router1 iterations (about 40 min, slowing down), measured 2026-12-03; router2 finishes it.
+TABLE_ROUTERS: Mapping[tuple[str, int, int], str] = {("csr_banked", 4, 8): "router2"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,7 @@ class TableRow:
     edp_js: float
     time_vs_kofn: float
     params: dict[str, Any]
+    router: str = DEFAULT_ROUTER
 
 
 def lenet300_weights(seed: int = WEIGHTS_SEED) -> list[np.ndarray]:
@@ -134,9 +139,14 @@ def lenet300_table(
     kn: tuple[tuple[int, int], ...] = TABLE_KN,
     weights_seed: int = WEIGHTS_SEED,
     progress: Callable[[str], None] | None = None,
+    routers: Mapping[tuple[str, int, int], str] = TABLE_ROUTERS,
+    router: str | None = None,
 ) -> list[TableRow]:
     """Every (k/n, array) design of the table, place-and-routed (cached) and modelled; a design that does not fit
-    or whose tools stop is a row with NaN Fmax and the reason."""
+    or whose tools stop is a row with NaN Fmax and the reason. nextpnr's router: ``router`` for every design when
+    given, else ``routers[(array, k, n)]`` or the default."""
+    if router is not None and router not in ROUTERS:
+        raise DPPError(f"router must be one of {', '.join(ROUTERS)} (got {router!r})")
     say = progress or (lambda _m: None)
     weights = lenet300_weights(weights_seed)
     rows: list[TableRow] = []
@@ -147,9 +157,10 @@ def lenet300_table(
             matrices = [entry.prune(w, k, n, 1, WEIGHT_BITS) if entry.sparse else w for w in weights]
             params = table_design(array, k, n, matrices)
             cycles, energy_pj = network_model(params, matrices)
-            say(f"{array} {k}/{n}: place-and-route ({flow})")
+            chosen = router or routers.get((array, k, n), DEFAULT_ROUTER)
+            say(f"{array} {k}/{n}: place-and-route ({flow}, {chosen})")
             rep, message = timing_or_reason(
-                params, flow, seed=seed, counters=counters, timeout_s=timeout_s, progress=progress
+                params, flow, seed=seed, counters=counters, timeout_s=timeout_s, progress=progress, router=chosen
             )
             fmax = rep.fmax_mhz if rep is not None and rep.fits and rep.fmax_mhz else math.nan
             m = per_inference(cycles, energy_pj, fmax)
@@ -176,6 +187,7 @@ def lenet300_table(
                     edp_js=m["edp_js"],
                     time_vs_kofn=m["time_per_inference_s"] / kofn_time,
                     params=params.to_dict(),
+                    router=chosen,
                 )
             )
     return rows
@@ -197,6 +209,8 @@ def table_markdown(rows: list[TableRow]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         where = r.critical_path if r.fits else r.message
+        if r.router != DEFAULT_ROUTER:
+            where += f" (nextpnr {r.router})"
         ratio = "–" if math.isnan(r.time_vs_kofn) else f"{r.time_vs_kofn:.2f}×"
         used = f"{r.luts} / {r.dsp_blocks} / {r.bram_blocks}" if r.fits else "–"
         lines.append(
@@ -244,12 +258,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--counters", action="store_true", help="keep the 48-bit performance counters (as simulated)")
     ap.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds each tool may run")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="nextpnr placement seed")
+    ap.add_argument(
+        "--router",
+        help=f"nextpnr router for every design ({', '.join(ROUTERS)}; default: router1, router2 where "
+        "TABLE_ROUTERS says)",
+    )
     args = ap.parse_args(argv)
     try:
         out = check_out_file(args.json, "--json") if args.json else None
         if not args.timeout > 0:
             raise DPPError(f"--timeout must be > 0 seconds (got {args.timeout})")
-        rows = lenet300_table(seed=args.seed, counters=args.counters, timeout_s=args.timeout)
+        rows = lenet300_table(seed=args.seed, counters=args.counters, timeout_s=args.timeout, router=args.router)
     except DPPError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

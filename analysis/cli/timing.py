@@ -22,8 +22,8 @@ def format_report(r: Any) -> list[str]:
     """The lines ``dpp timing`` prints for a :class:`analysis.timing.TimingReport` that fits."""
     counters = "with" if r.counters else "without"
     lines = [
-        f"{r.top} on {r.part} ({r.flow}, seed {r.seed}, target {r.target_mhz:g} MHz, {counters} the "
-        f"performance counters)"
+        f"{r.top} on {r.part} ({r.flow}, seed {r.seed}, target {r.target_mhz:g} MHz"
+        f"{'' if r.flow == 'osu018' else ', ' + r.router}, {counters} the performance counters)"
     ]
     cp = r.critical_path
     delay = (
@@ -75,6 +75,12 @@ def timing(
         "cells + OpenSTA; needs apt-get install opensta qflow-tech-osu018).",
     ),
     seed: int = typer.Option(1, "--seed", help="nextpnr placement seed."),
+    router: str = typer.Option(
+        "router1",
+        "--router",
+        help="nextpnr router: router1 (its default) or router2 (negotiated congestion: finishes crowded designs, "
+        "e.g. a banked CSR crossbar, that router1 does not).",
+    ),
     target_mhz: float = typer.Option(
         0.0,
         "--target-mhz",
@@ -94,7 +100,7 @@ def timing(
     """Place-and-route one array and print its Fmax, utilisation and critical path (slow: minutes).
 
     Every value is checked before any tool runs; each tool run shows its progress on stderr."""
-    from analysis.timing import check_flow, timing_of_params
+    from analysis.timing import DEFAULT_ROUTER, ROUTERS, check_flow, timing_of_params
     from sim.workloads import parse_act_banks
 
     # every check before any tool runs: a bad value costs nothing
@@ -102,6 +108,10 @@ def timing(
     check_int("--k", k, lo=1)
     check_int("--pes", pes, lo=1)
     check_int("--seed", seed, lo=0)
+    if router not in ROUTERS:
+        raise DPPError(f"--router must be one of {', '.join(ROUTERS)} (got {router!r})")
+    if flow == "osu018" and router != DEFAULT_ROUTER:
+        raise DPPError(f"--router {router} is a nextpnr option; --flow osu018 has no place-and-route")
     if not target_mhz >= 0:
         raise DPPError(f"--target-mhz must be >= 0 (got {target_mhz})")
     if not timeout > 0:
@@ -136,6 +146,7 @@ def timing(
         counters=counters,
         timeout_s=timeout,
         use_cache=cache,
+        router=router,
     )
     if out is not None:
         doc = {

@@ -257,10 +257,12 @@ def test_bad_arguments_fail_before_any_tool(monkeypatch, tmp_path):
         timing.timing_of_text(TWO_PORT_V, seed=-1, cache_dir=tmp_path)
     with pytest.raises(DPPError, match="target_mhz must be > 0"):
         timing.timing_of_text(TWO_PORT_V, target_mhz=-5.0, cache_dir=tmp_path)
+    with pytest.raises(DPPError, match=r"router must be one of router1, router2 \(got 'fast'\)"):
+        timing.timing_of_text(TWO_PORT_V, router="fast", cache_dir=tmp_path)
 
 
 # ------------------------------------------------------------------------------------------ cache (fake tools)
-def fake_tools(monkeypatch, calls: list[str], status: int = 0, log: str = "", seed: int = 7):
+def fake_tools(monkeypatch, calls: list[str], status: int = 0, log: str = "", seed: int = 7, router: str = "router1"):
     """Stand-ins for Yosys and nextpnr that write what the real ones would (the stored report)."""
 
     def yosys(script, work, timeout_s=0):
@@ -273,6 +275,7 @@ def fake_tools(monkeypatch, calls: list[str], status: int = 0, log: str = "", se
         calls.append("nextpnr")
         assert args[:5] == ["--85k", "--package", "CABGA381", "--speed", "6"]
         assert args[args.index("--seed") + 1] == str(seed) and "--timing-allow-fail" in args
+        assert args[args.index("--router") + 1] == router
         if status == 0:
             shutil.copyfile(DATA / "nextpnr_ecp5_report.json", work / "report.json")
         return status, log
@@ -306,6 +309,24 @@ def test_second_call_comes_from_the_cache(monkeypatch, tmp_path):
     )
     cols = timing.timing_columns([first])
     assert cols["timing_ecp5_fmax_mhz"] == 65.05 and cols["timing_ecp5_critical_path"] == "requantiser"
+    assert first.router == "router1"
+
+
+def test_router_is_passed_recorded_and_keyed(monkeypatch, tmp_path):
+    calls: list[str] = []
+    fake_tools(monkeypatch, calls, router="router2")
+    r2 = timing.timing_of_text(TWO_PORT_V, top="top", seed=7, cache_dir=tmp_path, router="router2")
+    assert calls == ["yosys", "nextpnr"] and r2.router == "router2"
+    assert timing.timing_of_text(TWO_PORT_V, top="top", seed=7, cache_dir=tmp_path, router="router2") == r2
+    assert calls == ["yosys", "nextpnr"]  # cached under its own key
+    default_key = timing.cache_key(TWO_PORT_V, "top", "ecp5", 7, 100.0, False)
+    assert timing.cache_key(TWO_PORT_V, "top", "ecp5", 7, 100.0, False, "router1") == default_key  # old keys hold
+    assert timing.cache_key(TWO_PORT_V, "top", "ecp5", 7, 100.0, False, "router2") != default_key
+    assert not (tmp_path / f"{default_key}.json").exists()
+    # a result cached before the router was recorded reads as router1 (what nextpnr used by default)
+    doc = r2.to_dict()
+    del doc["router"]
+    assert timing.TimingReport.from_dict(doc).router == "router1"
 
 
 def test_no_fit_is_a_cached_result_with_one_line(monkeypatch, tmp_path):
@@ -448,6 +469,11 @@ BAD_CLI = [
     (["--arch", "kofn", "--k", "1", "--n", "8", "--pes", "1", "--seed", "-1"], "--seed must be >= 0"),
     (["--arch", "kofn", "--k", "1", "--n", "8", "--pes", "1", "--timeout", "0"], "--timeout must be > 0"),
     (["--arch", "kofn", "--k", "1", "--n", "8", "--pes", "1", "--json", "afolder"], "is a folder"),
+    (["--arch", "kofn", "--k", "1", "--n", "8", "--pes", "1", "--router", "router3"], "--router must be one of"),
+    (
+        ["--arch", "kofn", "--k", "1", "--n", "4", "--pes", "1", "--flow", "osu018", "--router", "router2"],
+        "has no place-and-route",
+    ),
 ]
 
 
@@ -516,7 +542,7 @@ def test_cli_prints_the_result_and_writes_json(monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     lines = res.stdout.splitlines()
     assert lines[:7] == [
-        "kofn_array on LFE5U-85F-6BG381C (ecp5, seed 7, target 100 MHz, without the performance counters)",
+        "kofn_array on LFE5U-85F-6BG381C (ecp5, seed 7, target 100 MHz, router1, without the performance counters)",
         "Fmax: 65.05 MHz (critical path 15.37 ns: 6.40 logic + 8.97 routing)",
         "utilisation: 1211 LUT4, 906 FF (9 in the harness), 3 DSP/MULT, 0 BRAM",
         "critical path through: requantiser",
@@ -530,7 +556,7 @@ def test_cli_prints_the_result_and_writes_json(monkeypatch, tmp_path):
     doc = json.loads((tmp_path / "t.json").read_text())
     assert doc["schema"] == "dpp.timing" and doc["params"]["max_cols"] == 8 and doc["fmax_mhz"] == 65.05
     assert calls == ["yosys", "nextpnr"]
-    assert "nextpnr-ecp5 on LFE5U-85F-6BG381C (seed 7, target 100 MHz): done in 0." in res.stderr
+    assert "nextpnr-ecp5 on LFE5U-85F-6BG381C (seed 7, target 100 MHz, router1): done in 0." in res.stderr
     assert not doc["counters"] and doc["harness_ffs"] == 9
 
 

@@ -85,9 +85,28 @@ def test_a_design_that_does_not_fit_is_a_row_with_its_reason(monkeypatch, tmp_pa
     )
 
 
+def test_the_crowded_banked_design_is_routed_with_router2(monkeypatch, tmp_path):
+    monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("analysis.area.design_verilog", lambda p: TWO_PORT_V.replace("top", p.top_name))
+    calls: list[str] = []
+    fake_tools(monkeypatch, calls, seed=timing.DEFAULT_SEED, router="router2")  # asserts nextpnr got router2
+    assert timing_table.TABLE_ROUTERS == {("csr_banked", 4, 8): "router2"}
+    (row,) = timing_table.lenet300_table(kn=((4, 8),), arrays=("csr_banked",))
+    assert row.router == "router2" and row.fits and calls == ["yosys", "nextpnr"]
+    assert timing_table.table_markdown([row]).splitlines()[2].endswith("| requantiser (nextpnr router2) |")
+    (forced,) = timing_table.lenet300_table(kn=((1, 8),), arrays=("kofn",), router="router2")
+    assert forced.router == "router2" and calls == ["yosys", "nextpnr"] * 2
+    with pytest.raises(ValueError, match="router must be one of router1, router2"):
+        timing_table.lenet300_table(kn=((1, 8),), arrays=("kofn",), router="router9")
+
+
 def test_script_refuses_bad_options_in_one_line(tmp_path):
     (tmp_path / "d").mkdir()
-    for args, needle in ((["--json", str(tmp_path / "d")], "is a folder"), (["--timeout", "0"], "--timeout must")):
+    for args, needle in (
+        (["--json", str(tmp_path / "d")], "is a folder"),
+        (["--timeout", "0"], "--timeout must"),
+        (["--router", "fast"], "router must be one of"),
+    ):
         proc = subprocess.run(
             [sys.executable, "-m", "analysis.timing_table", *args],
             capture_output=True,
