@@ -26,7 +26,12 @@ area: {enabled: true, flows: [ice40]}
 
 
 def _sweep(cwd: Path, **kw: object) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    # a private area cache: with the user's (warm) one every point is ready at once and no signal ever lands
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "DPP_AREA_CACHE": str(cwd / "area-cache"),
+    }
     return subprocess.Popen(
         [sys.executable, "-m", "analysis.cli", "sweep", "s.yaml", "--out", "sw", "--workers", "2", "--no-progress"],
         cwd=cwd,
