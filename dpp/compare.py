@@ -62,11 +62,13 @@ def run_compare(
     data_spec: str | None = None,
     normalize: str | None = None,
     layers: list[str] | None = None,
+    bn_recalibrate: bool = True,
 ) -> list[dict[str, Any]]:
     """Train every (method, k/n, bits, seed) and aggregate over seeds; returns one row per configuration.
 
     ``data_spec`` / ``normalize``: ``--data`` / ``--normalize`` (default: the model's built-in data set);
-    ``layers``: the modules every sparse method prunes (default: every Conv2d / Linear with fan-in >= n).
+    ``layers``: the modules every sparse method prunes (default: every Conv2d / Linear with fan-in >= n);
+    ``bn_recalibrate``: as :class:`dpp.train.TrainConfig`.
 
     DPP runs follow ``recipe`` with ``overrides`` on top; ``magnitude_qat`` runs once per ``dpp_bits`` width.
     """
@@ -75,7 +77,7 @@ def run_compare(
     from dpp.recipes import recipe_config
     from dpp.train import TrainConfig, train
 
-    sources: dict[str, Any] = dict(data=data_spec, normalize=normalize, layers=layers)
+    sources: dict[str, Any] = dict(data=data_spec, normalize=normalize, layers=layers, bn_recalibrate=bn_recalibrate)
     data = (
         load_data(data_spec or DATASET_OF[model], normalize=normalize)
         if data_spec or normalize

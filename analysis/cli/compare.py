@@ -104,6 +104,12 @@ def compare(
         help="Comma-separated module names every sparse method prunes (without --preset; default: every "
         "Conv2d / Linear with fan-in >= n).",
     ),
+    bn_recalibrate: bool = typer.Option(
+        True,
+        "--bn-recalibrate/--no-bn-recalibrate",
+        help="Recompute BatchNorm running statistics after training with the final (evaluation) masks "
+        "(models with BatchNorm only; DPP samples masks during training, so its running statistics mix masks).",
+    ),
 ) -> None:
     """Run DPP and the baselines on the same data and epoch budget; print and write the tables."""
     out = check_out_dir(out)
@@ -161,7 +167,7 @@ def compare(
         ),
         threads,
         out,
-        dict(data_spec=data, normalize=normalize, layers=parse_layers(layers)),
+        dict(data_spec=data, normalize=normalize, layers=parse_layers(layers), bn_recalibrate=bn_recalibrate),
     )
 
 

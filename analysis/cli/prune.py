@@ -50,6 +50,12 @@ def prune(
     threads: int = typer.Option(1, "--threads", help="torch CPU threads."),
     out: Path = typer.Option(..., "--out", help="Run folder to write (the same as dpp train's)."),
     force: bool = typer.Option(False, "--force", help="Overwrite a run folder that already holds a run."),
+    bn_recalibrate: bool = typer.Option(
+        True,
+        "--bn-recalibrate/--no-bn-recalibrate",
+        help="Recompute BatchNorm running statistics after training with the final (evaluation) masks "
+        "(models with BatchNorm only; DPP samples masks during training, so its running statistics mix masks).",
+    ),
 ) -> None:
     """Prune a model written elsewhere; write RUN/ like dpp train, so dpp export RUN/ --out NET/ takes it."""
     import torch
@@ -73,6 +79,7 @@ def prune(
         seed=seed,
         batch_size=batch_size,
         lr=lr,
+        bn_recalibrate=bn_recalibrate,
     )
     console = Console()
     progress = Progress(

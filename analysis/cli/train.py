@@ -95,6 +95,12 @@ def train(
         help="Comma-separated module names to prune (default: every Conv2d / Linear with fan-in >= n; "
         "the rest stay dense), e.g. to keep depthwise convolutions dense.",
     ),
+    bn_recalibrate: bool = typer.Option(
+        True,
+        "--bn-recalibrate/--no-bn-recalibrate",
+        help="Recompute BatchNorm running statistics after training with the final (evaluation) masks "
+        "(models with BatchNorm only; DPP samples masks during training, so its running statistics mix masks).",
+    ),
 ) -> None:
     """Train a model; write RUN/checkpoint.pt, config.json, metrics.csv (per epoch) and result.json."""
     import torch  # imported here so that `dpp --help` stays fast
@@ -118,7 +124,13 @@ def train(
         t_start=t_start,
         t_end=t_end,
     )  # None: the recipe's
-    extra.update(model_file=model_file, data=data, normalize=normalize, layers=parse_layers(layers))
+    extra.update(
+        model_file=model_file,
+        data=data,
+        normalize=normalize,
+        layers=parse_layers(layers),
+        bn_recalibrate=bn_recalibrate,
+    )
     out = check_new_run_dir(out, force)
     threads = check_threads(threads)
     cfg = recipe_config(
