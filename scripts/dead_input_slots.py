@@ -37,6 +37,7 @@ def dead_slot_share(kept: np.ndarray, dead: np.ndarray, n: int) -> tuple[float, 
 
 def main(argv: list[str] | None = None) -> int:
     from dpp.data import load_data
+    from dpp.errors import DPPError
     from dpp.models import DATASET_OF
     from dpp.parametrize import masked_layers
     from dpp.train import load_run
@@ -47,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     per_label: dict[str, list[float]] = defaultdict(list)
     dead_by_data: dict[str, np.ndarray] = {}
     for run in args.runs:
-        cfg, model = load_run(run)
+        try:
+            cfg, model = load_run(run)
+        except DPPError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         spec = cfg.data or DATASET_OF[cfg.model]
         if spec not in dead_by_data:
             x = load_data(spec).x_train.numpy()

@@ -41,3 +41,6 @@ def test_a_run_is_measured_and_a_conv_first_layer_refused(tmp_path, capsys) -> N
     save_run(train(TrainConfig(model="digits", method="magnitude", k=1, n=4, epochs=1, seed=0)), tmp_path / "conv")
     assert mod.main([str(tmp_path / "conv")]) == 2
     assert "expected (rows, 64)" in capsys.readouterr().err
+    assert mod.main([str(tmp_path / "nothere")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "is not a run folder" in err and len(err.strip().splitlines()) == 1
