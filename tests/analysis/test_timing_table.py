@@ -85,17 +85,19 @@ def test_a_design_that_does_not_fit_is_a_row_with_its_reason(monkeypatch, tmp_pa
     )
 
 
-def test_the_crowded_banked_design_is_routed_with_router2(monkeypatch, tmp_path):
+def test_a_design_recorded_as_unrouted_is_reported_without_tools_unless_retried(monkeypatch, tmp_path):
     monkeypatch.setenv("DPP_TIMING_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr("analysis.area.design_verilog", lambda p: TWO_PORT_V.replace("top", p.top_name))
     calls: list[str] = []
     fake_tools(monkeypatch, calls, seed=timing.DEFAULT_SEED, router="router2")  # asserts nextpnr got router2
-    assert timing_table.TABLE_ROUTERS == {("csr_banked", 4, 8): "router2"}
-    (row,) = timing_table.lenet300_table(kn=((4, 8),), arrays=("csr_banked",))
-    assert row.router == "router2" and row.fits and calls == ["yosys", "nextpnr"]
-    assert timing_table.table_markdown([row]).splitlines()[2].endswith("| requantiser (nextpnr router2) |")
-    (forced,) = timing_table.lenet300_table(kn=((1, 8),), arrays=("kofn",), router="router2")
-    assert forced.router == "router2" and calls == ["yosys", "nextpnr"] * 2
+    assert set(timing_table.TABLE_UNROUTED) == {("csr_banked", 4, 8)}
+    (row,) = timing_table.lenet300_table(kn=((4, 8),), arrays=("csr_banked",), router="router2")
+    assert calls == [] and not row.fits and math.isnan(row.fmax_mhz) and row.cycles_per_image > 0
+    assert row.message == timing_table.TABLE_UNROUTED[("csr_banked", 4, 8)]
+    assert "does not route on LFE5U-85F" in timing_table.table_markdown([row]).splitlines()[2]
+    (tried,) = timing_table.lenet300_table(kn=((4, 8),), arrays=("csr_banked",), router="router2", retry_unrouted=True)
+    assert calls == ["yosys", "nextpnr"] and tried.fits and tried.router == "router2"
+    assert timing_table.table_markdown([tried]).splitlines()[2].endswith("| requantiser (nextpnr router2) |")
     with pytest.raises(ValueError, match="router must be one of router1, router2"):
         timing_table.lenet300_table(kn=((1, 8),), arrays=("kofn",), router="router9")
 
