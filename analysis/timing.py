@@ -199,6 +199,16 @@ def check_flow(flow: str) -> str:
     return flow
 
 
+def check_router(router: str, flow: str = "ecp5", option: str = "router") -> str:
+    """``router`` if it is one of :data:`ROUTERS` and ``flow`` places and routes (osu018 takes only the
+    default); else one :class:`DPPError` line naming ``option`` (``--router`` on the command line)."""
+    if router not in ROUTERS:
+        raise DPPError(f"{option} must be one of {', '.join(ROUTERS)} (got {router!r})")
+    if flow == "osu018" and router != DEFAULT_ROUTER:
+        raise DPPError(f"{option} {router} is a nextpnr option; the osu018 flow has no place-and-route")
+    return router
+
+
 def tool_versions(flow: str) -> dict[str, str]:
     """Versions of the tools ``flow`` runs (PyPI package versions carry the upstream release: Yosys 0.x,
     nextpnr-0.x)."""
@@ -486,10 +496,7 @@ def timing_of_text(
     check_flow(flow)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         raise DPPError(f"seed must be a non-negative integer (got seed={seed!r})")
-    if router not in ROUTERS:
-        raise DPPError(f"router must be one of {', '.join(ROUTERS)} (got {router!r})")
-    if flow == "osu018" and router != DEFAULT_ROUTER:
-        raise DPPError(f"router {router} is a nextpnr option; the osu018 flow has no place-and-route")
+    check_router(router, flow)
     if flow == "osu018":
         from analysis.timing_asic import ASIC_TARGET_MHZ, asic_now, require_osu018
 

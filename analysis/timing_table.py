@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from analysis.timing import DEFAULT_ROUTER, DEFAULT_SEED, DEFAULT_TIMEOUT_S, ROUTERS, timing_or_reason
+from analysis.timing import (
+    DEFAULT_ROUTER,
+    DEFAULT_SEED,
+    DEFAULT_TIMEOUT_S,
+    ROUTERS,
+    check_router,
+    timing_or_reason,
+)
 from analysis.timing_metrics import per_inference
 from dpp.errors import DPPError
 from rtl.archs import arch_named
@@ -152,8 +159,7 @@ def lenet300_table(
     """Every (k/n, array) design of the table, place-and-routed (cached) and modelled; a design that does not fit
     or whose tools stop is a row with NaN Fmax and the reason. A design in ``unrouted`` is such a row with its
     recorded reason, without running the tools, unless ``retry_unrouted``. ``router``: nextpnr's router."""
-    if router not in ROUTERS:
-        raise DPPError(f"router must be one of {', '.join(ROUTERS)} (got {router!r})")
+    check_router(router, flow)
     say = progress or (lambda _m: None)
     weights = lenet300_weights(weights_seed)
     rows: list[TableRow] = []

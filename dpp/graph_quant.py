@@ -151,7 +151,7 @@ class QuantGraph(nn.Module):
         if not bns:
             return 0
         was = self.training
-        saved = [(bn.momentum, bn.training) for bn in bns]
+        momenta = [bn.momentum for bn in bns]
         self.eval()
         self._bn_recalibrating = True
         try:
@@ -163,10 +163,9 @@ class QuantGraph(nn.Module):
                 self.forward(x[i : i + batch])
         finally:
             self._bn_recalibrating = False
-            for bn, (momentum, training) in zip(bns, saved, strict=True):
+            for bn, momentum in zip(bns, momenta, strict=True):
                 bn.momentum = momentum
-                bn.train(training)
-            self.train(was)
+            self.train(was)  # every module, the BatchNorms too, back to the mode the model was in
         return len(bns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -100,7 +100,7 @@ def timing(
     """Place-and-route one array and print its Fmax, utilisation and critical path (slow: minutes).
 
     Every value is checked before any tool runs; each tool run shows its progress on stderr."""
-    from analysis.timing import DEFAULT_ROUTER, ROUTERS, check_flow, timing_of_params
+    from analysis.timing import check_flow, check_router, timing_of_params
     from sim.workloads import parse_act_banks
 
     # every check before any tool runs: a bad value costs nothing
@@ -108,10 +108,7 @@ def timing(
     check_int("--k", k, lo=1)
     check_int("--pes", pes, lo=1)
     check_int("--seed", seed, lo=0)
-    if router not in ROUTERS:
-        raise DPPError(f"--router must be one of {', '.join(ROUTERS)} (got {router!r})")
-    if flow == "osu018" and router != DEFAULT_ROUTER:
-        raise DPPError(f"--router {router} is a nextpnr option; --flow osu018 has no place-and-route")
+    check_router(router, flow, "--router")
     if not target_mhz >= 0:
         raise DPPError(f"--target-mhz must be >= 0 (got {target_mhz})")
     if not timeout > 0:
