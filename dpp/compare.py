@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,8 @@ def run_compare(
     overrides: dict[str, Any],
     on_run=None,
     *,
+    on_start: Callable[[int, int, Any], None] | None = None,
+    on_epoch: Callable[[dict[str, float]], None] | None = None,
     recipe: str = DEFAULT_RECIPE,
     data_spec: str | None = None,
     normalize: str | None = None,
@@ -71,6 +74,8 @@ def run_compare(
     ``bn_recalibrate``: as :class:`dpp.train.TrainConfig`.
 
     DPP runs follow ``recipe`` with ``overrides`` on top; ``magnitude_qat`` runs once per ``dpp_bits`` width.
+    Progress: ``on_start(i, total, config)`` before run ``i`` (1-based) of ``total``, ``on_epoch(record)`` after
+    each of its epochs, ``on_run(summary)`` when it has finished.
     """
     from dpp.data import load_data, load_dataset
     from dpp.models import DATASET_OF
@@ -96,6 +101,7 @@ def run_compare(
             if method == "dpp":
                 jobs += [("dpp", k, n, b) for b in dpp_bits]
     rows = []
+    total, done = len(jobs) * len(seeds), 0
     for method, k, n, bits in jobs:
         accs, dens = [], []
         for seed in seeds:
@@ -114,7 +120,10 @@ def run_compare(
                 )
             else:
                 cfg = TrainConfig(model=model, method=method, k=k, n=n, bits=bits, epochs=epochs, seed=seed, **sources)
-            res = train(cfg, data)
+            done += 1
+            if on_start is not None:
+                on_start(done, total, cfg)
+            res = train(cfg, data, on_epoch=on_epoch)
             accs.append(res.test_accuracy)
             dens.append(res.density)
             if on_run is not None:

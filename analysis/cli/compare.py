@@ -14,6 +14,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from analysis.cli._common import check_threads
@@ -192,20 +193,39 @@ def _single(
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     console = Console()
-    rows = run_compare(
-        model,
-        method_list,
-        parse_grid(grid),
-        parse_ints("seeds", seeds),
-        epochs,
-        parse_ints("dpp-bits", dpp_bits),
-        overrides,
-        on_run=lambda s: console.print(
-            f"  {s['method']} k={s['k']} n={s['n']} bits={s['bits']} seed={s['seed']}: {s['test_accuracy']:.4f}"
-        ),
-        recipe=recipe,
-        **(sources or {}),
-    )
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("epochs"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("", total=epochs, visible=False)
+
+        def on_start(i: int, total: int, cfg) -> None:
+            label = f"[{i}/{total}] {cfg.method} {_run_label(cfg)}"
+            console.print(f"{label} ...")  # one line per run, in a log file too
+            progress.reset(task, total=cfg.epochs, description=label, visible=True)
+
+        rows = run_compare(
+            model,
+            method_list,
+            parse_grid(grid),
+            parse_ints("seeds", seeds),
+            epochs,
+            parse_ints("dpp-bits", dpp_bits),
+            overrides,
+            on_run=lambda s: console.print(
+                f"  {s['method']} k={s['k']} n={s['n']} bits={s['bits']} seed={s['seed']}: "
+                f"{s['test_accuracy']:.4f} ({s['seconds']:.0f} s)"
+            ),
+            on_start=on_start,
+            on_epoch=lambda rec: progress.advance(task),
+            recipe=recipe,
+            **(sources or {}),
+        )
     table = Table(title=f"{model}: test accuracy over seeds {seeds}, {epochs} epochs")
     for col in ("method", "k/n", "weight bits", "density", "accuracy % (mean ± std)"):
         table.add_column(col, justify="left" if col == "method" else "right")
@@ -229,6 +249,13 @@ def _single(
         out / "compare.json", json.dumps(dict(model=model, epochs=epochs, recipe=recipe, rows=rows), indent=2) + "\n"
     )
     console.print(f"saved {out / 'compare.csv'}")
+
+
+def _run_label(cfg) -> str:
+    """``k/n, B-bit weights, seed S`` of one training run (``dense``: no k/n)."""
+    kn = "" if cfg.method == "dense" else f"{cfg.k}/{cfg.n}, "
+    bits = "float" if cfg.bits is None else f"{cfg.bits}-bit"
+    return f"{kn}{bits} weights, seed {cfg.seed}"
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:

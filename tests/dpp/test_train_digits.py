@@ -127,6 +127,14 @@ def test_compare_cli_writes_one_table(tmp_path):
     assert r.exit_code == 0, r.output
     lines = (tmp_path / "compare.csv").read_text().splitlines()
     assert lines[0].startswith("method,k,n,bits,density") and len(lines) == 4
+    # one line as each run starts (numbered, so a log shows how far a long comparison is) and one as it ends
+    starts = [line for line in r.output.splitlines() if line.startswith("[")]
+    assert starts == [
+        "[1/3] dense float weights, seed 0 ...",
+        "[2/3] dpp 1/4, float weights, seed 0 ...",
+        "[3/3] random 1/4, float weights, seed 0 ...",
+    ]
+    assert len([line for line in r.output.splitlines() if line.endswith(" s)")]) == 3
 
 
 def test_bad_cli_arguments_fail_cleanly(tmp_path, capsys):
