@@ -83,11 +83,10 @@ def run_compare(
     from dpp.train import TrainConfig, train
 
     sources: dict[str, Any] = dict(data=data_spec, normalize=normalize, layers=layers, bn_recalibrate=bn_recalibrate)
-    data = (
-        load_data(data_spec or DATASET_OF[model], normalize=normalize)
-        if data_spec or normalize
-        else load_dataset(DATASET_OF[model])
-    )
+    if not seeds:
+        raise DPPError("--seeds needs at least one seed, e.g. 0,1,2 (got none)")
+    if "magnitude_qat" in methods and not dpp_bits:
+        raise DPPError("method magnitude_qat exists only with quantised weights: give --dpp-bits (got none)")
     jobs: list[tuple[str, int, int, int | None]] = []
     for method in methods:
         if method == "dense":
@@ -100,26 +99,25 @@ def run_compare(
             jobs.append((method, k, n, None))
             if method == "dpp":
                 jobs += [("dpp", k, n, b) for b in dpp_bits]
+
+    def config(method: str, k: int, n: int, bits: int | None, seed: int) -> TrainConfig:
+        common: dict[str, Any] = dict(model=model, method=method, k=k, n=n, bits=bits, epochs=epochs, seed=seed)
+        if method == "dpp":
+            return recipe_config(recipe, **common, **overrides, **sources)
+        return TrainConfig(**common, **sources)
+
+    # every configuration is built (and so checked) before the data loads and the first run trains
+    plan = [(job, [config(*job, seed) for seed in seeds]) for job in jobs]
+    data = (
+        load_data(data_spec or DATASET_OF[model], normalize=normalize)
+        if data_spec or normalize
+        else load_dataset(DATASET_OF[model])
+    )
     rows = []
     total, done = len(jobs) * len(seeds), 0
-    for method, k, n, bits in jobs:
+    for (method, k, n, bits), configs in plan:
         accs, dens = [], []
-        for seed in seeds:
-            if method == "dpp":
-                cfg = recipe_config(
-                    recipe,
-                    model=model,
-                    method=method,
-                    k=k,
-                    n=n,
-                    bits=bits,
-                    epochs=epochs,
-                    seed=seed,
-                    **overrides,
-                    **sources,
-                )
-            else:
-                cfg = TrainConfig(model=model, method=method, k=k, n=n, bits=bits, epochs=epochs, seed=seed, **sources)
+        for cfg in configs:
             done += 1
             if on_start is not None:
                 on_start(done, total, cfg)

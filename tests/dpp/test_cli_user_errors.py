@@ -87,6 +87,14 @@ def test_sim_json_under_a_file_is_refused_before_building(user: Path) -> None:
             ["rtl", "--arch", "kofn", "--k", "1", "--n", "4", "--pes", "2", "--act-banks", "2y", "--out", "p"],
             "act_banks must be 0, a power of two or a multiple of the lanes",
         ),
+        # dpp compare builds every run's configuration before the data loads and the first run trains
+        (["compare", "--model", "resnet9", "--out", "p"], "model must be one of"),
+        (["compare", "--model", "digits", "--methods", "dpp,foo", "--out", "p"], "(got 'foo')"),
+        (["compare", "--model", "digits", "--seeds", "", "--out", "p"], "--seeds needs at least one seed"),
+        (
+            ["compare", "--model", "digits", "--methods", "magnitude_qat", "--dpp-bits", "", "--out", "p"],
+            "magnitude_qat exists only with quantised weights",
+        ),
     ],
     ids=lambda a: a[0] if isinstance(a, list) else "",
 )
