@@ -29,7 +29,7 @@ import pandas as pd
 
 from analysis.sweep import ResultStore, _run_dask, _run_serial
 from analysis.sweep_config import point_id
-from dpp.compare import StudyPreset, evaluate_run
+from dpp.compare import StudyPreset, evaluate_run, test_split_images
 from dpp.errors import DPPError
 from dpp.serialize import atomic_write_text
 
@@ -118,7 +118,7 @@ def load_rows(out: str | os.PathLike) -> list[dict[str, Any]]:
 
 def runs_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: its point, ``bits_label`` (``float`` or the width), accuracies, density, seconds."""
-    cols = ["run_id", *RUN_KEYS, "test_accuracy", "val_accuracy", "density", "seconds"]
+    cols = ["run_id", *RUN_KEYS, "test_accuracy", "test_images", "val_accuracy", "density", "seconds"]
     df = pd.DataFrame([{k: r.get(k) for k in cols} for r in rows], columns=cols)
     df["bits_label"] = [bits_label(b) for b in df["bits"]]
     return df
@@ -131,11 +131,11 @@ def bits_label(bits: Any) -> str:
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) std over seeds of the test and validation accuracy per configuration."""
+    columns = [*GROUP_KEYS, "bits_label", "density", "seeds", "test_mean", "test_std", "val_mean", "val_std"]
     if runs.empty:
-        return pd.DataFrame(
-            columns=[*GROUP_KEYS, "bits_label", "density", "seeds", "test_mean", "test_std", "val_mean", "val_std"]
-        )
+        return pd.DataFrame(columns=[*columns, "test_images"])
     df = runs.assign(bits=runs["bits"].fillna(0).astype(int))  # 0 = float inside the grouping
+    df["test_images"] = pd.to_numeric(df["test_images"], errors="coerce") if "test_images" in df else float("nan")
     g = df.groupby([*GROUP_KEYS, "bits_label"], sort=True, dropna=False)
     out = g.agg(
         density=("density", "mean"),
@@ -144,8 +144,15 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
         test_std=("test_accuracy", "std"),
         val_mean=("val_accuracy", "mean"),
         val_std=("val_accuracy", "std"),
+        test_images=("test_images", "max"),
     ).reset_index()
     out[["test_std", "val_std"]] = out[["test_std", "val_std"]].fillna(0.0)
+    missing = out["test_images"].isna()  # points from before runs recorded it: count the data's test split
+    if missing.any():
+        sizes = {spec: test_split_images(spec) for spec in out.loc[missing, "data"].unique()}
+        counted = out.loc[missing, "data"].map(lambda spec: float("nan") if sizes[spec] is None else sizes[spec])
+        out.loc[missing, "test_images"] = counted.astype(float)
+    out["test_images"] = out["test_images"].astype("Int64")
     return out
 
 

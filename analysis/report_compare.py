@@ -101,17 +101,27 @@ def verdict_vs(summary: pd.DataFrame, method: str, baseline: str) -> list[dict[s
                 base_std=float(rb["test_std"]),
                 diff=float(ra["test_mean"] - rb["test_mean"]),
                 seeds=int(min(ra["seeds"], rb["seeds"])),
+                test_images=_images(ra, rb),
             )
         )
     return out
+
+
+def _images(*rows: pd.Series) -> int | None:
+    """The size of the test split the summary rows share (None when unknown or not the same split)."""
+    sizes = {None if pd.isna(r.get("test_images")) else int(r.get("test_images")) for r in rows}
+    return sizes.pop() if len(sizes) == 1 else None
 
 
 def _diff_sentence(v: dict[str, Any], name: str, base: str) -> str:
     where = f"{_model_label(v['model'], v['data'])} {v['granularity']} {v['k']}/{v['n']}"
     if v["bits_label"] != "float":
         where += f" {v['bits_label']}-bit"
+    images = v.get("test_images")
     if v["seeds"] < 2:
         spread = "one seed: no spread"
+    elif images and abs(v["diff"]) < 1 / images:  # a gap the test split cannot resolve, whatever the stds
+        spread = f"less than one of the {images:,} test images"
     elif abs(v["diff"]) > v["std"] + v["base_std"]:
         spread = "more than the two stds together"
     else:

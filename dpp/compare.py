@@ -346,6 +346,15 @@ def shrink_preset(preset: StudyPreset, **changes: Any) -> StudyPreset:
     return replace(preset, **{k: v for k, v in changes.items() if v is not None})
 
 
+def test_split_images(spec: str) -> int | None:
+    """Images in the test split of the study's data ``spec`` (the resolution of its test accuracies), or None
+    when that data cannot be loaded here; for points written before a run recorded its ``test_images``."""
+    try:
+        return len(study_data(spec, VALIDATION_FRACTION)[2])
+    except DPPError:
+        return None
+
+
 def _training_images(data: str, fraction: float) -> int:
     full = {"mnist5k": 4000, "digits": 1437}.get(data, 60000)
     return math.ceil(full * (1 - fraction))
@@ -432,6 +441,7 @@ def evaluate_run(point: dict[str, Any], options: dict[str, Any]) -> dict[str, An
     ]
     return dict(
         test_accuracy=evaluate(res.model, x_test, y_test),
+        test_images=len(y_test),
         val_accuracy=res.test_accuracy,
         density=res.density,
         seconds=res.seconds,

@@ -100,6 +100,7 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path):
     ]
     for p in runs:
         assert 0.0 <= p["test_accuracy"] <= 1.0 and len(p["history"]) == 1
+        assert p["test_images"] == 360  # the digits test split: the resolution the report judges gaps by
         assert "val_accuracy" in p["history"][0] and "test_accuracy" not in p["history"][0]
         assert p["config"]["epochs"] == 1 and p["config"]["bits"] == p["bits"]
     assert "conf_layer0" in next(p for p in runs if p["method"] == "dpp_paper")["history"][0]
