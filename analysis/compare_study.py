@@ -131,11 +131,22 @@ def bits_label(bits: Any) -> str:
 
 def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean and (sample) std over seeds of the test and validation accuracy per configuration."""
-    columns = [*GROUP_KEYS, "bits_label", "density", "seeds", "test_mean", "test_std", "val_mean", "val_std"]
     if runs.empty:
-        return pd.DataFrame(columns=[*columns, "test_images"])
+        return pd.DataFrame(
+            columns=[
+                *GROUP_KEYS,
+                "bits_label",
+                "density",
+                "seeds",
+                "test_mean",
+                "test_std",
+                "val_mean",
+                "val_std",
+                "test_images",
+            ]
+        )
     df = runs.assign(bits=runs["bits"].fillna(0).astype(int))  # 0 = float inside the grouping
-    df["test_images"] = pd.to_numeric(df["test_images"], errors="coerce") if "test_images" in df else float("nan")
+    df["test_images"] = pd.to_numeric(df["test_images"], errors="coerce")  # None in older points
     g = df.groupby([*GROUP_KEYS, "bits_label"], sort=True, dropna=False)
     out = g.agg(
         density=("density", "mean"),
@@ -150,8 +161,7 @@ def summary_table(runs: pd.DataFrame) -> pd.DataFrame:
     missing = out["test_images"].isna()  # points from before runs recorded it: count the data's test split
     if missing.any():
         sizes = {spec: test_split_images(spec) for spec in out.loc[missing, "data"].unique()}
-        counted = out.loc[missing, "data"].map(lambda spec: float("nan") if sizes[spec] is None else sizes[spec])
-        out.loc[missing, "test_images"] = counted.astype(float)
+        out.loc[missing, "test_images"] = out.loc[missing, "data"].map(sizes).astype(float)  # None -> NaN
     out["test_images"] = out["test_images"].astype("Int64")
     return out
 

@@ -11,18 +11,21 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analysis.cli._common import check_threads
+from analysis.cli._common import check_threads, epoch_progress, epoch_status
 from dpp.compare import ALL_METHODS, parse_grid, parse_ints
 from dpp.errors import DPPError
 from dpp.paths import check_out_dir
 from dpp.recipes import DEFAULT_RECIPE, RECIPE_NAMES
 from dpp.serialize import atomic_write_text
+
+if TYPE_CHECKING:  # dpp.train imports torch: not at start-up
+    from dpp.train import TrainConfig
 
 
 def compare(
@@ -193,21 +196,13 @@ def _single(
     method_list = [m.strip() for m in methods.split(",") if m.strip()]
     overrides = {k: v for k, v in overrides.items() if v is not None}
     console = Console()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("epochs"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("", total=epochs, visible=False)
+    with epoch_progress(console, transient=True) as progress:
+        task = progress.add_task("", total=epochs, visible=False, status="")
 
-        def on_start(i: int, total: int, cfg) -> None:
+        def on_start(i: int, total: int, cfg: TrainConfig) -> None:
             label = f"[{i}/{total}] {cfg.method} {_run_label(cfg)}"
             console.print(f"{label} ...")  # one line per run, in a log file too
-            progress.reset(task, total=cfg.epochs, description=label, visible=True)
+            progress.reset(task, total=cfg.epochs, description=label, visible=True, status="")
 
         rows = run_compare(
             model,
@@ -222,7 +217,7 @@ def _single(
                 f"{s['test_accuracy']:.4f} ({s['seconds']:.0f} s)"
             ),
             on_start=on_start,
-            on_epoch=lambda rec: progress.advance(task),
+            on_epoch=lambda rec: progress.update(task, advance=1, status=epoch_status(rec)),
             recipe=recipe,
             **(sources or {}),
         )
@@ -251,7 +246,7 @@ def _single(
     console.print(f"saved {out / 'compare.csv'}")
 
 
-def _run_label(cfg) -> str:
+def _run_label(cfg: TrainConfig) -> str:
     """``k/n, B-bit weights, seed S`` of one training run (``dense``: no k/n)."""
     kn = "" if cfg.method == "dense" else f"{cfg.k}/{cfg.n}, "
     bits = "float" if cfg.bits is None else f"{cfg.bits}-bit"

@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analysis.cli._common import check_new_run_dir, check_threads
+from analysis.cli._common import check_new_run_dir, check_threads, epoch_progress, epoch_status
 
 
 def prune(
@@ -82,14 +81,7 @@ def prune(
         bn_recalibrate=bn_recalibrate,
     )
     console = Console()
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    )
+    progress = epoch_progress(console)
     task = progress.add_task(f"fine-tune {cfg.model} ({method})", total=max(epochs, 1), status="")
 
     def on_layers(pruned: list[str], dense: list[tuple[str, str]]) -> None:  # checked: the bar starts now
@@ -99,7 +91,7 @@ def prune(
         progress.start()
 
     def on_epoch(rec: dict[str, float]) -> None:
-        progress.update(task, advance=1, status=f"loss {rec['train_loss']:.3f} test {rec['test_accuracy']:.4f}")
+        progress.update(task, advance=1, status=epoch_status(rec))
 
     try:
         result = run_prune(cfg, out, on_layers=on_layers, on_epoch=on_epoch)

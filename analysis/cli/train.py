@@ -8,9 +8,8 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from analysis.cli._common import check_new_run_dir, check_threads
+from analysis.cli._common import check_new_run_dir, check_threads, epoch_progress, epoch_status
 from dpp.recipes import DEFAULT_RECIPE, recipe_help
 
 RECIPE_DEFAULT = "default: the recipe's"
@@ -139,18 +138,11 @@ def train(
     torch.set_num_threads(threads)
     data_set = run_data(cfg)  # a bad --data / --normalize is refused here, before training
     console = Console()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[status]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
+    with epoch_progress(console) as progress:
         task = progress.add_task(f"{cfg.model} {method}", total=cfg.epochs, status="")
 
         def on_epoch(rec: dict[str, float]) -> None:
-            progress.update(task, advance=1, status=f"loss {rec['train_loss']:.3f} test {rec['test_accuracy']:.4f}")
+            progress.update(task, advance=1, status=epoch_status(rec))
 
         result = run_train(cfg, data_set, on_epoch=on_epoch)
     path = save_run(result, out)
